@@ -1,0 +1,1 @@
+//! Strata backup repository and the backup, verify, restore and prune procedures.

@@ -1,0 +1,8 @@
+//! `strata restore`.
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("strata restore is not implemented yet")
+}

@@ -1,0 +1,8 @@
+//! `strata server`.
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("strata server is not implemented yet")
+}

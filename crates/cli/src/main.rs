@@ -1,0 +1,63 @@
+//! `strata`: one binary for the server and every backup and restore command.
+//! Each subcommand lives in `cmd/<name>.rs` with its own clap arguments; this file only
+//! dispatches and turns errors into a one-line message and a non-zero exit code.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: a time-series database with first-class backup and recovery"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Strata server
+    Server(cmd::server::Args),
+    /// Run a JSON query against a server, a data directory or a backup snapshot
+    Query(cmd::query::Args),
+    /// Manage a backup repository
+    #[command(subcommand)]
+    Repo(cmd::repo::Command),
+    /// Back up a data directory or a running server into a repository
+    Backup(cmd::backup::Args),
+    /// List the snapshots in a repository
+    Snapshots(cmd::snapshots::Args),
+    /// Show one snapshot
+    Show(cmd::show::Args),
+    /// Compare two snapshots
+    Diff(cmd::diff::Args),
+    /// Verify snapshots and repository objects
+    Verify(cmd::verify::Args),
+    /// Restore a snapshot into a data directory
+    Restore(cmd::restore::Args),
+    /// Remove snapshots by retention policy and free unreferenced objects
+    Prune(cmd::prune::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(a) => cmd::server::run(a),
+        Command::Query(a) => cmd::query::run(a),
+        Command::Repo(c) => cmd::repo::run(c),
+        Command::Backup(a) => cmd::backup::run(a),
+        Command::Snapshots(a) => cmd::snapshots::run(a),
+        Command::Show(a) => cmd::show::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
+        Command::Verify(a) => cmd::verify::run(a),
+        Command::Restore(a) => cmd::restore::run(a),
+        Command::Prune(a) => cmd::prune::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,28 @@
+//! Strata storage engine.
+//!
+//! Owns everything below the HTTP layer: the write-ahead log, memtables, immutable columnar
+//! parts in time segments and shards, background merges, TTL drops, the series index and
+//! consistent snapshots. The engine is synchronous (named worker threads, bounded channels);
+//! async lives at the edges.
+//!
+//! The public surface is deliberately small:
+//! - [`Engine`]: open a data directory, write batches, scan, manage groups, take snapshots;
+//! - [`model`]: the data model (groups, points, field values) shared with the query layer;
+//! - [`snapshot`]: the seam the backup crate uses (snapshot listing, read-only opening).
+
+pub mod encoding;
+pub mod error;
+pub mod model;
+pub mod scan;
+pub mod snapshot;
+
+mod engine;
+
+pub use engine::{Engine, EngineOptions, EngineStats, FsyncPolicy};
+pub use error::{Error, Result};
+pub use model::{FieldType, FieldValue, GroupSettings, Point};
+pub use scan::{Column, ScanRequest, SeriesData, TagMatcher};
+pub use snapshot::{FileInfo, PartInfo, Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo};
+
+/// On-disk format version written by this build (data dir, WAL, parts, manifests).
+pub const FORMAT_VERSION: u32 = 1;

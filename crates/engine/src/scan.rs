@@ -1,0 +1,48 @@
+//! The read API used by the query layer.
+
+use crate::model::Timestamp;
+
+/// A filter on one tag of a series. A series without the tag has the empty value.
+#[derive(Debug, Clone)]
+pub enum TagMatcher {
+    Eq(String, String),
+    NotEq(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Regex(String, regex::Regex),
+    NotRegex(String, regex::Regex),
+}
+
+/// Scan one measure of one group over `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub group: String,
+    pub measure: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// All must match (AND).
+    pub matchers: Vec<TagMatcher>,
+    /// Fields to return; `None` = every field of the measure.
+    pub fields: Option<Vec<String>>,
+}
+
+/// A column of one series, aligned with [`SeriesData::timestamps`]; `None` where the point had
+/// no value for the field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    F64(Vec<Option<f64>>),
+    I64(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+    Str(Vec<Option<String>>),
+}
+
+/// All points of one series in the scanned range, sorted by time, one row per timestamp
+/// (a later write to the same series and timestamp replaces the earlier one field by field).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesData {
+    /// Sorted by key.
+    pub tags: Vec<(String, String)>,
+    pub timestamps: Vec<Timestamp>,
+    /// (field name, column), in the order requested (or sorted by name when all fields).
+    pub columns: Vec<(String, Column)>,
+}

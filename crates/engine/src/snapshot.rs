@@ -1,0 +1,90 @@
+//! The snapshot seam between the engine and the backup crate.
+//!
+//! A snapshot is a directory of hard links (parts) and copies (metadata, WAL cut) that is itself
+//! a complete, openable data directory at one LSN. The backup crate uploads its files; restore
+//! recreates the same tree in a staging directory and opens it with [`crate::Engine::open`],
+//! which replays the WAL range and rebuilds the series index.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Catalog, Timestamp};
+
+/// A file of a part, as recorded in the part's metadata (written at flush/merge time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// File name inside the part directory.
+    pub name: String,
+    pub size: u64,
+    /// BLAKE3 digest of the whole file.
+    pub digest: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartInfo {
+    pub group: String,
+    /// Segment start, ns since the epoch.
+    pub segment: Timestamp,
+    pub shard: u32,
+    /// Engine-wide, never reused.
+    pub part_id: u64,
+    pub min_ts: Timestamp,
+    pub max_ts: Timestamp,
+    pub rows: u64,
+    pub series: u64,
+    /// Measures with rows in this part.
+    pub measures: Vec<String>,
+    /// Part directory relative to the data (or snapshot) directory.
+    pub rel_dir: PathBuf,
+    pub files: Vec<FileInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalSegmentInfo {
+    /// Path relative to the snapshot directory.
+    pub rel_path: PathBuf,
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotFileKind {
+    /// A file of an immutable part: its digest comes from the part metadata, no read needed.
+    Part,
+    /// A WAL segment (or the copied prefix of the active one).
+    Wal,
+    /// Small metadata: ENGINE header, manifests, catalog, segment headers.
+    Meta,
+}
+
+/// Every file of a snapshot directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotFile {
+    /// Relative to the snapshot directory; never absolute, never contains `..`.
+    pub rel_path: PathBuf,
+    pub size: u64,
+    pub digest: [u8; 32],
+    pub kind: SnapshotFileKind,
+}
+
+/// A consistent, immutable view of the data at one LSN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    /// Every write with LSN <= `lsn` is in the snapshot, none after.
+    pub lsn: u64,
+    /// Wall-clock time of the cut (ns since the epoch).
+    pub taken_at: Timestamp,
+    pub node_id: String,
+    pub format_version: u32,
+    /// Absolute path of the snapshot directory (hard links; stays valid until released).
+    pub dir: PathBuf,
+    pub catalog: Catalog,
+    pub parts: Vec<PartInfo>,
+    /// From the oldest unflushed LSN up to the cut.
+    pub wal: Vec<WalSegmentInfo>,
+    /// Every file in `dir`, parts, WAL and metadata, with sizes and digests.
+    pub files: Vec<SnapshotFile>,
+}
