@@ -1,1 +1,18 @@
 //! Strata backup repository and the backup, verify, restore and prune procedures.
+//!
+//! Layers, bottom up: [`store`] (object-store back ends and their decorators: retries, limits,
+//! fault injection), [`format`] (the framed, compressed, sealed object container), [`crypto`]
+//! (key hierarchy), [`config`] (`config` and key files), [`repo`] (the repository: data
+//! objects and snapshot manifests), then the procedures on top.
+
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod manifest;
+pub mod repo;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use manifest::Manifest;
+pub use repo::{InitOptions, Repository};

@@ -1,0 +1,320 @@
+//! Snapshot manifests (`snapshots/<id>`): what a backup holds and where each byte of it lives.
+//! A manifest is written last; its presence is what makes a backup exist. Readers never trust
+//! one: [`Manifest::validate`] rejects paths that could escape a directory and sizes that do
+//! not add up before restore writes anything.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use strata_engine::model::Catalog;
+
+use crate::error::{Error, Result};
+use crate::format::{FRAME_SIZE, HEADER_LEN};
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupKind {
+    Full,
+    Incremental,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Part,
+    Wal,
+    Meta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the data directory, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    /// BLAKE3 of the file, hex.
+    pub digest: String,
+    pub kind: FileKind,
+    /// Object id (hex) under `data/`.
+    pub object: String,
+    /// Size of the stored object.
+    pub stored_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartEntry {
+    pub group: String,
+    pub segment: i64,
+    pub shard: u32,
+    pub part_id: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub rows: u64,
+    pub series: u64,
+    pub measures: Vec<String>,
+    /// Part directory, relative, `/`-separated.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalEntry {
+    pub path: String,
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupStats {
+    pub files: u64,
+    pub bytes: u64,
+    /// Objects this backup uploaded (the rest were already in the repository).
+    pub new_objects: u64,
+    /// Plaintext bytes of those objects.
+    pub new_bytes: u64,
+    /// Stored (compressed, sealed) bytes uploaded.
+    pub uploaded_bytes: u64,
+    pub reused_objects: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub id: String,
+    /// Recorded time of the cut, ns since the epoch (retention and ordering use this).
+    pub time: i64,
+    /// When the backup finished, ns since the epoch.
+    pub finished: i64,
+    pub node_id: String,
+    pub engine_format: u32,
+    pub kind: BackupKind,
+    pub parent: Option<String>,
+    pub lsn: u64,
+    pub catalog: Catalog,
+    pub parts: Vec<PartEntry>,
+    pub wal: Vec<WalEntry>,
+    pub files: Vec<FileEntry>,
+    pub labels: BTreeMap<String, String>,
+    pub stats: BackupStats,
+}
+
+/// A relative path that stays inside its base: no root, no `..`, no `.`, nothing empty.
+pub fn safe_rel_path(p: &str) -> Option<PathBuf> {
+    if p.is_empty() || p.contains('\0') || p.contains('\\') || p.ends_with('/') {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for seg in p.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return None;
+        }
+        // `Component::Normal` also rules out a Windows prefix or root hiding in a segment.
+        match Path::new(seg).components().next() {
+            Some(Component::Normal(s)) if s == seg => out.push(s),
+            _ => return None,
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return None;
+    }
+    Some(out)
+}
+
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The largest stored size an object of `size` plaintext bytes can have.
+pub fn max_stored_size(size: u64) -> u64 {
+    let frames = size.div_ceil(FRAME_SIZE as u64).max(1);
+    HEADER_LEN as u64 + size + frames * (4 + 2 + 16)
+}
+
+impl Manifest {
+    fn hostile(&self, detail: impl Into<String>) -> Error {
+        Error::HostileManifest {
+            snapshot: self.id.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Structural checks every reader runs before acting on a manifest.
+    pub fn validate(&self, expected_id: &str) -> Result<()> {
+        if self.version != MANIFEST_VERSION {
+            return Err(Error::UnsupportedVersion {
+                name: format!("snapshots/{expected_id}"),
+                found: self.version,
+                supported: MANIFEST_VERSION,
+            });
+        }
+        if self.id != expected_id {
+            return Err(self.hostile(format!("claims id {} under {expected_id}", self.id)));
+        }
+        let mut seen = HashSet::new();
+        let mut total = 0u64;
+        for f in &self.files {
+            if safe_rel_path(&f.path).is_none() {
+                return Err(self.hostile(format!("unsafe file path {:?}", f.path)));
+            }
+            if !seen.insert(f.path.as_str()) {
+                return Err(self.hostile(format!("file {:?} listed twice", f.path)));
+            }
+            if !is_hex_id(&f.object) || f.digest.len() != 64 || hex::decode(&f.digest).is_err() {
+                return Err(self.hostile(format!("file {:?} has a malformed id", f.path)));
+            }
+            // The smallest object is a header and one empty frame; a plaintext can only grow
+            // so much over its stored form when frames are raw, and no frame decompresses to
+            // more than FRAME_SIZE.
+            let frames_stored = f.stored_size / 22 + 1;
+            if f.stored_size < (HEADER_LEN + 4 + 2 + 16) as u64
+                || f.stored_size > max_stored_size(f.size)
+                || f.size > frames_stored.saturating_mul(FRAME_SIZE as u64)
+            {
+                return Err(self.hostile(format!(
+                    "file {:?}: size {} does not fit its stored size {}",
+                    f.path, f.size, f.stored_size
+                )));
+            }
+            total = total.saturating_add(f.size);
+        }
+        for (dir, what) in self
+            .parts
+            .iter()
+            .map(|p| (&p.dir, "part"))
+            .chain(self.wal.iter().map(|w| (&w.path, "WAL")))
+        {
+            if safe_rel_path(dir).is_none() {
+                return Err(self.hostile(format!("unsafe {what} path {dir:?}")));
+            }
+        }
+        // Directories and files must not collide (a file `a` and a file `a/b`).
+        for f in &self.files {
+            let mut p = f.path.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if seen.contains(parent) {
+                    return Err(self.hostile(format!("{parent:?} is both a file and a directory")));
+                }
+                p = parent;
+            }
+        }
+        if total != self.stats.bytes {
+            return Err(self.hostile(format!(
+                "file sizes add up to {total}, the manifest claims {}",
+                self.stats.bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Groups and measures whose data lives in `path`, for damage reports.
+    pub fn affected_by(&self, path: &str) -> String {
+        for p in &self.parts {
+            if path.starts_with(&format!("{}/", p.dir)) {
+                return format!(
+                    "group '{}' measures [{}] (part {} of segment {}, shard {})",
+                    p.group,
+                    p.measures.join(", "),
+                    p.part_id,
+                    p.segment,
+                    p.shard
+                );
+            }
+        }
+        if self.wal.iter().any(|w| w.path == path) {
+            let groups: Vec<&str> = self
+                .catalog
+                .groups
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect();
+            return format!(
+                "the WAL (unflushed writes of groups [{}])",
+                groups.join(", ")
+            );
+        }
+        "metadata (the whole snapshot)".to_string()
+    }
+
+    pub fn recorded_time(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_nanos(self.time)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample() -> Manifest {
+        Manifest {
+            version: 1,
+            id: "s1".into(),
+            time: 0,
+            finished: 0,
+            node_id: "n".into(),
+            engine_format: 1,
+            kind: BackupKind::Full,
+            parent: None,
+            lsn: 9,
+            catalog: Catalog::default(),
+            parts: vec![],
+            wal: vec![],
+            files: vec![FileEntry {
+                path: "parts/a/data".into(),
+                size: 10,
+                digest: "0".repeat(64),
+                kind: FileKind::Part,
+                object: "a".repeat(64),
+                stored_size: 70,
+            }],
+            labels: BTreeMap::new(),
+            stats: BackupStats {
+                bytes: 10,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn accepts_a_sane_manifest() {
+        sample().validate("s1").unwrap();
+    }
+
+    #[test]
+    fn rejects_escapes_and_lies() {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "a/./b",
+            "",
+            "a\\..\\b",
+            "a/",
+        ] {
+            let mut m = sample();
+            m.files[0].path = bad.into();
+            assert!(m.validate("s1").is_err(), "{bad:?} accepted");
+        }
+        let mut m = sample();
+        m.files[0].size = 1 << 40;
+        m.stats.bytes = 1 << 40;
+        assert!(m.validate("s1").is_err(), "huge size accepted");
+        let mut m = sample();
+        m.stats.bytes = 11;
+        assert!(m.validate("s1").is_err());
+        let mut m = sample();
+        m.files[0].stored_size = 1 << 30;
+        assert!(m.validate("s1").is_err());
+        assert!(sample().validate("s2").is_err());
+        let mut m = sample();
+        let mut dup = m.files[0].clone();
+        dup.path = "parts/a".into();
+        m.files.push(dup);
+        m.stats.bytes = 20;
+        assert!(m.validate("s1").is_err(), "file/dir collision accepted");
+    }
+}

@@ -1,0 +1,215 @@
+//! Retries with exponential backoff and full jitter, and downloads that resume where they broke.
+//!
+//! object_store's HTTP clients retry a request that fails before its body starts; a body that
+//! breaks half way (a reset connection during a 1 GiB part) surfaces to the caller. This layer
+//! re-requests the rest of the object from the byte where it stopped, pinned to the same ETag so
+//! two versions are never spliced, and retries whole requests on transient errors for back ends
+//! without their own retry loop (the local file system).
+
+use std::ops::Range;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, Result,
+};
+use rand::Rng;
+
+use super::DynStore;
+
+#[derive(Debug)]
+pub struct RetryStore {
+    inner: DynStore,
+    max_retries: usize,
+    backoff: BackoffConfig,
+}
+
+impl RetryStore {
+    pub fn new(inner: DynStore, max_retries: usize, backoff: BackoffConfig) -> Self {
+        RetryStore {
+            inner,
+            max_retries,
+            backoff,
+        }
+    }
+}
+
+impl std::fmt::Display for RetryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Retry({})", self.inner)
+    }
+}
+
+/// Only errors that another attempt may cure; "not found" or "already exists" are answers.
+pub fn is_transient(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::Generic { .. })
+}
+
+/// Full jitter: a uniformly random wait up to the exponential bound.
+pub fn backoff_delay(cfg: &BackoffConfig, attempt: usize) -> Duration {
+    let exp = cfg.base.powi(attempt.min(30) as i32);
+    let bound = cfg.init_backoff.as_secs_f64() * exp;
+    let bound = bound.min(cfg.max_backoff.as_secs_f64());
+    Duration::from_secs_f64(rand::rng().random_range(0.0..=bound.max(0.0)))
+}
+
+impl RetryStore {
+    async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e) if is_transient(&e) && attempt < self.max_retries => {
+                    tracing::debug!(error = %e, attempt, "retrying object store request");
+                    tokio::time::sleep(backoff_delay(&self.backoff, attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+struct Resume {
+    store: DynStore,
+    location: Path,
+    stream: BoxStream<'static, Result<Bytes>>,
+    next: u64,
+    end: u64,
+    etag: Option<String>,
+    attempts: usize,
+    max: usize,
+    backoff: BackoffConfig,
+    done: bool,
+}
+
+fn resuming(
+    r: GetResult,
+    store: DynStore,
+    location: Path,
+    max: usize,
+    b: BackoffConfig,
+) -> GetResult {
+    let range: Range<u64> = r.range.clone();
+    let meta = r.meta.clone();
+    let attributes = r.attributes.clone();
+    let extensions = r.extensions.clone();
+    let state = Resume {
+        store,
+        location,
+        etag: meta.e_tag.clone(),
+        next: range.start,
+        end: range.end,
+        stream: r.into_stream(),
+        attempts: 0,
+        max,
+        backoff: b,
+        done: false,
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.stream.next().await {
+                None => return None,
+                Some(Ok(b)) => {
+                    st.next += b.len() as u64;
+                    return Some((Ok(b), st));
+                }
+                Some(Err(e)) => {
+                    if !is_transient(&e) || st.attempts >= st.max || st.next >= st.end {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                    tracing::debug!(error = %e, at = st.next, "resuming broken download");
+                    tokio::time::sleep(backoff_delay(&st.backoff, st.attempts)).await;
+                    st.attempts += 1;
+                    let opts = GetOptions {
+                        range: Some(GetRange::Bounded(st.next..st.end)),
+                        if_match: st.etag.clone(),
+                        ..Default::default()
+                    };
+                    st.stream = match st.store.get_opts(&st.location, opts).await {
+                        Ok(r) => r.into_stream(),
+                        Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+                    };
+                }
+            }
+        }
+    });
+    GetResult {
+        payload: GetResultPayload::Stream(stream.boxed()),
+        meta,
+        range,
+        attributes,
+        extensions,
+    }
+}
+
+#[async_trait]
+impl ObjectStore for RetryStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.retry(|| self.inner.put_opts(location, payload.clone(), opts.clone()))
+            .await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.retry(|| self.inner.put_multipart_opts(location, opts.clone()))
+            .await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let head = options.head;
+        let r = self
+            .retry(|| self.inner.get_opts(location, options.clone()))
+            .await?;
+        if head {
+            return Ok(r);
+        }
+        Ok(resuming(
+            r,
+            self.inner.clone(),
+            location.clone(),
+            self.max_retries,
+            self.backoff.clone(),
+        ))
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.retry(|| self.inner.list_with_delimiter(prefix)).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.retry(|| self.inner.copy_opts(from, to, options.clone()))
+            .await
+    }
+}
