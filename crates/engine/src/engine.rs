@@ -1,13 +1,29 @@
-//! The engine handle. (Skeleton: the storage-engine issue fills this in; the signatures are the
-//! contract the server, query and backup crates code against.)
+//! The engine handle: the public API over the write path (`commit`), flushes (`flush`), reads
+//! (`read`), snapshots (`snap`), merges and TTL (`merge`, `background`) and recovery (`open`).
+
+mod background;
+mod commit;
+mod flush;
+mod merge;
+mod open;
+mod read;
+mod snap;
+pub(crate) mod state;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::model::{Catalog, GroupSettings, Point};
 use crate::scan::{ScanRequest, SeriesData};
 use crate::snapshot::Snapshot;
+
+use state::{Inner, lock, read};
+
+pub use open::try_lock;
 
 /// When an acknowledged write reaches stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,80 +115,165 @@ pub struct EngineStats {
 
 /// An open data directory. Cheap to share (`Arc<Engine>`); all methods take `&self`.
 pub struct Engine {
-    _opts: EngineOptions,
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Engine {
     /// Open (or create) a data directory: take its lock, load manifests, remove anything
     /// unpublished, replay the WAL. A second process gets [`Error::Locked`].
     pub fn open(opts: EngineOptions) -> Result<Engine> {
-        Ok(Engine { _opts: opts })
+        let inner = Arc::new(open::open(opts, false)?);
+        let threads = if inner.opts.background {
+            background::spawn(&inner)?
+        } else {
+            Vec::new()
+        };
+        Ok(Engine { inner, threads })
     }
 
     /// Open a data or snapshot directory read-only with no lock and no background work
     /// (queries on a copy, on a snapshot, on a restored staging dir). The WAL range is replayed
     /// in memory; nothing on disk changes.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Engine> {
+        let mut opts = EngineOptions::new(dir);
+        opts.background = false;
+        let inner = Arc::new(open::open(opts, true)?);
         Ok(Engine {
-            _opts: EngineOptions::new(dir),
+            inner,
+            threads: Vec::new(),
         })
     }
 
     /// Write a batch atomically: either every point is accepted or none (e.g. a field type
     /// conflict rejects the whole batch). Returns the batch's LSN once durable per the fsync
     /// policy. Creates the group with default settings if it does not exist.
-    pub fn write(&self, _group: &str, _points: &[Point]) -> Result<u64> {
-        Err(Error::InvalidInput("engine not implemented yet".into()))
+    pub fn write(&self, group: &str, points: &[Point]) -> Result<u64> {
+        commit::write(&self.inner, group, points)
     }
 
-    pub fn scan(&self, _req: &ScanRequest) -> Result<Vec<SeriesData>> {
-        Err(Error::InvalidInput("engine not implemented yet".into()))
+    pub fn scan(&self, req: &ScanRequest) -> Result<Vec<SeriesData>> {
+        read::scan(&self.inner, req)
     }
 
     pub fn catalog(&self) -> Catalog {
-        Catalog::default()
+        lock(&self.inner.commit).catalog.to_public()
     }
 
     /// Create a group or change its settings.
-    pub fn put_group(&self, _name: &str, _settings: GroupSettings) -> Result<()> {
-        Err(Error::InvalidInput("engine not implemented yet".into()))
+    pub fn put_group(&self, name: &str, settings: GroupSettings) -> Result<()> {
+        commit::put_group(&self.inner, name, settings)
     }
 
     /// Delete a group and all its data.
-    pub fn delete_group(&self, _name: &str) -> Result<()> {
-        Err(Error::InvalidInput("engine not implemented yet".into()))
+    pub fn delete_group(&self, name: &str) -> Result<()> {
+        commit::delete_group(&self.inner, name)
     }
 
     /// Take a consistent snapshot (see [`Snapshot`]). Writers are held only for a short
     /// critical section. Release it with [`Engine::release_snapshot`].
     pub fn snapshot(&self) -> Result<Snapshot> {
-        Err(Error::InvalidInput("engine not implemented yet".into()))
+        snap::take(&self.inner)
     }
 
-    pub fn release_snapshot(&self, _id: &str) -> Result<()> {
-        Ok(())
+    pub fn release_snapshot(&self, id: &str) -> Result<()> {
+        snap::release(&self.inner, id)
     }
 
     /// Flush every memtable to parts (and fsync).
     pub fn flush(&self) -> Result<()> {
-        Ok(())
+        flush::flush(&self.inner)
     }
 
     /// Rebuild the series index from parts alone.
     pub fn rebuild_index(&self) -> Result<()> {
+        read::rebuild_index(&self.inner)
+    }
+
+    /// Run merges until no shard needs one (tests and tools; the background does it too).
+    pub fn compact(&self) -> Result<()> {
+        while merge::merge_once(&self.inner, 2)? {}
         Ok(())
+    }
+
+    /// Drop every segment past its group's TTL now (the background does it periodically).
+    pub fn enforce_ttl(&self) -> Result<()> {
+        merge::drop_expired(&self.inner)
     }
 
     pub fn stats(&self) -> EngineStats {
-        EngineStats::default()
+        let i = &self.inner;
+        let st = read(&i.state);
+        let mut series = std::collections::HashSet::new();
+        let mut parts = 0;
+        for s in st.version.shards.values() {
+            parts += s.parts.len() as u64;
+            for p in &s.parts {
+                for e in &p.series {
+                    series.insert(Arc::as_ptr(&e.meta) as usize);
+                }
+            }
+        }
+        let memtable_bytes = st
+            .frozen
+            .iter()
+            .chain(std::iter::once(&st.active))
+            .map(|m| read(m).bytes as u64)
+            .sum();
+        drop(st);
+        EngineStats {
+            points_written: i.stats.points_written.load(Ordering::Relaxed),
+            wal_bytes: i.stats.wal_bytes.load(Ordering::Relaxed),
+            wal_fsyncs: i.stats.wal_fsyncs.load(Ordering::Relaxed),
+            parts,
+            series: series.len() as u64,
+            merges: i.stats.merges.load(Ordering::Relaxed),
+            segments_dropped: i.stats.segments_dropped.load(Ordering::Relaxed),
+            memtable_bytes,
+            last_lsn: lock(&i.commit).last_lsn,
+        }
     }
 
     pub fn node_id(&self) -> &str {
-        ""
+        &self.inner.node_id
+    }
+
+    /// The data directory this engine serves.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
     }
 
     /// Flush, fsync and release the lock.
-    pub fn close(self) -> Result<()> {
-        Ok(())
+    pub fn close(mut self) -> Result<()> {
+        let res = if self.inner.read_only {
+            Ok(())
+        } else {
+            flush::flush(&self.inner)
+        };
+        self.stop();
+        res
     }
+
+    fn stop(&mut self) {
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        let _ = self.inner.wake.0.try_send(());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(w) = lock(&self.inner.wal).as_mut() {
+            let _ = w.sync();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Change the node id recorded in a (restored) data directory, atomically. Fails with
+/// [`Error::Locked`] while an engine has the directory open.
+pub fn set_node_id(data_dir: impl AsRef<Path>, id: &str) -> Result<()> {
+    crate::meta_files::set_node_id(data_dir.as_ref(), id)
 }

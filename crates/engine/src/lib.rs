@@ -10,15 +10,27 @@
 //! - [`model`]: the data model (groups, points, field values) shared with the query layer;
 //! - [`snapshot`]: the seam the backup crate uses (snapshot listing, read-only opening).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod encoding;
 pub mod error;
 pub mod model;
 pub mod scan;
 pub mod snapshot;
 
+mod catalog;
+mod codec;
 mod engine;
+mod format;
+mod manifest;
+mod memtable;
+mod meta_files;
+mod part;
+mod record;
+mod rows;
+mod wal;
 
-pub use engine::{Engine, EngineOptions, EngineStats, FsyncPolicy};
+pub use engine::{Engine, EngineOptions, EngineStats, FsyncPolicy, set_node_id};
 pub use error::{Error, Result};
 pub use model::{FieldType, FieldValue, GroupSettings, Point};
 pub use scan::{Column, ScanRequest, SeriesData, TagMatcher};

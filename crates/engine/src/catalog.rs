@@ -1,0 +1,261 @@
+//! The live catalog: groups with their settings, measures and field types.
+//!
+//! A field keeps the type it was first written with. Validation of a batch happens before any of
+//! it is applied, so a conflict (also inside one batch) rejects the whole batch.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::model::{Catalog, FieldType, GroupCatalog, GroupSettings, MeasureCatalog, Point};
+
+#[derive(Debug, Clone, Default)]
+pub struct CatalogState {
+    pub groups: BTreeMap<String, GroupState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GroupState {
+    pub settings: GroupSettings,
+    pub measures: BTreeMap<String, BTreeMap<String, FieldType>>,
+}
+
+/// What a validated batch adds to the catalog.
+#[derive(Debug, Default)]
+pub struct CatalogDelta {
+    pub new_fields: Vec<(String, String, FieldType)>,
+}
+
+#[cfg(test)]
+impl CatalogDelta {
+    pub fn is_empty(&self) -> bool {
+        self.new_fields.is_empty()
+    }
+}
+
+/// Group names become directory names: keep them to a safe alphabet.
+pub fn validate_group_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "group name '{name}': use 1-128 characters of [A-Za-z0-9_.-], not starting with '.'"
+        )))
+    }
+}
+
+pub fn validate_settings(s: &GroupSettings) -> Result<()> {
+    const HOUR: i64 = 3_600_000_000_000;
+    if s.segment_interval_ns < HOUR || s.segment_interval_ns > 30 * crate::model::NANOS_PER_DAY {
+        return Err(Error::InvalidInput(
+            "segment interval must be between 1 hour and 30 days".into(),
+        ));
+    }
+    if s.ttl_ns <= 0 {
+        return Err(Error::InvalidInput("ttl must be positive".into()));
+    }
+    if s.shards == 0 || s.shards > 64 {
+        return Err(Error::InvalidInput(
+            "shards must be between 1 and 64".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_point(p: &Point) -> Result<()> {
+    let bad = |what: &str| {
+        Err(Error::InvalidInput(format!(
+            "measure '{}': {what}",
+            p.measure
+        )))
+    };
+    if p.measure.is_empty() || p.measure.contains('\0') {
+        return Err(Error::InvalidInput(
+            "measure name must be non-empty and contain no NUL".into(),
+        ));
+    }
+    if p.fields.is_empty() {
+        return bad("a point needs at least one field");
+    }
+    for (k, v) in &p.tags {
+        if k.is_empty() || k.contains('\0') || v.contains('\0') {
+            return bad("tag keys must be non-empty; tags must contain no NUL");
+        }
+    }
+    for (k, _) in &p.fields {
+        if k.is_empty() {
+            return bad("field names must be non-empty");
+        }
+    }
+    Ok(())
+}
+
+impl CatalogState {
+    /// Check a batch against the catalog without changing it.
+    pub fn validate(&self, group: &str, points: &[Point]) -> Result<CatalogDelta> {
+        validate_group_name(group)?;
+        let g = self.groups.get(group);
+        let mut delta = CatalogDelta::default();
+        for p in points {
+            validate_point(p)?;
+            let known = g.and_then(|g| g.measures.get(&p.measure));
+            for (name, value) in &p.fields {
+                let t = value.field_type();
+                let existing = known.and_then(|m| m.get(name)).copied().or_else(|| {
+                    delta
+                        .new_fields
+                        .iter()
+                        .find(|(m, f, _)| *m == p.measure && f == name)
+                        .map(|x| x.2)
+                });
+                match existing {
+                    Some(e) if e != t => {
+                        return Err(Error::FieldTypeConflict {
+                            measure: p.measure.clone(),
+                            field: name.clone(),
+                            existing: e,
+                            attempted: t,
+                        });
+                    }
+                    Some(_) => {}
+                    None => delta.new_fields.push((p.measure.clone(), name.clone(), t)),
+                }
+            }
+        }
+        Ok(delta)
+    }
+
+    pub fn apply(&mut self, group: &str, delta: CatalogDelta) {
+        let g = self.groups.entry(group.to_string()).or_default();
+        for (m, f, t) in delta.new_fields {
+            g.measures.entry(m).or_default().entry(f).or_insert(t);
+        }
+    }
+
+    /// Replay helper: validate and apply in one go (a replayed batch was valid when written).
+    pub fn apply_points(&mut self, group: &str, points: &[Point]) {
+        let g = self.groups.entry(group.to_string()).or_default();
+        for p in points {
+            let m = g.measures.entry(p.measure.clone()).or_default();
+            for (name, v) in &p.fields {
+                m.entry(name.clone()).or_insert(v.field_type());
+            }
+        }
+    }
+
+    pub fn settings(&self, group: &str) -> GroupSettings {
+        self.groups
+            .get(group)
+            .map(|g| g.settings.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn to_public(&self) -> Catalog {
+        Catalog {
+            groups: self
+                .groups
+                .iter()
+                .map(|(name, g)| GroupCatalog {
+                    name: name.clone(),
+                    settings: g.settings.clone(),
+                    measures: g
+                        .measures
+                        .iter()
+                        .map(|(m, f)| MeasureCatalog {
+                            name: m.clone(),
+                            fields: f.iter().map(|(k, t)| (k.clone(), *t)).collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_public(c: &Catalog) -> Self {
+        CatalogState {
+            groups: c
+                .groups
+                .iter()
+                .map(|g| {
+                    let measures = g
+                        .measures
+                        .iter()
+                        .map(|m| (m.name.clone(), m.fields.iter().cloned().collect()))
+                        .collect();
+                    (
+                        g.name.clone(),
+                        GroupState {
+                            settings: g.settings.clone(),
+                            measures,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FieldValue;
+
+    fn pt(m: &str, f: &str, v: FieldValue) -> Point {
+        Point {
+            measure: m.into(),
+            tags: vec![],
+            fields: vec![(f.into(), v)],
+            timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn conflict_inside_one_batch_is_rejected() {
+        let c = CatalogState::default();
+        let err = c
+            .validate(
+                "g",
+                &[
+                    pt("cpu", "u", FieldValue::F64(1.0)),
+                    pt("cpu", "u", FieldValue::I64(1)),
+                ],
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::FieldTypeConflict { .. }), "{err}");
+    }
+
+    #[test]
+    fn conflict_with_catalog_is_rejected_and_names_types() {
+        let mut c = CatalogState::default();
+        let d = c
+            .validate("g", &[pt("cpu", "u", FieldValue::F64(1.0))])
+            .unwrap();
+        c.apply("g", d);
+        let err = c
+            .validate("g", &[pt("cpu", "u", FieldValue::Str("x".into()))])
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("cpu") && msg.contains("float") && msg.contains("string"),
+            "{msg}"
+        );
+        assert!(
+            c.validate("g", &[pt("cpu", "u", FieldValue::F64(2.0))])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_group_names_are_rejected() {
+        for n in ["", "..", "a/b", ".hidden", "a b"] {
+            assert!(validate_group_name(n).is_err(), "{n}");
+        }
+        validate_group_name("metrics_1.prod-eu").unwrap();
+    }
+}

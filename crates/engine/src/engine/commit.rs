@@ -1,0 +1,273 @@
+//! The write path: validation and LSN assignment under the commit lock, then group commit.
+//!
+//! A writer encodes its WAL record outside any lock, then under `commit` validates the batch
+//! against the catalog, takes the next LSN, appends the frame to the pending buffer and inserts
+//! the points into the active memtable. It then waits until its LSN is durable: whoever gets
+//! the `wal` mutex first becomes the leader, writes everything pending in one `write(2)` and
+//! fsyncs once for all of it (group commit).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::catalog::{validate_group_name, validate_settings};
+use crate::error::{Error, Result};
+use crate::model::{GroupSettings, Point};
+use crate::record;
+use crate::wal::encode_frame;
+
+use super::FsyncPolicy;
+use super::state::*;
+
+fn check_writable(inner: &Inner) -> Result<()> {
+    if inner.read_only {
+        return Err(Error::InvalidInput("engine is open read-only".into()));
+    }
+    if inner.shutdown.load(Ordering::Relaxed) {
+        return Err(Error::Closed);
+    }
+    if let Some(msg) = lock(&inner.poisoned).as_ref() {
+        return Err(Error::Poisoned(msg.clone()));
+    }
+    Ok(())
+}
+
+/// Tag order of each point (sorted by key); duplicate tag keys are rejected.
+fn tag_orders(points: &[Point]) -> Result<Vec<Vec<u16>>> {
+    points
+        .iter()
+        .map(|p| {
+            if p.tags.len() > usize::from(u16::MAX) {
+                return Err(Error::InvalidInput("too many tags".into()));
+            }
+            let mut ord: Vec<u16> = (0..p.tags.len() as u16).collect();
+            ord.sort_by(|&a, &b| p.tags[a as usize].0.cmp(&p.tags[b as usize].0));
+            for w in ord.windows(2) {
+                if p.tags[w[0] as usize].0 == p.tags[w[1] as usize].0 {
+                    return Err(Error::InvalidInput(format!(
+                        "measure '{}': duplicate tag key '{}'",
+                        p.measure, p.tags[w[0] as usize].0
+                    )));
+                }
+            }
+            Ok(ord)
+        })
+        .collect()
+}
+
+pub fn write(inner: &Inner, group: &str, points: &[Point]) -> Result<u64> {
+    check_writable(inner)?;
+    if points.is_empty() {
+        return Ok(lock(&inner.commit).last_lsn);
+    }
+    let orders = tag_orders(points)?;
+    let mut payload = Vec::new();
+    record::encode_write(group, points, &orders, &mut payload);
+    // The memtable wants sorted tags; most clients already send them sorted.
+    let sorted: Cow<'_, [Point]> = if orders
+        .iter()
+        .all(|o| o.iter().enumerate().all(|(i, &x)| i == x as usize))
+    {
+        Cow::Borrowed(points)
+    } else {
+        Cow::Owned(
+            points
+                .iter()
+                .zip(&orders)
+                .map(|(p, o)| Point {
+                    measure: p.measure.clone(),
+                    tags: o.iter().map(|&i| p.tags[i as usize].clone()).collect(),
+                    fields: p.fields.clone(),
+                    timestamp: p.timestamp,
+                })
+                .collect(),
+        )
+    };
+    let (lsn, mem_bytes) = {
+        let mut c = lock(&inner.commit);
+        let delta = c.catalog.validate(group, points)?;
+        let lsn = c.last_lsn + 1;
+        if c.pending.is_empty() {
+            c.pending_first = lsn;
+        }
+        encode_frame(lsn, record::KIND_WRITE, &payload, &mut c.pending);
+        c.catalog.apply(group, delta);
+        let mut m = write_lock(&c.active);
+        for p in sorted.iter() {
+            m.insert(group, p, lsn);
+        }
+        let bytes = m.bytes;
+        drop(m);
+        c.last_lsn = lsn;
+        (lsn, bytes)
+    };
+    inner
+        .stats
+        .points_written
+        .fetch_add(points.len() as u64, Ordering::Relaxed);
+    wait_durable(inner, lsn, false)?;
+    if mem_bytes >= inner.opts.memtable_bytes {
+        let _ = inner.wake.0.try_send(());
+    }
+    Ok(lsn)
+}
+
+fn write_lock(m: &MemRef) -> std::sync::RwLockWriteGuard<'_, crate::memtable::Memtable> {
+    super::state::write(m)
+}
+
+/// Append a non-data record (group settings, deletion) and apply `f` under the commit lock.
+fn append_control(
+    inner: &Inner,
+    kind: u8,
+    payload: &[u8],
+    f: impl FnOnce(&mut Commit) -> Result<()>,
+) -> Result<u64> {
+    let lsn = {
+        let mut c = lock(&inner.commit);
+        f(&mut c)?;
+        let lsn = c.last_lsn + 1;
+        if c.pending.is_empty() {
+            c.pending_first = lsn;
+        }
+        encode_frame(lsn, kind, payload, &mut c.pending);
+        c.last_lsn = lsn;
+        lsn
+    };
+    wait_durable(inner, lsn, true)?;
+    Ok(lsn)
+}
+
+pub fn put_group(inner: &Inner, name: &str, settings: GroupSettings) -> Result<()> {
+    check_writable(inner)?;
+    validate_group_name(name)?;
+    validate_settings(&settings)?;
+    let payload = record::encode_put_group(name, &settings);
+    append_control(inner, record::KIND_PUT_GROUP, &payload, |c| {
+        c.catalog
+            .groups
+            .entry(name.to_string())
+            .or_default()
+            .settings = settings;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+pub fn delete_group(inner: &Inner, name: &str) -> Result<()> {
+    check_writable(inner)?;
+    // No flush may be building parts for this group while it goes away.
+    let _f = lock(&inner.flush_lock);
+    let payload = record::encode_delete_group(name);
+    append_control(inner, record::KIND_DELETE_GROUP, &payload, |c| {
+        if c.catalog.groups.remove(name).is_none() {
+            return Err(Error::GroupNotFound(name.to_string()));
+        }
+        write_lock(&c.active).remove_group(name);
+        Ok(())
+    })?;
+    let _l = lock(&inner.layout);
+    {
+        let mut st = super::state::write(&inner.state);
+        let mut v = (*st.version).clone();
+        v.shards.retain(|k, _| k.group != name);
+        st.version = Arc::new(v);
+    }
+    // Renamed away first so a crash never leaves half a group behind; open removes leftovers.
+    let from = inner.dir.join(group_rel(name));
+    let to = inner
+        .dir
+        .join("tmp")
+        .join(format!("deleted-{name}-{}", now_ns()));
+    if from.exists() {
+        std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+        crate::format::fsync_dir(&data_root(&inner.dir))?;
+        crate::format::remove_all(&to)?;
+    }
+    Ok(())
+}
+
+fn poison(inner: &Inner, e: &Error) {
+    let mut p = lock(&inner.poisoned);
+    if p.is_none() {
+        tracing::error!(error = %e, "WAL write failed; refusing writes until reopened");
+        *p = Some(e.to_string());
+    }
+}
+
+/// Return once `lsn` is written (and fsynced when the policy or `force_sync` says so).
+pub fn wait_durable(inner: &Inner, lsn: u64, force_sync: bool) -> Result<()> {
+    loop {
+        if lock(&inner.durable).done_lsn >= lsn && !force_sync {
+            return Ok(());
+        }
+        let mut wal = lock(&inner.wal);
+        if let Some(msg) = lock(&inner.poisoned).as_ref() {
+            return Err(Error::Poisoned(msg.clone()));
+        }
+        let Some(w) = wal.as_mut() else {
+            return Err(Error::InvalidInput("engine is open read-only".into()));
+        };
+        let mut d = lock(&inner.durable);
+        if d.done_lsn >= lsn && !(force_sync && d.unsynced) {
+            return Ok(());
+        }
+        drop(d);
+        let (buf, first, last) = {
+            let mut c = lock(&inner.commit);
+            (std::mem::take(&mut c.pending), c.pending_first, c.last_lsn)
+        };
+        let sync_now = force_sync
+            || match inner.opts.fsync {
+                FsyncPolicy::Always => true,
+                FsyncPolicy::Interval(iv) => lock(&inner.durable).last_sync.elapsed() >= iv,
+                FsyncPolicy::Never => false,
+            };
+        let res = (|| {
+            if !buf.is_empty() {
+                w.append(&buf, first, last)?;
+                inner
+                    .stats
+                    .wal_bytes
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            }
+            if sync_now {
+                w.sync()?;
+                inner.stats.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            poison(inner, &e);
+            return Err(e);
+        }
+        d = lock(&inner.durable);
+        if !buf.is_empty() {
+            d.done_lsn = last;
+            d.unsynced = true;
+        }
+        if sync_now {
+            d.unsynced = false;
+            d.last_sync = Instant::now();
+        }
+        if d.done_lsn >= lsn {
+            return Ok(());
+        }
+    }
+}
+
+/// Background fsync for the `interval` policy.
+pub fn sync_if_due(inner: &Inner) {
+    let FsyncPolicy::Interval(iv) = inner.opts.fsync else {
+        return;
+    };
+    let due = {
+        let d = lock(&inner.durable);
+        d.unsynced && d.last_sync.elapsed() >= iv
+    };
+    if due {
+        let lsn = lock(&inner.durable).done_lsn;
+        let _ = wait_durable(inner, lsn, true);
+    }
+}

@@ -1,0 +1,376 @@
+//! Opening a data directory: lock, identity, published parts, startup garbage collection and
+//! WAL replay.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::catalog::CatalogState;
+use crate::error::{Error, Result};
+use crate::format::{create_dir_all, remove_all};
+use crate::manifest;
+use crate::memtable::{Memtable, SeriesMeta};
+use crate::meta_files::{self, Checkpoint, EngineFile};
+use crate::part::{PartReader, parse_part_dir_name};
+use crate::record::{self, Record};
+use crate::wal::{self, SegmentMeta, WalWriter};
+
+use super::EngineOptions;
+use super::state::*;
+
+/// Take the data directory's lock file (advisory, released when the file is closed).
+pub fn try_lock(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(dir, e))?;
+        out.push((ent.file_name().to_string_lossy().into_owned(), ent.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Load every shard manifest and its parts; in read-write mode remove what is not published.
+fn load_version(dir: &Path, read_only: bool, max_part: &mut u64) -> Result<Version> {
+    let mut v = Version::default();
+    for (group, gpath) in list_dir(&data_root(dir))? {
+        for (seg_name, spath) in list_dir(&gpath)? {
+            let Some(segment) = parse_seg(&seg_name) else {
+                continue;
+            };
+            for (shard_name, path) in list_dir(&spath)? {
+                let Some(shard) = parse_shard(&shard_name) else {
+                    continue;
+                };
+                let Some(m) = manifest::load_latest(&path)? else {
+                    if !read_only {
+                        remove_all(&path)?;
+                    }
+                    continue;
+                };
+                *max_part = (*max_part).max(m.next_part_id.saturating_sub(1));
+                let mut parts = Vec::new();
+                for id in &m.parts {
+                    let pdir = path.join(crate::part::part_dir_name(*id));
+                    let p = PartReader::open(&pdir)?;
+                    if p.meta.part_id != *id || p.meta.group != group || p.meta.shard != shard {
+                        return Err(Error::corrupt(
+                            pdir.join(crate::part::META_FILE),
+                            "part identity does not match its manifest",
+                        ));
+                    }
+                    *max_part = (*max_part).max(*id);
+                    parts.push(Arc::new(p));
+                }
+                parts.sort_by_key(|p| p.meta.min_lsn);
+                if !read_only {
+                    // Unpublished parts (a crash between writing and publishing) and temp files.
+                    let live = format!("MANIFEST-{:016x}", m.epoch);
+                    let prev = format!("MANIFEST-{:016x}", m.epoch.saturating_sub(1));
+                    for (name, p) in list_dir(&path)? {
+                        let keep = name == live
+                            || name == prev
+                            || parse_part_dir_name(&name).is_some_and(|id| m.parts.contains(&id));
+                        if !keep {
+                            if let Some(id) = parse_part_dir_name(&name) {
+                                *max_part = (*max_part).max(id);
+                            }
+                            remove_all(&p)?;
+                        }
+                    }
+                }
+                v.shards.insert(
+                    ShardKey {
+                        group: group.clone(),
+                        segment,
+                        shard,
+                    },
+                    ShardState {
+                        epoch: m.epoch,
+                        flushed_lsn: m.flushed_lsn,
+                        segment_end: m.segment_end,
+                        shards: m.shards,
+                        parts,
+                    },
+                );
+            }
+        }
+    }
+    Ok(v)
+}
+
+struct Replay<'a> {
+    catalog: &'a mut CatalogState,
+    version: &'a mut Version,
+    mem: &'a mut Memtable,
+    /// Parts removed by replayed group deletions (deleted from disk in read-write mode).
+    dropped: Vec<Arc<PartReader>>,
+    now: i64,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, lsn: u64, rec: Record) {
+        match rec {
+            Record::Write { group, points } => {
+                self.catalog.apply_points(&group, &points);
+                let settings = self.catalog.settings(&group);
+                for p in &points {
+                    let seg = segment_of(p.timestamp, settings.segment_interval_ns);
+                    if expired(
+                        seg.saturating_add(settings.segment_interval_ns),
+                        settings.ttl_ns,
+                        self.now,
+                    ) {
+                        continue;
+                    }
+                    let shards = self
+                        .version
+                        .segment_shards(&group, seg)
+                        .unwrap_or(settings.shards);
+                    let sid = SeriesMeta {
+                        measure: p.measure.clone(),
+                        tags: p.tags.clone(),
+                    }
+                    .sid();
+                    let key = ShardKey {
+                        group: group.clone(),
+                        segment: seg,
+                        shard: shard_of(sid, shards),
+                    };
+                    if self
+                        .version
+                        .shards
+                        .get(&key)
+                        .is_some_and(|s| s.flushed_lsn >= lsn)
+                    {
+                        continue;
+                    }
+                    self.mem.insert(&group, p, lsn);
+                }
+            }
+            Record::PutGroup { name, settings } => {
+                self.catalog.groups.entry(name).or_default().settings = settings;
+            }
+            Record::DeleteGroup { name } => {
+                self.catalog.groups.remove(&name);
+                self.mem.remove_group(&name);
+                let keys: Vec<ShardKey> = self
+                    .version
+                    .shards
+                    .keys()
+                    .filter(|k| k.group == name)
+                    .cloned()
+                    .collect();
+                for k in keys {
+                    if let Some(s) = self.version.shards.get_mut(&k) {
+                        let (old, keep): (Vec<_>, Vec<_>) =
+                            s.parts.drain(..).partition(|p| p.meta.max_lsn < lsn);
+                        s.parts = keep;
+                        self.dropped.extend(old);
+                        if s.parts.is_empty() {
+                            self.version.shards.remove(&k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Replay WAL segments after `from_lsn`. Returns the recovered segments and the last LSN seen.
+fn replay_wal(
+    dir: &Path,
+    read_only: bool,
+    from_lsn: u64,
+    r: &mut Replay<'_>,
+) -> Result<(Vec<SegmentMeta>, u64)> {
+    let wal_dir = dir.join("wal");
+    let segs = wal::list_segments(&wal_dir)?;
+    let mut out = Vec::new();
+    let mut last = 0u64;
+    let n = segs.len();
+    for (i, (seq, path)) in segs.into_iter().enumerate() {
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let is_last = i + 1 == n;
+        let mut apply = |f: wal::Frame<'_>| -> Result<()> {
+            if f.lsn <= from_lsn {
+                return Ok(());
+            }
+            let rec = record::decode(f.kind, f.payload)
+                .map_err(|e| Error::corrupt(&path, format!("WAL record {}: {e}", f.lsn)))?;
+            r.apply(f.lsn, rec);
+            Ok(())
+        };
+        let outcome = wal::scan_segment(&path, &bytes, is_last, last, &mut apply)?;
+        if outcome.torn && !read_only {
+            tracing::warn!(
+                path = %path.display(),
+                valid_len = outcome.valid_len,
+                "truncating torn WAL tail"
+            );
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            f.set_len(outcome.valid_len)
+                .map_err(|e| Error::io(&path, e))?;
+            f.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
+        if let Some((_, l)) = outcome.lsns {
+            last = l;
+        }
+        out.push(SegmentMeta {
+            seq,
+            path,
+            lsns: outcome.lsns,
+            size: outcome.valid_len,
+        });
+    }
+    Ok((out, last))
+}
+
+pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
+    let dir = opts.data_dir.clone();
+    let lock_file = if read_only {
+        if !dir.join(meta_files::ENGINE_FILE).exists() {
+            return Err(Error::InvalidInput(format!(
+                "{} is not a Strata data directory (no ENGINE file)",
+                dir.display()
+            )));
+        }
+        None
+    } else {
+        create_dir_all(&dir)?;
+        Some(try_lock(&dir)?)
+    };
+    let engine_file = match meta_files::read_engine(&dir)? {
+        Some(e) => e,
+        None => {
+            let e = EngineFile {
+                format_version: crate::FORMAT_VERSION,
+                node_id: opts.node_id.clone().unwrap_or_else(|| random_hex(8)),
+                created_at: now_ns(),
+            };
+            meta_files::write_engine(&dir, &e)?;
+            e
+        }
+    };
+    if !read_only {
+        // Scratch space and leftover snapshots of an earlier run are never published state.
+        remove_all(&dir.join("tmp"))?;
+        remove_all(&dir.join("snapshots"))?;
+        for d in ["tmp", "snapshots", "wal", "data"] {
+            create_dir_all(&dir.join(d))?;
+        }
+    }
+    let ckpt = meta_files::read_checkpoint(&dir)?.unwrap_or_default();
+    let mut max_part = ckpt.next_part_id.saturating_sub(1);
+    let mut version = load_version(&dir, read_only, &mut max_part)?;
+    let mut catalog = CatalogState::from_public(&ckpt.catalog);
+    let mut mem = Memtable::default();
+    let mut replay = Replay {
+        catalog: &mut catalog,
+        version: &mut version,
+        mem: &mut mem,
+        dropped: Vec::new(),
+        now: now_ns(),
+    };
+    let (segments, wal_last) = replay_wal(&dir, read_only, ckpt.lsn, &mut replay)?;
+    let dropped = std::mem::take(&mut replay.dropped);
+    let mut last_lsn = ckpt.lsn.max(wal_last);
+    for s in version.shards.values() {
+        for p in &s.parts {
+            last_lsn = last_lsn.max(p.meta.max_lsn);
+        }
+    }
+    let wal_writer = if read_only {
+        None
+    } else {
+        for p in &dropped {
+            remove_all(&p.dir)?;
+        }
+        // Directories of groups that no longer exist (deleted before a crash).
+        for (group, path) in list_dir(&data_root(&dir))? {
+            if !catalog.groups.contains_key(&group)
+                && !version.shards.keys().any(|k| k.group == group)
+            {
+                remove_all(&path)?;
+            }
+        }
+        Some(WalWriter::resume(&dir.join("wal"), segments)?)
+    };
+    let active: MemRef = Arc::new(RwLock::new(mem));
+    let wake = crossbeam_channel::bounded(1);
+    Ok(Inner {
+        dir: dir.clone(),
+        read_only,
+        node_id: engine_file.node_id,
+        _lock: lock_file,
+        flush_lock: Mutex::new(()),
+        layout: Mutex::new(()),
+        wal: Mutex::new(wal_writer),
+        commit: Mutex::new(Commit {
+            catalog,
+            last_lsn,
+            pending: Vec::new(),
+            pending_first: 0,
+            active: active.clone(),
+            last_freeze: ckpt.lsn,
+        }),
+        state: RwLock::new(ReadState {
+            version: Arc::new(version),
+            frozen: Vec::new(),
+            active,
+        }),
+        durable: Mutex::new(Durable {
+            done_lsn: last_lsn,
+            last_sync: Instant::now(),
+            unsynced: false,
+        }),
+        poisoned: Mutex::new(None),
+        snapshots: Mutex::new(Default::default()),
+        next_part_id: AtomicU64::new(max_part + 1),
+        checkpoint_lsn: AtomicU64::new(ckpt.lsn),
+        shutdown: AtomicBool::new(false),
+        stats: Default::default(),
+        wake,
+        opts,
+    })
+}
+
+/// Used by the snapshot code to describe the checkpoint it copies.
+pub fn checkpoint_for(catalog: &CatalogState, lsn: u64, next_part_id: u64) -> Checkpoint {
+    Checkpoint {
+        lsn,
+        next_part_id,
+        catalog: catalog.to_public(),
+    }
+}

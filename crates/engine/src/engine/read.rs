@@ -1,0 +1,198 @@
+//! The read path: parts overlapping the range plus every memtable, resolved per series with
+//! last write wins (parts ordered by LSN range, memtable rows by their own LSN).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::memtable::SeriesMeta;
+use crate::model::FieldType;
+use crate::rows::{Rows, empty_column, is_null, push_from, resolve};
+use crate::scan::{Column, ScanRequest, SeriesData, TagMatcher};
+
+use super::state::*;
+
+pub fn matches(meta: &SeriesMeta, matchers: &[TagMatcher]) -> bool {
+    matchers.iter().all(|m| match m {
+        TagMatcher::Eq(k, v) => meta.tag(k) == v,
+        TagMatcher::NotEq(k, v) => meta.tag(k) != v,
+        TagMatcher::In(k, vs) => vs.iter().any(|v| v == meta.tag(k)),
+        TagMatcher::NotIn(k, vs) => !vs.iter().any(|v| v == meta.tag(k)),
+        TagMatcher::Regex(k, re) => re.is_match(meta.tag(k)),
+        TagMatcher::NotRegex(k, re) => !re.is_match(meta.tag(k)),
+    })
+}
+
+/// Sources of one series: rows and a priority per row.
+type Sources = Vec<(Rows, Vec<u64>)>;
+
+pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
+    if req.from >= req.to {
+        return Ok(Vec::new());
+    }
+    let (settings, field_types) = {
+        let c = lock(&inner.commit);
+        let Some(g) = c.catalog.groups.get(&req.group) else {
+            return Err(Error::GroupNotFound(req.group.clone()));
+        };
+        let types: BTreeMap<String, FieldType> =
+            g.measures.get(&req.measure).cloned().unwrap_or_default();
+        (g.settings.clone(), types)
+    };
+    let (version, mems) = {
+        let st = read(&inner.state);
+        let mut mems = st.frozen.clone();
+        mems.push(st.active.clone());
+        (st.version.clone(), mems)
+    };
+    let now = now_ns();
+    let mut per_series: BTreeMap<Arc<SeriesMeta>, Sources> = BTreeMap::new();
+    let wanted = req.fields.as_deref();
+    for (k, s) in &version.shards {
+        if k.group != req.group || expired(s.segment_end, settings.ttl_ns, now) {
+            continue;
+        }
+        if s.segment_end <= req.from || k.segment >= req.to {
+            continue;
+        }
+        for p in &s.parts {
+            if p.meta.max_ts < req.from || p.meta.min_ts >= req.to {
+                continue;
+            }
+            for e in &p.series[p.measure_range(&req.measure)] {
+                if !matches(&e.meta, &req.matchers) {
+                    continue;
+                }
+                for rows in p.read_series(e, req.from, req.to, wanted)? {
+                    let prio = vec![p.meta.max_lsn; rows.len()];
+                    per_series
+                        .entry(e.meta.clone())
+                        .or_default()
+                        .push((rows, prio));
+                }
+            }
+        }
+    }
+    let iv = settings.segment_interval_ns;
+    for m in &mems {
+        let m = read(m);
+        let Some(ms) = m.groups.get(&req.group).and_then(|g| g.get(&req.measure)) else {
+            continue;
+        };
+        for s in ms.values() {
+            if !matches(&s.meta, &req.matchers) {
+                continue;
+            }
+            let keep: Vec<usize> = (0..s.rows.ts.len())
+                .filter(|&i| {
+                    let t = s.rows.ts[i];
+                    t >= req.from
+                        && t < req.to
+                        && !expired(segment_of(t, iv).saturating_add(iv), settings.ttl_ns, now)
+                })
+                .collect();
+            if keep.is_empty() {
+                continue;
+            }
+            let (rows, prio) = pick_rows(&s.rows, &s.lsn, &keep, wanted);
+            per_series
+                .entry(s.meta.clone())
+                .or_default()
+                .push((rows, prio));
+        }
+    }
+    let mut out = Vec::with_capacity(per_series.len());
+    for (meta, sources) in per_series {
+        let refs: Vec<(&Rows, &[u64])> = sources.iter().map(|(r, p)| (r, p.as_slice())).collect();
+        let rows = resolve(&refs);
+        if let Some(sd) = project(&meta, rows, req, &field_types) {
+            out.push(sd);
+        }
+    }
+    Ok(out)
+}
+
+fn pick_rows(
+    rows: &Rows,
+    lsn: &[u64],
+    keep: &[usize],
+    wanted: Option<&[String]>,
+) -> (Rows, Vec<u64>) {
+    let cols = rows
+        .cols
+        .iter()
+        .filter(|(n, _)| wanted.is_none_or(|w| w.iter().any(|x| x == n)))
+        .map(|(n, c)| {
+            let mut d = empty_column(crate::rows::column_type(c));
+            for &i in keep {
+                push_from(&mut d, Some((c, i)));
+            }
+            (n.clone(), d)
+        })
+        .collect();
+    (
+        Rows {
+            ts: keep.iter().map(|&i| rows.ts[i]).collect(),
+            cols,
+        },
+        keep.iter().map(|&i| lsn[i]).collect(),
+    )
+}
+
+/// Columns in the requested order (or by name); rows where every projected field is null are
+/// dropped; a series left with no rows is omitted.
+fn project(
+    meta: &SeriesMeta,
+    rows: Rows,
+    req: &ScanRequest,
+    types: &BTreeMap<String, FieldType>,
+) -> Option<SeriesData> {
+    let names: Vec<String> = match &req.fields {
+        Some(f) => f
+            .iter()
+            .filter(|n| types.contains_key(*n))
+            .cloned()
+            .collect(),
+        None => types.keys().cloned().collect(),
+    };
+    let src: Vec<Option<&Column>> = names
+        .iter()
+        .map(|n| rows.cols.iter().find(|(m, _)| m == n).map(|(_, c)| c))
+        .collect();
+    let keep: Vec<usize> = (0..rows.ts.len())
+        .filter(|&i| src.iter().any(|c| c.is_some_and(|c| !is_null(c, i))))
+        .collect();
+    if keep.is_empty() {
+        return None;
+    }
+    let columns = names
+        .iter()
+        .zip(&src)
+        .map(|(n, c)| {
+            let mut d = empty_column(types[n]);
+            for &i in &keep {
+                push_from(&mut d, c.map(|c| (c, i)));
+            }
+            (n.clone(), d)
+        })
+        .collect();
+    Some(SeriesData {
+        tags: meta.tags.clone(),
+        timestamps: keep.iter().map(|&i| rows.ts[i]).collect(),
+        columns,
+    })
+}
+
+/// The series tables are derived from the parts' own `index.bin`; reloading them rebuilds
+/// every in-memory lookup structure from the parts alone.
+pub fn rebuild_index(inner: &Inner) -> Result<()> {
+    let _l = lock(&inner.layout);
+    let mut v = (*read(&inner.state).version).clone();
+    for s in v.shards.values_mut() {
+        for p in s.parts.iter_mut() {
+            *p = Arc::new(crate::part::PartReader::open(&p.dir)?);
+        }
+    }
+    write(&inner.state).version = Arc::new(v);
+    Ok(())
+}

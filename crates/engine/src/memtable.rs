@@ -1,0 +1,169 @@
+//! The in-memory write buffer: per group, measure and series, append-only columnar rows tagged
+//! with their LSN. Rows are resolved (sorted, deduplicated, last write wins) when read or flushed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::model::{FieldValue, Point};
+use crate::rows::{Rows, empty_column, push_value};
+
+/// Identity of a series: measure and tags sorted by key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesMeta {
+    pub measure: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl SeriesMeta {
+    /// Canonical key: `tag_k 0x01 tag_v 0x00` for each tag in key order (the measure is implied
+    /// by the map it lives in).
+    pub fn tag_key(tags: &[(String, String)]) -> String {
+        let mut k = String::new();
+        for (a, b) in tags {
+            k.push_str(a);
+            k.push('\u{1}');
+            k.push_str(b);
+            k.push('\0');
+        }
+        k
+    }
+
+    pub fn sid(&self) -> u64 {
+        let mut k = self.measure.clone();
+        k.push('\0');
+        k.push_str(&Self::tag_key(&self.tags));
+        xxhash_rust::xxh3::xxh3_64(k.as_bytes())
+    }
+
+    pub fn tag(&self, key: &str) -> &str {
+        self.tags
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .map(|i| self.tags[i].1.as_str())
+            .unwrap_or("")
+    }
+}
+
+pub struct SeriesBuf {
+    pub meta: Arc<SeriesMeta>,
+    pub rows: Rows,
+    pub lsn: Vec<u64>,
+}
+
+impl SeriesBuf {
+    /// Sorted, one row per timestamp.
+    pub fn resolved(&self) -> Rows {
+        crate::rows::resolve(&[(&self.rows, &self.lsn)])
+    }
+}
+
+/// Measure → canonical tag key → series.
+pub type GroupMem = HashMap<String, HashMap<String, SeriesBuf>>;
+
+#[derive(Default)]
+pub struct Memtable {
+    pub groups: HashMap<String, GroupMem>,
+    /// Rough heap size, for the flush trigger.
+    pub bytes: usize,
+    /// When the first row went in (for the age trigger).
+    pub first_insert: Option<Instant>,
+    pub points: u64,
+}
+
+impl Memtable {
+    pub fn is_empty(&self) -> bool {
+        self.points == 0
+    }
+
+    /// Insert one point whose tags are already sorted by key and unique.
+    pub fn insert(&mut self, group: &str, p: &Point, lsn: u64) {
+        if self.first_insert.is_none() {
+            self.first_insert = Some(Instant::now());
+        }
+        self.points += 1;
+        let g = match self.groups.get_mut(group) {
+            Some(g) => g,
+            None => self.groups.entry(group.to_string()).or_default(),
+        };
+        let m = match g.get_mut(&p.measure) {
+            Some(m) => m,
+            None => g.entry(p.measure.clone()).or_default(),
+        };
+        let key = SeriesMeta::tag_key(&p.tags);
+        let s = match m.get_mut(&key) {
+            Some(s) => s,
+            None => {
+                self.bytes += key.len() * 2 + 64;
+                m.entry(key).or_insert_with(|| SeriesBuf {
+                    meta: Arc::new(SeriesMeta {
+                        measure: p.measure.clone(),
+                        tags: p.tags.clone(),
+                    }),
+                    rows: Rows::default(),
+                    lsn: Vec::new(),
+                })
+            }
+        };
+        let n = s.rows.ts.len();
+        s.rows.ts.push(p.timestamp);
+        s.lsn.push(lsn);
+        self.bytes += 16;
+        for (name, col) in s.rows.cols.iter_mut() {
+            let v = p.fields.iter().find(|(f, _)| f == name).map(|(_, v)| v);
+            push_value(col, v);
+        }
+        for (name, v) in &p.fields {
+            self.bytes += 16 + value_heap(v);
+            if s.rows.cols.iter().any(|(f, _)| f == name) {
+                continue;
+            }
+            let mut col = empty_column(v.field_type());
+            for _ in 0..n {
+                push_value(&mut col, None);
+            }
+            push_value(&mut col, Some(v));
+            s.rows.cols.push((name.clone(), col));
+        }
+    }
+
+    pub fn remove_group(&mut self, group: &str) {
+        self.groups.remove(group);
+    }
+}
+
+fn value_heap(v: &FieldValue) -> usize {
+    match v {
+        FieldValue::Str(s) => s.len(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::Column;
+
+    #[test]
+    fn insert_pads_new_fields_and_resolves() {
+        let mut m = Memtable::default();
+        let p = |ts, fields: Vec<(&str, FieldValue)>| Point {
+            measure: "cpu".into(),
+            tags: vec![("host".into(), "a".into())],
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            timestamp: ts,
+        };
+        m.insert("g", &p(2, vec![("x", FieldValue::F64(1.0))]), 1);
+        m.insert("g", &p(1, vec![("y", FieldValue::I64(7))]), 2);
+        m.insert("g", &p(2, vec![("y", FieldValue::I64(8))]), 3);
+        let s = &m.groups["g"]["cpu"][&SeriesMeta::tag_key(&[("host".into(), "a".into())])];
+        let r = s.resolved();
+        assert_eq!(r.ts, vec![1, 2]);
+        assert_eq!(r.cols[0].1, Column::F64(vec![None, Some(1.0)]));
+        assert_eq!(r.cols[1].1, Column::I64(vec![Some(7), Some(8)]));
+        assert_eq!(s.meta.tag("host"), "a");
+        assert_eq!(s.meta.tag("nope"), "");
+    }
+}

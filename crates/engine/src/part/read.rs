@@ -1,0 +1,345 @@
+//! Reading a part: metadata and the series table are loaded at open; column chunks are read on
+//! demand with `pread`, their CRC checked before decoding.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::format::{ByteReader, ReadError, read_framed};
+use crate::memtable::SeriesMeta;
+use crate::record::{TYPE_BOOL, TYPE_F64, TYPE_I64, TYPE_STR};
+use crate::rows::Rows;
+use crate::scan::Column;
+
+use super::{DATA_FILE, DATA_HEADER_LEN, DATA_MAGIC, INDEX_FILE, INDEX_MAGIC, PartMeta, VERSION};
+
+/// Largest decompressed series table accepted (guards hostile `index.bin`).
+const MAX_INDEX_BYTES: usize = 4 << 30;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkRef {
+    pub offset: u64,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldRef {
+    pub name: Arc<str>,
+    pub ty: u8,
+    pub present: u32,
+    pub presence: Option<ChunkRef>,
+    pub values: Option<ChunkRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockRef {
+    pub rows: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub ts: ChunkRef,
+    pub fields: Vec<FieldRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeriesEntry {
+    pub meta: Arc<SeriesMeta>,
+    pub blocks: Vec<BlockRef>,
+}
+
+/// An open part.
+pub struct PartReader {
+    pub dir: PathBuf,
+    pub meta: PartMeta,
+    /// Sorted by (measure, tags).
+    pub series: Vec<SeriesEntry>,
+    data: File,
+}
+
+impl std::fmt::Debug for PartReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartReader")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+fn chunk_ref(r: &mut ByteReader<'_>) -> Result<ChunkRef, ReadError> {
+    let offset = r.uvarint()?;
+    let len = r.uvarint()?;
+    if len < 4 || len > u32::MAX as u64 || offset < DATA_HEADER_LEN {
+        return Err(ReadError("bad chunk reference"));
+    }
+    Ok(ChunkRef {
+        offset,
+        len: len as u32,
+    })
+}
+
+fn parse_index(body: &[u8]) -> Result<Vec<SeriesEntry>, ReadError> {
+    let mut r = ByteReader::new(body);
+    let n = r.count()?;
+    let mut names: HashMap<String, Arc<str>> = HashMap::new();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let measure = r.string()?;
+        let nt = r.count()?;
+        let mut tags = Vec::with_capacity(nt);
+        for _ in 0..nt {
+            tags.push((r.string()?, r.string()?));
+        }
+        let nb = r.count()?;
+        let mut blocks = Vec::with_capacity(nb);
+        for _ in 0..nb {
+            let rows = r.uvarint()?;
+            if rows == 0 || rows > super::BLOCK_ROWS as u64 {
+                return Err(ReadError("bad block row count"));
+            }
+            let min_ts = r.i64()?;
+            let max_ts = r.i64()?;
+            let ts = chunk_ref(&mut r)?;
+            let nf = r.count()?;
+            let mut fields = Vec::with_capacity(nf);
+            for _ in 0..nf {
+                let name = r.string()?;
+                let name = names
+                    .entry(name)
+                    .or_insert_with_key(|k| Arc::from(k.as_str()))
+                    .clone();
+                let ty = r.u8()?;
+                if !(TYPE_F64..=TYPE_STR).contains(&ty) {
+                    return Err(ReadError("bad field type"));
+                }
+                let present = r.uvarint()?;
+                if present > rows {
+                    return Err(ReadError("bad present count"));
+                }
+                let presence = (present < rows).then(|| chunk_ref(&mut r)).transpose()?;
+                let values = (present > 0).then(|| chunk_ref(&mut r)).transpose()?;
+                fields.push(FieldRef {
+                    name,
+                    ty,
+                    present: present as u32,
+                    presence,
+                    values,
+                });
+            }
+            blocks.push(BlockRef {
+                rows: rows as u32,
+                min_ts,
+                max_ts,
+                ts,
+                fields,
+            });
+        }
+        out.push(SeriesEntry {
+            meta: Arc::new(SeriesMeta { measure, tags }),
+            blocks,
+        });
+    }
+    if !r.is_empty() {
+        return Err(ReadError("trailing bytes in series table"));
+    }
+    Ok(out)
+}
+
+impl PartReader {
+    pub fn open(dir: &Path) -> Result<PartReader> {
+        let meta = PartMeta::read(dir)?;
+        let index_path = dir.join(INDEX_FILE);
+        let compressed = read_framed(&index_path, INDEX_MAGIC, VERSION)?;
+        let body = zstd::bulk::decompress(&compressed, MAX_INDEX_BYTES)
+            .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
+        let series = parse_index(&body)
+            .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
+        let data_path = dir.join(DATA_FILE);
+        let data = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
+        let len = data.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+        let expected = meta
+            .files
+            .iter()
+            .find(|f| f.name == DATA_FILE)
+            .map(|f| f.size);
+        if expected != Some(len) {
+            return Err(Error::corrupt(
+                &data_path,
+                format!("size {len} does not match part metadata ({expected:?})"),
+            ));
+        }
+        let mut header = [0u8; DATA_HEADER_LEN as usize];
+        data.read_exact_at(&mut header, 0)
+            .map_err(|e| Error::io(&data_path, e))?;
+        if &header[..8] != DATA_MAGIC
+            || header[8..12] != VERSION.to_le_bytes()
+            || header[12..16] != [0; 4]
+        {
+            return Err(Error::corrupt(&data_path, "bad header"));
+        }
+        Ok(PartReader {
+            dir: dir.to_path_buf(),
+            meta,
+            series,
+            data,
+        })
+    }
+
+    /// Indices of the series of `measure` (contiguous, since the table is sorted).
+    pub fn measure_range(&self, measure: &str) -> std::ops::Range<usize> {
+        let a = self
+            .series
+            .partition_point(|s| s.meta.measure.as_str() < measure);
+        let b = self
+            .series
+            .partition_point(|s| s.meta.measure.as_str() <= measure);
+        a..b
+    }
+
+    fn chunk(&self, c: ChunkRef, what: &str) -> Result<Vec<u8>> {
+        let path = self.dir.join(DATA_FILE);
+        let mut buf = vec![0u8; c.len as usize];
+        self.data.read_exact_at(&mut buf, c.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(
+                    &path,
+                    format!("{what} chunk at {} past end of file", c.offset),
+                )
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
+        let stored = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if crc32c::crc32c(&buf[4..]) != stored {
+            return Err(Error::corrupt(
+                &path,
+                format!("checksum mismatch in {what} chunk at offset {}", c.offset),
+            ));
+        }
+        buf.drain(..4);
+        Ok(buf)
+    }
+
+    /// Decode one block; `fields` = projection (`None` = all).
+    pub fn read_block(&self, b: &BlockRef, fields: Option<&[String]>) -> Result<Rows> {
+        let path = self.dir.join(DATA_FILE);
+        let bad = |what: &str, e: codec::DecodeError| {
+            Error::corrupt(&path, format!("{what} at offset {}: {e}", b.ts.offset))
+        };
+        let n = b.rows as usize;
+        let mut ts = Vec::with_capacity(n);
+        codec::decode_timestamps(&self.chunk(b.ts, "timestamp")?, n, &mut ts)
+            .map_err(|e| bad("timestamp chunk", e))?;
+        let mut cols = Vec::new();
+        for f in &b.fields {
+            if fields.is_some_and(|p| !p.iter().any(|x| **x == *f.name)) {
+                continue;
+            }
+            let present: Vec<bool> = match f.presence {
+                Some(c) => {
+                    let mut v = Vec::with_capacity(n);
+                    codec::decode_bool(&self.chunk(c, "presence")?, n, &mut v)
+                        .map_err(|e| bad("presence chunk", e))?;
+                    if v.iter().filter(|&&p| p).count() != f.present as usize {
+                        return Err(Error::corrupt(&path, "presence count mismatch"));
+                    }
+                    v
+                }
+                None => vec![true; n],
+            };
+            let k = f.present as usize;
+            let raw = match f.values {
+                Some(c) => self.chunk(c, "value")?,
+                None => Vec::new(),
+            };
+            let col = match f.ty {
+                TYPE_F64 => {
+                    let mut v = Vec::with_capacity(k);
+                    if k > 0 {
+                        codec::decode_f64(&raw, k, &mut v).map_err(|e| bad("f64 chunk", e))?;
+                    }
+                    Column::F64(spread(&present, v))
+                }
+                TYPE_I64 => {
+                    let mut v = Vec::with_capacity(k);
+                    if k > 0 {
+                        codec::decode_i64(&raw, k, &mut v).map_err(|e| bad("i64 chunk", e))?;
+                    }
+                    Column::I64(spread(&present, v))
+                }
+                TYPE_BOOL => {
+                    let mut v = Vec::with_capacity(k);
+                    if k > 0 {
+                        codec::decode_bool(&raw, k, &mut v).map_err(|e| bad("bool chunk", e))?;
+                    }
+                    Column::Bool(spread(&present, v))
+                }
+                TYPE_STR => {
+                    let mut v = Vec::with_capacity(k);
+                    if k > 0 {
+                        codec::decode_str(&raw, k, &mut v).map_err(|e| bad("str chunk", e))?;
+                    }
+                    Column::Str(spread(&present, v))
+                }
+                _ => return Err(Error::corrupt(&path, "bad field type")),
+            };
+            cols.push((f.name.to_string(), col));
+        }
+        Ok(Rows { ts, cols })
+    }
+
+    /// All rows of a series with `from <= ts < to`, projected.
+    pub fn read_series(
+        &self,
+        s: &SeriesEntry,
+        from: i64,
+        to: i64,
+        fields: Option<&[String]>,
+    ) -> Result<Vec<Rows>> {
+        let mut out = Vec::new();
+        for b in &s.blocks {
+            if b.max_ts < from || b.min_ts >= to {
+                continue;
+            }
+            let r = self.read_block(b, fields)?;
+            out.push(if b.min_ts >= from && b.max_ts < to {
+                r
+            } else {
+                r.slice_time(from, to)
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn spread<T>(present: &[bool], values: Vec<T>) -> Vec<Option<T>> {
+    let mut it = values.into_iter();
+    present
+        .iter()
+        .map(|&p| if p { it.next() } else { None })
+        .collect()
+}
+
+/// Re-read every file of a part and check sizes and BLAKE3 digests against `meta.bin`.
+pub fn verify_part_files(dir: &Path) -> Result<PartMeta> {
+    let meta = PartMeta::read(dir)?;
+    for f in &meta.files {
+        if f.name.contains('/') || f.name.contains("..") {
+            return Err(Error::corrupt(dir.join(super::META_FILE), "bad file name"));
+        }
+        let path = dir.join(&f.name);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if bytes.len() as u64 != f.size {
+            return Err(Error::corrupt(&path, "size does not match part metadata"));
+        }
+        if blake3::hash(&bytes).to_hex().as_str() != f.blake3 {
+            return Err(Error::corrupt(
+                &path,
+                "BLAKE3 digest does not match part metadata",
+            ));
+        }
+    }
+    PartReader::open(dir)?;
+    Ok(meta)
+}

@@ -1,0 +1,261 @@
+//! Building a part: series in (measure, tags) order, split into blocks of at most
+//! [`BLOCK_ROWS`] rows, each column chunk CRC-framed in `data.bin`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::format::{ByteWriter, frame, fsync_dir};
+use crate::memtable::SeriesMeta;
+use crate::record::{TYPE_BOOL, TYPE_F64, TYPE_I64, TYPE_STR};
+use crate::rows::Rows;
+use crate::scan::Column;
+
+use super::{
+    BLOCK_ROWS, DATA_FILE, DATA_MAGIC, INDEX_FILE, INDEX_MAGIC, META_FILE, META_MAGIC, MetaFile,
+    PartMeta, VERSION,
+};
+
+/// Identity of the part being written.
+#[derive(Debug, Clone)]
+pub struct PartIdentity {
+    pub part_id: u64,
+    pub group: String,
+    pub segment: i64,
+    pub shard: u32,
+    pub min_lsn: u64,
+    pub max_lsn: u64,
+}
+
+pub struct PartWriter {
+    dir: PathBuf,
+    id: PartIdentity,
+    data: BufWriter<File>,
+    hasher: blake3::Hasher,
+    offset: u64,
+    index: ByteWriter,
+    series: u64,
+    rows: u64,
+    blocks: u64,
+    min_ts: i64,
+    max_ts: i64,
+    measures: Vec<String>,
+    last: Option<SeriesMeta>,
+    chunk: Vec<u8>,
+}
+
+impl PartWriter {
+    /// Start a part in `dir` (created; must not exist).
+    pub fn create(dir: &Path, id: PartIdentity) -> Result<PartWriter> {
+        std::fs::create_dir(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(DATA_FILE);
+        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = PartWriter {
+            dir: dir.to_path_buf(),
+            id,
+            data: BufWriter::with_capacity(1 << 20, f),
+            hasher: blake3::Hasher::new(),
+            offset: 0,
+            index: ByteWriter::new(),
+            series: 0,
+            rows: 0,
+            blocks: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            measures: Vec::new(),
+            last: None,
+            chunk: Vec::new(),
+        };
+        let mut header = Vec::with_capacity(16);
+        header.extend_from_slice(DATA_MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        w.put(&header)?;
+        Ok(w)
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.data
+            .write_all(b)
+            .map_err(|e| Error::io(self.dir.join(DATA_FILE), e))?;
+        self.hasher.update(b);
+        self.offset += b.len() as u64;
+        Ok(())
+    }
+
+    /// Write the chunk in `self.chunk` and record its reference in the index.
+    fn flush_chunk(&mut self) -> Result<()> {
+        let body = std::mem::take(&mut self.chunk);
+        let off = self.offset;
+        self.put(&crc32c::crc32c(&body).to_le_bytes())?;
+        self.put(&body)?;
+        self.index.uvarint(off);
+        self.index.uvarint(body.len() as u64 + 4);
+        self.chunk = body;
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// Add a series. Series must come in strictly increasing (measure, tags) order; `rows` must
+    /// be resolved (sorted, one row per timestamp). Empty rows are skipped.
+    pub fn add_series(&mut self, meta: &SeriesMeta, rows: &Rows) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if self.last.as_ref().is_some_and(|l| l >= meta) {
+            return Err(Error::InvalidInput("part series out of order".into()));
+        }
+        if self.measures.last() != Some(&meta.measure) {
+            self.measures.push(meta.measure.clone());
+        }
+        self.series += 1;
+        self.index.str(&meta.measure);
+        self.index.uvarint(meta.tags.len() as u64);
+        for (k, v) in &meta.tags {
+            self.index.str(k);
+            self.index.str(v);
+        }
+        let nblocks = rows.len().div_ceil(BLOCK_ROWS);
+        self.index.uvarint(nblocks as u64);
+        for b in 0..nblocks {
+            let a = b * BLOCK_ROWS;
+            let e = ((b + 1) * BLOCK_ROWS).min(rows.len());
+            let block = if nblocks == 1 {
+                std::borrow::Cow::Borrowed(rows)
+            } else {
+                std::borrow::Cow::Owned(rows.slice(a, e))
+            };
+            self.add_block(&block)?;
+        }
+        self.last = Some(meta.clone());
+        Ok(())
+    }
+
+    fn add_block(&mut self, rows: &Rows) -> Result<()> {
+        let n = rows.len();
+        let (lo, hi) = (rows.ts[0], rows.ts[n - 1]);
+        self.min_ts = self.min_ts.min(lo);
+        self.max_ts = self.max_ts.max(hi);
+        self.rows += n as u64;
+        self.blocks += 1;
+        self.index.uvarint(n as u64);
+        self.index.i64(lo);
+        self.index.i64(hi);
+        codec::encode_timestamps(&rows.ts, &mut self.chunk);
+        self.flush_chunk()?;
+        self.index.uvarint(rows.cols.len() as u64);
+        for (name, col) in &rows.cols {
+            self.index.str(name);
+            let (ty, present) = presence(col);
+            self.index.u8(ty);
+            let count = present.iter().filter(|&&p| p).count();
+            self.index.uvarint(count as u64);
+            if count < n {
+                codec::encode_bool(&present, &mut self.chunk);
+                self.flush_chunk()?;
+            }
+            if count > 0 {
+                encode_values(col, &mut self.chunk);
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `index.bin` and `meta.bin`, fsync everything. Returns the metadata.
+    pub fn finish(mut self) -> Result<PartMeta> {
+        let data_path = self.dir.join(DATA_FILE);
+        self.data.flush().map_err(|e| Error::io(&data_path, e))?;
+        self.data
+            .get_ref()
+            .sync_all()
+            .map_err(|e| Error::io(&data_path, e))?;
+        let mut body = ByteWriter::new();
+        body.uvarint(self.series);
+        body.buf.extend_from_slice(&self.index.buf);
+        let compressed = zstd::bulk::compress(&body.buf, 1)
+            .map_err(|e| Error::io(self.dir.join(INDEX_FILE), e))?;
+        let index_bytes = frame(INDEX_MAGIC, VERSION, &compressed);
+        crate::format::write_new(&self.dir.join(INDEX_FILE), &index_bytes)?;
+        let meta = PartMeta {
+            format_version: VERSION,
+            part_id: self.id.part_id,
+            group: self.id.group.clone(),
+            segment: self.id.segment,
+            shard: self.id.shard,
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            rows: self.rows,
+            series: self.series,
+            blocks: self.blocks,
+            min_lsn: self.id.min_lsn,
+            max_lsn: self.id.max_lsn,
+            measures: self.measures.clone(),
+            files: vec![
+                MetaFile {
+                    name: DATA_FILE.into(),
+                    size: self.offset,
+                    blake3: self.hasher.finalize().to_hex().to_string(),
+                },
+                MetaFile {
+                    name: INDEX_FILE.into(),
+                    size: index_bytes.len() as u64,
+                    blake3: blake3::hash(&index_bytes).to_hex().to_string(),
+                },
+            ],
+        };
+        let json = serde_json::to_vec(&meta)
+            .map_err(|e| Error::InvalidInput(format!("part metadata: {e}")))?;
+        crate::format::write_new(
+            &self.dir.join(META_FILE),
+            &frame(META_MAGIC, VERSION, &json),
+        )?;
+        fsync_dir(&self.dir)?;
+        Ok(meta)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series == 0
+    }
+}
+
+fn presence(col: &Column) -> (u8, Vec<bool>) {
+    match col {
+        Column::F64(v) => (TYPE_F64, v.iter().map(Option::is_some).collect()),
+        Column::I64(v) => (TYPE_I64, v.iter().map(Option::is_some).collect()),
+        Column::Bool(v) => (TYPE_BOOL, v.iter().map(Option::is_some).collect()),
+        Column::Str(v) => (TYPE_STR, v.iter().map(Option::is_some).collect()),
+    }
+}
+
+fn encode_values(col: &Column, out: &mut Vec<u8>) {
+    match col {
+        Column::F64(v) => codec::encode_f64(&v.iter().flatten().copied().collect::<Vec<_>>(), out),
+        Column::I64(v) => codec::encode_i64(&v.iter().flatten().copied().collect::<Vec<_>>(), out),
+        Column::Bool(v) => {
+            codec::encode_bool(&v.iter().flatten().copied().collect::<Vec<_>>(), out)
+        }
+        Column::Str(v) => codec::encode_str(&v.iter().flatten().collect::<Vec<_>>(), out),
+    }
+}
+
+/// Write a whole part from series already sorted by (measure, tags). Returns `None` when there
+/// was nothing to write (the directory is removed).
+pub fn write_part<'a>(
+    dir: &Path,
+    id: PartIdentity,
+    series: impl IntoIterator<Item = (&'a SeriesMeta, Rows)>,
+) -> Result<Option<PartMeta>> {
+    let mut w = PartWriter::create(dir, id)?;
+    for (m, r) in series {
+        w.add_series(m, &r)?;
+    }
+    if w.is_empty() {
+        drop(w);
+        crate::format::remove_all(dir)?;
+        return Ok(None);
+    }
+    w.finish().map(Some)
+}

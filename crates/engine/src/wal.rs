@@ -1,0 +1,393 @@
+//! Write-ahead log: numbered segment files of CRC-framed records, each carrying its LSN.
+//!
+//! Layout (normative: `docs/format/wal.md`):
+//! - segment header (28 bytes): `magic "STRATWAL" | u32 version | u32 flags=0 | u64 seq |
+//!   u32 crc32c(previous 24 bytes)`;
+//! - frame: `u32 payload_len | u64 lsn | u8 kind | u8 flags | u16 reserved=0 |
+//!   u32 crc32c(payload) | u32 crc32c(previous 20 bytes) | payload`.
+//!
+//! Recovery reads frames in order. In the last segment a frame that runs past the end of the
+//! file, or a damaged frame followed only by zeros or by nothing, is a torn tail: it is cut off.
+//! Anything else that fails a check is corruption and is reported with the file name.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::fsync_dir;
+
+pub const MAGIC: &[u8; 8] = b"STRATWAL";
+pub const VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 28;
+pub const FRAME_HEADER_LEN: usize = 24;
+/// Rotate to a new segment once the active one is this large.
+pub const SEGMENT_TARGET: u64 = 64 << 20;
+/// No single record may exceed this (guards allocations when reading hostile files).
+pub const MAX_PAYLOAD: usize = 1 << 30;
+
+pub fn segment_name(seq: u64) -> String {
+    format!("{seq:016x}.wal")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".wal")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+pub fn segment_header(seq: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Append one frame to `out`.
+pub fn encode_frame(lsn: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let hcrc = crc32c::crc32c(&out[start..start + 20]);
+    out.extend_from_slice(&hcrc.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// One decoded frame.
+pub struct Frame<'a> {
+    /// Offset just past this frame in its segment.
+    pub end: usize,
+    pub lsn: u64,
+    pub kind: u8,
+    pub payload: &'a [u8],
+}
+
+/// Sealed or active segment bookkeeping.
+#[derive(Debug, Clone)]
+pub struct SegmentMeta {
+    pub seq: u64,
+    pub path: PathBuf,
+    /// LSN of the first and last frame; `None` while empty.
+    pub lsns: Option<(u64, u64)>,
+    pub size: u64,
+}
+
+/// List `wal/` segments sorted by sequence number.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(dir, e))?;
+        if let Some(seq) = ent.file_name().to_str().and_then(parse_segment_name) {
+            out.push((seq, ent.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Result of scanning one segment.
+pub struct ScanOutcome {
+    /// Byte length of the valid prefix (frames that passed every check).
+    pub valid_len: u64,
+    /// The file had a torn tail after `valid_len`.
+    pub torn: bool,
+    pub lsns: Option<(u64, u64)>,
+}
+
+/// Read every frame of a segment, calling `f` for each. `is_last` enables torn-tail handling.
+/// `min_lsn` is the LSN every frame must exceed (monotonicity across segments).
+pub fn scan_segment(
+    path: &Path,
+    bytes: &[u8],
+    is_last: bool,
+    mut min_lsn: u64,
+    f: &mut dyn FnMut(Frame<'_>) -> Result<()>,
+) -> Result<ScanOutcome> {
+    let corrupt = |off: usize, what: &str| Error::corrupt(path, format!("{what} at offset {off}"));
+    let all_zero = |from: usize| bytes[from..].iter().all(|&b| b == 0);
+    if bytes.len() < HEADER_LEN || bytes[..HEADER_LEN] != segment_header_from(bytes) {
+        // A crash between creating a segment and writing its header leaves a short or zeroed
+        // file; only acceptable for the newest segment.
+        if is_last && (bytes.len() < HEADER_LEN || all_zero(0)) {
+            return Ok(ScanOutcome {
+                valid_len: 0,
+                torn: true,
+                lsns: None,
+            });
+        }
+        return Err(corrupt(0, "bad WAL segment header"));
+    }
+    let mut off = HEADER_LEN;
+    let mut lsns: Option<(u64, u64)> = None;
+    while off < bytes.len() {
+        let rest = bytes.len() - off;
+        let torn_here = |reason: &str| -> Result<ScanOutcome> {
+            if is_last {
+                Ok(ScanOutcome {
+                    valid_len: off as u64,
+                    torn: true,
+                    lsns,
+                })
+            } else {
+                Err(corrupt(off, reason))
+            }
+        };
+        if rest < FRAME_HEADER_LEN {
+            return torn_here("truncated frame header");
+        }
+        let h = &bytes[off..off + FRAME_HEADER_LEN];
+        let hcrc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+        if crc32c::crc32c(&h[..20]) != hcrc {
+            if all_zero(off) {
+                return torn_here("zeroed tail");
+            }
+            return Err(corrupt(off, "WAL frame header checksum mismatch"));
+        }
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let lsn = u64::from_le_bytes(h[4..12].try_into().unwrap_or_default());
+        let kind = h[12];
+        let pcrc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+        if len > MAX_PAYLOAD {
+            return Err(corrupt(off, "WAL frame length out of range"));
+        }
+        let end = off + FRAME_HEADER_LEN + len;
+        if end > bytes.len() {
+            return torn_here("frame runs past end of file");
+        }
+        let payload = &bytes[off + FRAME_HEADER_LEN..end];
+        if crc32c::crc32c(payload) != pcrc {
+            // A damaged last frame is indistinguishable from a torn write.
+            if end == bytes.len() || all_zero(end) {
+                return torn_here("payload checksum mismatch in last frame");
+            }
+            return Err(corrupt(off, "WAL payload checksum mismatch"));
+        }
+        if lsn <= min_lsn {
+            return Err(corrupt(off, "WAL LSN not increasing"));
+        }
+        min_lsn = lsn;
+        lsns = Some((lsns.map_or(lsn, |l| l.0), lsn));
+        f(Frame {
+            end,
+            lsn,
+            kind,
+            payload,
+        })?;
+        off = end;
+    }
+    Ok(ScanOutcome {
+        valid_len: off as u64,
+        torn: false,
+        lsns,
+    })
+}
+
+/// The header a segment with this file's sequence number should have (compares all 28 bytes).
+fn segment_header_from(bytes: &[u8]) -> [u8; HEADER_LEN] {
+    let seq = bytes
+        .get(16..24)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0);
+    segment_header(seq)
+}
+
+fn create_segment(dir: &Path, seq: u64) -> Result<(File, SegmentMeta)> {
+    let path = dir.join(segment_name(seq));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    file.write_all(&segment_header(seq))
+        .map_err(|e| Error::io(&path, e))?;
+    file.sync_all().map_err(|e| Error::io(&path, e))?;
+    fsync_dir(dir)?;
+    let meta = SegmentMeta {
+        seq,
+        path,
+        lsns: None,
+        size: HEADER_LEN as u64,
+    };
+    Ok((file, meta))
+}
+
+/// Appends frames to the active segment and rotates segments. Owned by whoever holds the WAL
+/// mutex (the group-commit leader).
+pub struct WalWriter {
+    dir: PathBuf,
+    file: File,
+    active: SegmentMeta,
+    sealed: Vec<SegmentMeta>,
+}
+
+impl WalWriter {
+    /// Continue after recovery: `segments` are the recovered ones (the last becomes active,
+    /// already truncated to its valid length). Creates a first segment when there is none.
+    pub fn resume(dir: &Path, mut segments: Vec<SegmentMeta>) -> Result<WalWriter> {
+        let active = match segments.pop() {
+            Some(a) if a.size >= HEADER_LEN as u64 => a,
+            // A newest segment whose header never made it to disk is started afresh.
+            Some(a) => return Self::create(dir, a.seq, segments),
+            None => return Self::create(dir, 1, Vec::new()),
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&active.path)
+            .map_err(|e| Error::io(&active.path, e))?;
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            file,
+            active,
+            sealed: segments,
+        })
+    }
+
+    fn create(dir: &Path, seq: u64, sealed: Vec<SegmentMeta>) -> Result<WalWriter> {
+        let (file, active) = create_segment(dir, seq)?;
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            file,
+            active,
+            sealed,
+        })
+    }
+
+    /// Write frames covering `[first_lsn, last_lsn]`.
+    pub fn append(&mut self, bytes: &[u8], first_lsn: u64, last_lsn: u64) -> Result<()> {
+        if self.active.size >= SEGMENT_TARGET {
+            self.rotate()?;
+        }
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.active.path, e))?;
+        self.active.size += bytes.len() as u64;
+        self.active.lsns = Some((self.active.lsns.map_or(first_lsn, |l| l.0), last_lsn));
+        Ok(())
+    }
+
+    pub fn sync(&mut self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&self.active.path, e))
+    }
+
+    /// Seal the active segment (fsynced) and start the next one. A no-op on an empty segment.
+    pub fn rotate(&mut self) -> Result<()> {
+        if self.active.lsns.is_none() {
+            return Ok(());
+        }
+        self.sync()?;
+        let (file, meta) = create_segment(&self.dir, self.active.seq + 1)?;
+        self.file = file;
+        let old = std::mem::replace(&mut self.active, meta);
+        self.sealed.push(old);
+        Ok(())
+    }
+
+    /// Delete sealed segments whose every record is at or below `lsn`.
+    pub fn delete_through(&mut self, lsn: u64) -> Result<()> {
+        let mut keep = Vec::new();
+        for s in std::mem::take(&mut self.sealed) {
+            match s.lsns {
+                Some((_, last)) if last > lsn => keep.push(s),
+                _ => {
+                    crate::format::remove_all(&s.path)?;
+                }
+            }
+        }
+        self.sealed = keep;
+        Ok(())
+    }
+
+    /// Sealed segments plus the active one (with its current size).
+    pub fn segments(&self) -> Vec<SegmentMeta> {
+        let mut v = self.sealed.clone();
+        v.push(self.active.clone());
+        v
+    }
+
+    pub fn active_path(&self) -> &Path {
+        &self.active.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(path: &Path, bytes: &[u8], last: bool) -> Result<(Vec<u64>, ScanOutcome)> {
+        let mut v = Vec::new();
+        let out = scan_segment(path, bytes, last, 0, &mut |f| {
+            v.push(f.lsn);
+            Ok(())
+        })?;
+        Ok((v, out))
+    }
+
+    fn segment_with(n: u64) -> Vec<u8> {
+        let mut b = segment_header(1).to_vec();
+        for lsn in 1..=n {
+            encode_frame(lsn, 1, format!("payload {lsn}").as_bytes(), &mut b);
+        }
+        b
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let b = segment_with(5);
+        let (lsns, out) = collect(Path::new("w"), &b, false).unwrap();
+        assert_eq!(lsns, vec![1, 2, 3, 4, 5]);
+        assert!(!out.torn);
+        assert_eq!(out.valid_len, b.len() as u64);
+    }
+
+    #[test]
+    fn torn_tail_of_last_segment_is_cut() {
+        let b = segment_with(3);
+        for cut in (HEADER_LEN + 1)..b.len() {
+            let (lsns, out) = collect(Path::new("w"), &b[..cut], true).unwrap();
+            assert!(lsns.len() < 3);
+            assert!(out.torn || out.valid_len == cut as u64);
+            // The same cut in an older segment is corruption.
+            if out.torn {
+                assert!(collect(Path::new("w"), &b[..cut], false).is_err());
+            }
+        }
+        let mut z = b.clone();
+        z.extend_from_slice(&[0u8; 100]);
+        let (lsns, out) = collect(Path::new("w"), &z, true).unwrap();
+        assert_eq!(lsns.len(), 3);
+        assert!(out.torn);
+        assert_eq!(out.valid_len, b.len() as u64);
+    }
+
+    #[test]
+    fn flipped_byte_in_the_middle_is_corruption_naming_the_file() {
+        let b = segment_with(5);
+        // Flip every byte of every frame except the last one: always an error.
+        let last_frame_start = b.len() - (FRAME_HEADER_LEN + "payload 5".len());
+        for i in 0..last_frame_start {
+            let mut c = b.clone();
+            c[i] ^= 0x01;
+            let err = match collect(Path::new("wal/0001.wal"), &c, true) {
+                Err(e) => e,
+                Ok((l, _)) => panic!("flip at {i} not detected: {l:?}"),
+            };
+            assert!(err.to_string().contains("wal/0001.wal"), "{err}");
+        }
+    }
+}

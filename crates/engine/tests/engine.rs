@@ -1,0 +1,319 @@
+//! End-to-end behaviour of the engine through its public API.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use strata_engine::{
+    Column, Engine, Error, FieldValue, GroupSettings, Point, ScanRequest, TagMatcher,
+};
+
+#[test]
+fn writes_are_visible_before_and_after_flush_and_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    e.write("g", &[pt("a", t, 1.0), pt("b", t, 2.0)]).unwrap();
+    let expect = vec![("a".to_string(), t, 1.0), ("b".to_string(), t, 2.0)];
+    assert_eq!(scan_all(&e, "g"), expect);
+    drop(e);
+    // WAL replay.
+    let e = Engine::open(opts(d.path())).unwrap();
+    assert_eq!(scan_all(&e, "g"), expect);
+    e.flush().unwrap();
+    assert!(e.stats().parts >= 1);
+    assert_eq!(scan_all(&e, "g"), expect);
+    e.write("g", &[pt("a", t + 1, 3.0)]).unwrap();
+    e.close().unwrap();
+    let e = Engine::open(opts(d.path())).unwrap();
+    assert_eq!(scan_all(&e, "g").len(), 3);
+}
+
+#[test]
+fn later_writes_overwrite_field_by_field_across_parts_and_memtable() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    let p = |fields: Vec<(&str, FieldValue)>| Point {
+        measure: "cpu".into(),
+        tags: vec![("host".into(), "a".into())],
+        fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        timestamp: t,
+    };
+    e.write(
+        "g",
+        &[p(vec![
+            ("x", FieldValue::I64(1)),
+            ("y", FieldValue::I64(1)),
+        ])],
+    )
+    .unwrap();
+    e.flush().unwrap();
+    e.write("g", &[p(vec![("x", FieldValue::I64(2))])]).unwrap();
+    let check = |e: &Engine| {
+        let r = e.scan(&all("g")).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].timestamps, vec![t]);
+        assert_eq!(
+            r[0].columns,
+            vec![
+                ("x".to_string(), Column::I64(vec![Some(2)])),
+                ("y".to_string(), Column::I64(vec![Some(1)])),
+            ]
+        );
+    };
+    check(&e);
+    e.flush().unwrap();
+    check(&e);
+    e.compact().unwrap();
+    check(&e);
+    drop(e);
+    check(&Engine::open(opts(d.path())).unwrap());
+}
+
+#[test]
+fn tag_matchers_and_projection() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    let mut pts = Vec::new();
+    for h in ["a", "b", "c"] {
+        let mut p = pt(h, t, 1.0);
+        p.tags
+            .push(("dc".into(), if h == "c" { "eu" } else { "us" }.into()));
+        p.fields.push(("other".into(), FieldValue::Bool(true)));
+        pts.push(p);
+    }
+    e.write("g", &pts).unwrap();
+    let re = regex::Regex::new("^[ab]$").unwrap();
+    for flush in [false, true] {
+        if flush {
+            e.flush().unwrap();
+        }
+        let q = |m: Vec<TagMatcher>| {
+            let mut r = all("g");
+            r.matchers = m;
+            r.fields = Some(vec!["usage".into(), "nope".into()]);
+            let res = e.scan(&r).unwrap();
+            for s in &res {
+                assert_eq!(s.columns.len(), 1, "projection keeps known fields only");
+            }
+            triples(&res).into_iter().map(|x| x.0).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(vec![TagMatcher::Eq("dc".into(), "us".into())]),
+            ["a", "b"]
+        );
+        assert_eq!(q(vec![TagMatcher::NotEq("dc".into(), "us".into())]), ["c"]);
+        assert_eq!(
+            q(vec![TagMatcher::In(
+                "host".into(),
+                vec!["a".into(), "c".into()]
+            )]),
+            ["a", "c"]
+        );
+        assert_eq!(
+            q(vec![TagMatcher::NotIn("host".into(), vec!["a".into()])]),
+            ["b", "c"]
+        );
+        assert_eq!(
+            q(vec![TagMatcher::Regex("host".into(), re.clone())]),
+            ["a", "b"]
+        );
+        assert_eq!(q(vec![TagMatcher::NotRegex("host".into(), re.clone())]), ["c"]);
+        assert!(q(vec![TagMatcher::Eq("missing".into(), "x".into())]).is_empty());
+        assert_eq!(
+            q(vec![TagMatcher::Eq("missing".into(), "".into())]).len(),
+            3
+        );
+        let mut r = all("g");
+        r.from = t + 1;
+        assert!(e.scan(&r).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn field_type_conflict_rejects_the_whole_batch() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    e.write("g", &[pt("a", t, 1.0)]).unwrap();
+    let mut bad = pt("b", t, 0.0);
+    bad.fields[0].1 = FieldValue::I64(1);
+    let err = e.write("g", &[pt("c", t, 5.0), bad]).unwrap_err();
+    assert!(matches!(err, Error::FieldTypeConflict { .. }), "{err}");
+    let mut within = pt("d", t, 0.0);
+    within.fields = vec![("new".into(), FieldValue::Bool(true))];
+    let mut within2 = within.clone();
+    within2.fields[0].1 = FieldValue::Str("x".into());
+    assert!(matches!(
+        e.write("g", &[within, within2]),
+        Err(Error::FieldTypeConflict { .. })
+    ));
+    assert_eq!(scan_all(&e, "g").len(), 1);
+    let cat = e.catalog();
+    assert_eq!(cat.groups[0].measures[0].fields.len(), 1, "{cat:?}");
+}
+
+#[test]
+fn second_open_is_locked() {
+    let d = tempfile::tempdir().unwrap();
+    let _e = Engine::open(opts(d.path())).unwrap();
+    assert!(matches!(
+        Engine::open(opts(d.path())),
+        Err(Error::Locked { .. })
+    ));
+    assert!(matches!(
+        strata_engine::set_node_id(d.path(), "x"),
+        Err(Error::Locked { .. })
+    ));
+}
+
+#[test]
+fn groups_settings_ttl_and_deletion() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let day = strata_engine::model::NANOS_PER_DAY;
+    let e = Engine::open(opts(d.path())).unwrap();
+    let s = GroupSettings {
+        ttl_ns: 2 * day,
+        segment_interval_ns: day,
+        shards: 3,
+        backup_tier: "hot".into(),
+    };
+    e.put_group("short", s.clone()).unwrap();
+    e.write("short", &[pt("a", t, 1.0), pt("a", t - 5 * day, 2.0)])
+        .unwrap();
+    // The old point is past the TTL: never visible, and its segment is dropped.
+    assert_eq!(scan_all(&e, "short"), vec![("a".to_string(), t, 1.0)]);
+    e.flush().unwrap();
+    let parts_before = e.stats().parts;
+    e.enforce_ttl().unwrap();
+    assert_eq!(e.stats().segments_dropped, 1);
+    assert_eq!(e.stats().parts, parts_before - 1);
+    assert_eq!(scan_all(&e, "short"), vec![("a".to_string(), t, 1.0)]);
+    assert_eq!(e.catalog().groups[0].settings, s);
+    e.write("other", &[pt("z", t, 9.0)]).unwrap();
+    e.delete_group("short").unwrap();
+    assert!(matches!(
+        e.scan(&all("short")),
+        Err(Error::GroupNotFound(_))
+    ));
+    assert!(!d.path().join("data/short").exists());
+    assert!(matches!(
+        e.delete_group("short"),
+        Err(Error::GroupNotFound(_))
+    ));
+    // Recreate with another field type: the old schema is gone.
+    let mut p = pt("a", t, 0.0);
+    p.fields[0].1 = FieldValue::I64(4);
+    e.write("short", &[p]).unwrap();
+    drop(e);
+    let e = Engine::open(opts(d.path())).unwrap();
+    let r = e.scan(&all("short")).unwrap();
+    assert_eq!(r[0].columns[0].1, Column::I64(vec![Some(4)]));
+    assert_eq!(scan_all(&e, "other").len(), 1);
+    assert!(e.put_group("bad/name", GroupSettings::default()).is_err());
+    assert!(e.write("", &[pt("a", t, 1.0)]).is_err());
+}
+
+#[test]
+fn merges_bound_part_count_and_keep_data() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    let mut expect = Vec::new();
+    for i in 0..12 {
+        let p = pt(&format!("h{}", i % 4), t + i, i as f64);
+        expect.push((format!("h{}", i % 4), t + i, i as f64));
+        e.write("g", &[p]).unwrap();
+        e.flush().unwrap();
+    }
+    expect.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert!(e.stats().parts >= 12);
+    e.compact().unwrap();
+    assert!(e.stats().parts <= 2, "{:?}", e.stats());
+    assert!(e.stats().merges > 0);
+    assert_eq!(scan_all(&e, "g"), expect);
+    drop(e);
+    let e = Engine::open(opts(d.path())).unwrap();
+    assert_eq!(scan_all(&e, "g"), expect);
+    e.rebuild_index().unwrap();
+    assert_eq!(scan_all(&e, "g"), expect);
+}
+
+#[test]
+fn flipped_byte_in_a_part_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    e.write("g", &[pt("a", t, 1.0)]).unwrap();
+    e.flush().unwrap();
+    let snap = e.snapshot().unwrap();
+    let part = &snap.parts[0];
+    let data = d.path().join(&part.rel_dir).join("data.bin");
+    e.release_snapshot(&snap.id).unwrap();
+    let mut b = std::fs::read(&data).unwrap();
+    let n = b.len();
+    b[n - 3] ^= 0x55;
+    std::fs::write(&data, b).unwrap();
+    let err = e.scan(&all("g")).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&data.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn flipped_byte_in_the_wal_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    for i in 0..5 {
+        e.write("g", &[pt("a", t + i, 1.0)]).unwrap();
+    }
+    drop(e);
+    let seg = std::fs::read_dir(d.path().join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "wal"))
+        .unwrap();
+    let mut b = std::fs::read(&seg).unwrap();
+    b[60] ^= 0x01;
+    std::fs::write(&seg, b).unwrap();
+    let err = Engine::open(opts(d.path()))
+        .err()
+        .expect("corruption detected");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(".wal"), "{err}");
+    assert!(Engine::open_read_only(d.path()).is_err());
+}
+
+#[test]
+fn set_node_id_rewrites_the_engine_file() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    o.node_id = Some("node-a".into());
+    let e = Engine::open(o).unwrap();
+    assert_eq!(e.node_id(), "node-a");
+    drop(e);
+    strata_engine::set_node_id(d.path(), "node-b").unwrap();
+    assert_eq!(Engine::open(opts(d.path())).unwrap().node_id(), "node-b");
+}
+
+#[test]
+fn read_only_open_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    e.write("g", &[pt("a", t, 1.0)]).unwrap();
+    e.flush().unwrap();
+    e.write("g", &[pt("b", t, 2.0)]).unwrap();
+    let ro = Engine::open_read_only(d.path()).unwrap();
+    assert_eq!(scan_all(&ro, "g").len(), 2);
+    assert!(ro.write("g", &[pt("c", t, 1.0)]).is_err());
+    assert!(Engine::open_read_only(d.path().join("nope")).is_err());
+    let _ = ScanRequest::clone(&all("g"));
+}
