@@ -121,7 +121,10 @@ fn tag_matchers_and_projection() {
             q(vec![TagMatcher::Regex("host".into(), re.clone())]),
             ["a", "b"]
         );
-        assert_eq!(q(vec![TagMatcher::NotRegex("host".into(), re.clone())]), ["c"]);
+        assert_eq!(
+            q(vec![TagMatcher::NotRegex("host".into(), re.clone())]),
+            ["c"]
+        );
         assert!(q(vec![TagMatcher::Eq("missing".into(), "x".into())]).is_empty());
         assert_eq!(
             q(vec![TagMatcher::Eq("missing".into(), "".into())]).len(),
