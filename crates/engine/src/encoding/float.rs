@@ -40,53 +40,71 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
         out.extend_from_slice(&first.to_bits().to_le_bytes());
         return;
     }
-    let mut best: Option<Vec<u8>> = None;
-    let mut keep = |candidate: Vec<u8>| {
-        if best.as_ref().is_none_or(|b| candidate.len() < b.len()) {
-            best = Some(candidate);
-        }
-    };
+    // The decimal form wins whenever it applies (mantissa deltas of a few bits against
+    // Gorilla's tens of bits), so the other candidates are only tried without it.
     if let Some((exp, mantissas)) = to_decimal(v) {
-        let mut c = vec![id::F64_DECIMAL];
-        put_ivarint(&mut c, i64::from(exp));
-        int::encode_plain(&mantissas, &mut c);
-        compress_if_pays(&mut c, 0);
-        keep(c);
+        let start = out.len();
+        out.push(id::F64_DECIMAL);
+        put_ivarint(out, i64::from(exp));
+        int::encode_plain(&mantissas, out);
+        compress_if_pays(out, start);
+        return;
     }
     let bits: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
-    let mut c = vec![id::F64_GORILLA];
-    gorilla::encode(&bits, &mut c);
-    compress_if_pays(&mut c, 0);
-    keep(c);
-    let mut c = vec![id::F64_SHUFFLE];
-    shuffle(&bits, &mut c);
-    compress_if_pays(&mut c, 0);
-    keep(c);
-    if let Some(b) = best {
-        out.extend_from_slice(&b);
+    let mut gorilla = vec![id::F64_GORILLA];
+    gorilla::encode(&bits, &mut gorilla);
+    compress_if_pays(&mut gorilla, 0);
+    // Gorilla pays on slowly changing values; on noisy ones (over 4 bytes a value) byte planes
+    // plus zstd usually do better, so only then is that second compression worth its time.
+    if gorilla.len() > 4 * v.len() {
+        let mut shuffled = vec![id::F64_SHUFFLE];
+        shuffle(&bits, &mut shuffled);
+        compress_if_pays(&mut shuffled, 0);
+        if shuffled.len() < gorilla.len() {
+            out.extend_from_slice(&shuffled);
+            return;
+        }
     }
+    out.extend_from_slice(&gorilla);
 }
 
 /// Finds one exponent `e` such that every value is exactly `m × 10^e` with `|m| < 2^53`, and
 /// returns it with the mantissas; `None` when the chunk has no such form.
+///
+/// The shared exponent is the finest of the values' own coarsest exponents: a value is also
+/// exact at a finer exponent (the same rational, so the same correctly-rounded f64) as long as
+/// its mantissa stays below 2^53. One pass: values are tried at the current exponent first,
+/// and when a value needs a finer one the mantissas so far are rescaled.
 fn to_decimal(v: &[f64]) -> Option<(i32, Vec<i64>)> {
-    // The finest of the values' own exponents is the shared one: a value is also exact at a
-    // finer exponent (same rational, so the same correctly-rounded f64), as long as its
-    // mantissa stays below 2^53, which `from_decimal` checks below.
-    let mut exp = MAX_EXP;
-    for &x in v {
-        if x.to_bits() != 0 {
-            exp = exp.min(value_exponent(x)?);
-        }
-    }
+    let mut exp: Option<i32> = None;
     let mut mantissas = Vec::with_capacity(v.len());
     for &x in v {
-        let m = scale(x, exp)?;
-        if from_decimal(m, exp).to_bits() != x.to_bits() {
-            return None;
+        if x.to_bits() == 0 {
+            mantissas.push(0);
+            continue;
         }
+        if let Some(m) = exp.and_then(|e| exact(x, e)) {
+            mantissas.push(m);
+            continue;
+        }
+        let (e, m) = value_exponent(x)?;
+        if let Some(current) = exp {
+            if e >= current {
+                // Exact at a coarser exponent but not at the current one: its mantissa
+                // would reach 2^53.
+                return None;
+            }
+            let factor = 10i64.checked_pow((current - e) as u32)?;
+            for prev in &mut mantissas {
+                *prev = prev
+                    .checked_mul(factor)
+                    .filter(|p| p.unsigned_abs() < MANTISSA_LIMIT as u64)?;
+            }
+        }
+        exp = Some(e);
         mantissas.push(m);
     }
+    let mut exp = exp?;
     // Strip common trailing zeros (100, 200, 300 → 1, 2, 3 with e + 2): smaller varints.
     // Exact by the same argument: the rational is unchanged.
     while exp < MAX_EXP
@@ -99,18 +117,20 @@ fn to_decimal(v: &[f64]) -> Option<(i32, Vec<i64>)> {
     Some((exp, mantissas))
 }
 
-/// The coarsest (largest) exponent at which `x` has an exact decimal form.
-fn value_exponent(x: f64) -> Option<i32> {
+/// The mantissa of `x` at exponent `e`, if `x` is exactly `m × 10^e` with `|m| < 2^53`.
+fn exact(x: f64, e: i32) -> Option<i64> {
+    scale(x, e).filter(|&m| from_decimal(m, e).to_bits() == x.to_bits())
+}
+
+/// The coarsest (largest) exponent at which `x` has an exact decimal form, and the mantissa.
+fn value_exponent(x: f64) -> Option<(i32, i64)> {
     if !x.is_finite() {
         return None;
     }
     if x.abs() < MANTISSA_LIMIT as f64 {
-        (0..=MAX_EXP)
-            .map(|k| -k)
-            .find(|&e| scale(x, e).is_some_and(|m| from_decimal(m, e).to_bits() == x.to_bits()))
+        (0..=MAX_EXP).find_map(|k| exact(x, -k).map(|m| (-k, m)))
     } else {
-        (1..=MAX_EXP)
-            .find(|&e| scale(x, e).is_some_and(|m| from_decimal(m, e).to_bits() == x.to_bits()))
+        (1..=MAX_EXP).find_map(|e| exact(x, e).map(|m| (e, m)))
     }
 }
 

@@ -81,22 +81,35 @@ struct Scaled {
 
 impl Scaled {
     fn measure(stream: &[i64]) -> Scaled {
-        let g = stream.iter().fold(0u64, |g, &d| gcd(g, d.unsigned_abs()));
+        let mut g = 0u64;
+        for &d in stream {
+            g = gcd(g, d.unsigned_abs());
+            if g == 1 {
+                break; // the common case, found early
+            }
+        }
         // All zero, or 2^63 (not a positive i64): leave unscaled.
         let scale = if g == 0 || g > i64::MAX as u64 { 1 } else { g };
-        let size = uvarint_len(scale)
-            + stream
-                .iter()
-                .map(|&d| ivarint_len(d / scale as i64))
-                .sum::<usize>();
-        Scaled { scale, size }
+        let quotients: usize = if scale == 1 {
+            stream.iter().map(|&d| ivarint_len(d)).sum()
+        } else {
+            stream.iter().map(|&d| ivarint_len(d / scale as i64)).sum()
+        };
+        Scaled {
+            scale,
+            size: uvarint_len(scale) + quotients,
+        }
     }
 
     fn write(&self, stream: &[i64], out: &mut Vec<u8>) {
         out.reserve(self.size);
         put_uvarint(out, self.scale);
-        for &d in stream {
-            put_ivarint(out, d / self.scale as i64);
+        if self.scale == 1 {
+            stream.iter().for_each(|&d| put_ivarint(out, d));
+        } else {
+            stream
+                .iter()
+                .for_each(|&d| put_ivarint(out, d / self.scale as i64));
         }
     }
 }
