@@ -44,6 +44,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Server(_)));
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Query(a) => cmd::query::run(a),
@@ -59,5 +60,26 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Logs go to stderr (stdout is for results). `STRATA_LOG` takes an `EnvFilter` directive;
+/// the server logs at info by default, one-shot commands only warnings.
+/// `STRATA_LOG_FORMAT=json` switches to JSON lines.
+fn init_logging(server: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if server { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = if std::env::var("STRATA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("warning: logging not initialised: {e}");
     }
 }

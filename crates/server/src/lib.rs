@@ -1,4 +1,126 @@
 //! Strata HTTP server: ingest (line protocol, Prometheus remote write), queries, groups,
 //! snapshots and backup jobs, metrics.
+//!
+//! The server owns a tokio runtime of its own; the engine below it is synchronous and is
+//! called from the blocking pool. [`run`] opens the engine, serves until SIGINT/SIGTERM, lets
+//! in-flight requests finish, then flushes and closes the engine.
 
 pub mod backup_jobs;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_engine::{Engine, EngineOptions};
+
+pub use config::{Config, ConfigError, ConfigLayer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open data directory: {0}")]
+    Engine(#[from] strata_engine::Error),
+    #[error("cannot {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// Run the server until a shutdown signal. Prints `listening on http://ADDR` on stdout once
+/// the socket is bound (with the real port when the configured one is 0).
+pub fn run(config: Config) -> Result<(), ServerError> {
+    tracing::info!(config = ?config.redacted(), "effective configuration");
+    let addr = config.listen_addr()?;
+    let mut opts = EngineOptions::new(&config.data_dir);
+    opts.fsync = config.fsync_policy()?;
+    let engine = Arc::new(Engine::open(opts)?);
+    tracing::info!(data_dir = %config.data_dir.display(), node_id = engine.node_id(), "engine open");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strata-http")
+        .build()
+        .map_err(io("start the HTTP runtime"))?;
+    let state = http::AppState {
+        engine: engine.clone(),
+        metrics: Arc::new(metrics::Metrics::new()),
+        max_body: config.max_body_bytes,
+    };
+    let app = http::router(state, config.auth_token.clone(), Some(config.repo.clone()));
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("listen on {addr}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(io("read the bound address"))?;
+        tracing::info!(%bound, "listening");
+        // Tests and scripts read the bound address from this line.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "strata server listening on http://{bound}");
+        let _ = out.flush();
+        drop(out);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(io("serve HTTP"))
+    });
+    // In-flight requests have completed; give detached tasks (backup jobs) a moment, then
+    // drop the runtime so their engine handles go away before closing.
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    served?;
+    close_engine(engine)
+}
+
+fn close_engine(engine: Arc<Engine>) -> Result<(), ServerError> {
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.close()?,
+        Err(shared) => {
+            // Something still holds the engine (a stuck task): flush at least, so every
+            // acknowledged write is in parts and the WAL is synced.
+            tracing::warn!("engine still shared at shutdown; flushing without closing");
+            shared.flush()?;
+        }
+    }
+    tracing::info!("engine closed, bye");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}

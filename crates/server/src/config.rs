@@ -1,0 +1,268 @@
+//! Server configuration, resolved from layers: command-line flags > `STRATA_*` environment
+//! variables > TOML file (`--config`) > embedded defaults. Each layer is a [`ConfigLayer`] of
+//! optional values, so the precedence is one `or` chain and can be tested without a process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// `host:port`; port 0 picks a free port (the bound address is printed at start).
+    pub listen: String,
+    /// Backup repository URL (recorded for backup jobs).
+    pub repo: String,
+    /// Bearer token required on every endpoint when set; mandatory off loopback.
+    pub auth_token: Option<String>,
+    /// Largest accepted request body, after decompression.
+    pub max_body_bytes: usize,
+    /// WAL fsync policy: `always`, `never`, `interval:<duration>`.
+    pub fsync: String,
+}
+
+/// One layer of configuration; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub repo: Option<String>,
+    pub auth_token: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub fsync: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bad config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: &'static str, reason: String },
+    #[error("listen address '{0}' is not host:port (e.g. 127.0.0.1:8480)")]
+    Listen(String),
+    #[error(
+        "listening on non-loopback address {0} requires an auth token (--auth-token, STRATA_AUTH_TOKEN or auth_token in the config file)"
+    )]
+    TokenRequired(SocketAddr),
+    #[error("bad fsync policy '{0}': expected always, never or interval:<duration>")]
+    Fsync(String),
+    #[error("max_body_bytes must be at least 1")]
+    BodyLimit,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+
+impl ConfigLayer {
+    /// Read a TOML file: the same keys as [`ConfigLayer`], e.g. `listen = "0.0.0.0:8480"`.
+    pub fn from_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// `STRATA_DATA_DIR`, `STRATA_LISTEN`, `STRATA_REPO`, `STRATA_AUTH_TOKEN`,
+    /// `STRATA_MAX_BODY_BYTES`, `STRATA_FSYNC`; `get` is `std::env::var` outside tests.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<ConfigLayer, ConfigError> {
+        let max_body_bytes = match get("STRATA_MAX_BODY_BYTES") {
+            Some(v) => Some(v.trim().parse().map_err(|_| ConfigError::Env {
+                var: "STRATA_MAX_BODY_BYTES",
+                reason: format!("'{v}' is not a number of bytes"),
+            })?),
+            None => None,
+        };
+        Ok(ConfigLayer {
+            data_dir: get("STRATA_DATA_DIR").map(PathBuf::from),
+            listen: get("STRATA_LISTEN"),
+            repo: get("STRATA_REPO"),
+            auth_token: get("STRATA_AUTH_TOKEN").filter(|t| !t.is_empty()),
+            max_body_bytes,
+            fsync: get("STRATA_FSYNC"),
+        })
+    }
+
+    /// Values set in `self` win; the rest come from `lower`.
+    pub fn or(self, lower: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            data_dir: self.data_dir.or(lower.data_dir),
+            listen: self.listen.or(lower.listen),
+            repo: self.repo.or(lower.repo),
+            auth_token: self.auth_token.or(lower.auth_token),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            fsync: self.fsync.or(lower.fsync),
+        }
+    }
+
+    /// Fill what is still unset with the embedded defaults and validate.
+    pub fn finish(self) -> Result<Config, ConfigError> {
+        let c = Config {
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("./strata-data")),
+            listen: self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            repo: self.repo.unwrap_or_else(|| "./strata-backups".to_string()),
+            auth_token: self.auth_token.filter(|t| !t.is_empty()),
+            max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            fsync: self.fsync.unwrap_or_else(|| "always".to_string()),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+impl Config {
+    /// Resolve flags > env > file > defaults.
+    pub fn resolve(
+        flags: ConfigLayer,
+        env: ConfigLayer,
+        file: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let file = match file {
+            Some(p) => ConfigLayer::from_file(p)?,
+            None => ConfigLayer::default(),
+        };
+        flags.or(env).or(file).finish()
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        self.listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| ConfigError::Listen(self.listen.clone()))
+    }
+
+    pub fn fsync_policy(&self) -> Result<strata_engine::FsyncPolicy, ConfigError> {
+        self.fsync
+            .parse()
+            .map_err(|_| ConfigError::Fsync(self.fsync.clone()))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let addr = self.listen_addr()?;
+        if !addr.ip().is_loopback() && self.auth_token.is_none() {
+            return Err(ConfigError::TokenRequired(addr));
+        }
+        self.fsync_policy()?;
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::BodyLimit);
+        }
+        Ok(())
+    }
+
+    /// The configuration as logged at start: the token is never printed.
+    pub fn redacted(&self) -> Config {
+        Config {
+            auth_token: self.auth_token.as_ref().map(|_| "<set>".to_string()),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> ConfigLayer {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ConfigLayer::from_env(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+            .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let c = Config::resolve(ConfigLayer::default(), env(&[]), None).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./strata-data"));
+        assert_eq!(c.listen, "127.0.0.1:8480");
+        assert_eq!(c.repo, "./strata-backups");
+        assert_eq!(c.fsync, "always");
+        assert_eq!(c.auth_token, None);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strata.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\nrepo = \"/file/repo\"\ndata_dir = \"/file/data\"\n",
+        )
+        .unwrap();
+        let flags = ConfigLayer {
+            listen: Some("127.0.0.1:3333".into()),
+            ..Default::default()
+        };
+        let env = env(&[
+            ("STRATA_LISTEN", "127.0.0.1:2222"),
+            ("STRATA_REPO", "/env/repo"),
+        ]);
+        let c = Config::resolve(flags, env, Some(&file)).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:3333"); // flag
+        assert_eq!(c.repo, "/env/repo"); // env
+        assert_eq!(c.data_dir, PathBuf::from("/file/data")); // file
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES); // default
+    }
+
+    #[test]
+    fn non_loopback_requires_a_token() {
+        let open = ConfigLayer {
+            listen: Some("0.0.0.0:0".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            open.clone().finish(),
+            Err(ConfigError::TokenRequired(_))
+        ));
+        let with_token = ConfigLayer {
+            auth_token: Some("s3cret".into()),
+            ..open
+        };
+        let c = with_token.finish().unwrap();
+        assert_eq!(c.redacted().auth_token.as_deref(), Some("<set>"));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let bad_env =
+            ConfigLayer::from_env(|k| (k == "STRATA_MAX_BODY_BYTES").then(|| "lots".to_string()));
+        assert!(
+            bad_env
+                .unwrap_err()
+                .to_string()
+                .contains("STRATA_MAX_BODY_BYTES")
+        );
+        let bad_fsync = ConfigLayer {
+            fsync: Some("sometimes".into()),
+            ..Default::default()
+        };
+        assert!(matches!(bad_fsync.finish(), Err(ConfigError::Fsync(_))));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::resolve(ConfigLayer::default(), ConfigLayer::default(), Some(&file));
+        assert!(matches!(err, Err(ConfigError::Parse { .. })));
+    }
+}

@@ -1,0 +1,135 @@
+//! `GET|PUT|DELETE /api/v1/groups[/NAME]`: group settings.
+//!
+//! `PUT` merges the given keys into the group's current settings (or the defaults for a new
+//! group), so `{"ttl":"7d"}` changes only the TTL. Durations may be given as ns integers
+//! (`ttl_ns`, `segment_interval_ns`) or humantime strings (`ttl`, `segment_interval`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use strata_engine::GroupSettings;
+use strata_engine::model::GroupCatalog;
+
+use super::AppState;
+use super::error::ApiError;
+
+pub async fn list(State(state): State<AppState>) -> Json<Value> {
+    let groups: Vec<Value> = state.engine.catalog().groups.iter().map(describe).collect();
+    Json(json!({ "groups": groups }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = state.engine.catalog();
+    let g = catalog
+        .groups
+        .iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("group '{name}' not found")))?;
+    Ok(Json(describe(g)))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(patch): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let current = state
+        .engine
+        .catalog()
+        .groups
+        .into_iter()
+        .find(|g| g.name == name)
+        .map(|g| g.settings)
+        .unwrap_or_default();
+    let settings = merge(current, patch)?;
+    let engine = state.engine.clone();
+    let (n, s) = (name.clone(), settings.clone());
+    tokio::task::spawn_blocking(move || engine.put_group(&n, s)).await??;
+    Ok(Json(json!({ "name": name, "settings": settings })))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || engine.delete_group(&name)).await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn describe(g: &GroupCatalog) -> Value {
+    json!({ "name": g.name, "settings": g.settings, "measures": g.measures })
+}
+
+fn merge(current: GroupSettings, patch: Value) -> Result<GroupSettings, ApiError> {
+    let Value::Object(patch) = patch else {
+        return Err(ApiError::bad_request(
+            "group settings must be a JSON object",
+        ));
+    };
+    let mut obj = match serde_json::to_value(&current) {
+        Ok(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    for (k, v) in patch {
+        let (key, value) = match (k.as_str(), &v) {
+            ("ttl" | "segment_interval", Value::String(s)) => {
+                let d = humantime::parse_duration(s).map_err(|e| {
+                    ApiError::bad_request(format!("'{k}': bad duration '{s}': {e}"))
+                })?;
+                let ns = i64::try_from(d.as_nanos())
+                    .map_err(|_| ApiError::bad_request(format!("'{k}' is too large")))?;
+                (format!("{k}_ns"), Value::from(ns))
+            }
+            _ if obj.contains_key(&k) => (k, v),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown group setting '{k}' (ttl, segment_interval, ttl_ns, segment_interval_ns, shards, backup_tier)"
+                )));
+            }
+        };
+        obj.insert(key, value);
+    }
+    let s: GroupSettings = serde_json::from_value(Value::Object(obj))
+        .map_err(|e| ApiError::bad_request(format!("bad group settings: {e}")))?;
+    if s.ttl_ns <= 0 || s.segment_interval_ns <= 0 || s.shards == 0 {
+        return Err(ApiError::bad_request(
+            "ttl, segment_interval and shards must be positive",
+        ));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_keeps_unset_keys_and_parses_durations() {
+        let s = merge(
+            GroupSettings::default(),
+            json!({"ttl":"7days","shards":4,"backup_tier":"hot"}),
+        )
+        .unwrap();
+        assert_eq!(s.ttl_ns, 7 * strata_engine::model::NANOS_PER_DAY);
+        assert_eq!(s.shards, 4);
+        assert_eq!(s.backup_tier, "hot");
+        assert_eq!(
+            s.segment_interval_ns,
+            GroupSettings::default().segment_interval_ns
+        );
+    }
+
+    #[test]
+    fn merge_rejects_unknown_keys_and_nonsense() {
+        assert!(merge(GroupSettings::default(), json!({"tll":"1d"})).is_err());
+        assert!(merge(GroupSettings::default(), json!({"shards":0})).is_err());
+        assert!(merge(GroupSettings::default(), json!({"ttl":"soon"})).is_err());
+        assert!(merge(GroupSettings::default(), json!([1])).is_err());
+    }
+}

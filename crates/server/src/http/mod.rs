@@ -1,0 +1,57 @@
+//! The HTTP API: routes, shared state, auth and body limits.
+
+mod admin;
+mod auth;
+pub mod error;
+mod groups;
+mod query;
+mod write;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use strata_engine::Engine;
+
+use crate::backup_jobs;
+use crate::metrics::Metrics;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    /// Largest decoded body accepted by the write endpoints.
+    pub max_body: usize,
+}
+
+/// The whole API. Every route, including the backup routes merged in, sits behind the token
+/// check (when `token` is set) and the body limit.
+pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> Router {
+    let body_limit = state.max_body;
+    let backup = backup_jobs::routes(state.engine.clone(), repo);
+    Router::new()
+        .route("/api/v1/write", post(write::write_strata))
+        .route("/write", post(write::write_influx_v1))
+        .route("/api/v2/write", post(write::write_influx_v2))
+        .route("/api/v1/prom/write", post(write::write_prometheus))
+        .route("/api/v1/query", post(query::query))
+        .route("/api/v1/groups", get(groups::list))
+        .route(
+            "/api/v1/groups/{name}",
+            get(groups::get).put(groups::put).delete(groups::delete),
+        )
+        .route("/api/v1/snapshots", post(admin::take_snapshot))
+        .route("/api/v1/snapshots/{id}", delete(admin::release_snapshot))
+        .route("/healthz", get(admin::healthz))
+        .route("/ping", get(admin::ping).head(admin::ping))
+        .route("/metrics", get(admin::metrics))
+        .with_state(state)
+        .merge(backup)
+        .layer(axum::middleware::from_fn_with_state(
+            token.map(Arc::<str>::from),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+}

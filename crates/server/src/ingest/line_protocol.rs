@@ -1,0 +1,461 @@
+//! InfluxDB line protocol:
+//! `measurement[,tag=value...] field=value[,field=value...] [timestamp]`.
+//!
+//! Follows the InfluxDB 2 reference: backslash escapes `,`, `=`, space and `\` in the
+//! measurement, tag keys, tag values and field keys (any other backslash is literal); string
+//! fields are double-quoted with `\"` and `\\` escapes and may span lines; integers end in `i`,
+//! unsigned integers in `u` (stored as i64, rejected when they do not fit); booleans are
+//! `t T true True TRUE f F false False FALSE`; floats must be finite. Blank lines and `#`
+//! comments are skipped. Parsing stops at the first bad line, because a batch is atomic.
+
+use strata_engine::{FieldValue, Point};
+
+/// Timestamp unit of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    Nanos,
+    Micros,
+    Millis,
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl Precision {
+    /// Accepts the v2 spellings (`ns us ms s`) and the v1 ones (`n u ms s m h`).
+    pub fn parse(s: &str) -> Option<Precision> {
+        Some(match s {
+            "ns" | "n" => Precision::Nanos,
+            "us" | "u" | "µs" => Precision::Micros,
+            "ms" => Precision::Millis,
+            "s" => Precision::Seconds,
+            "m" => Precision::Minutes,
+            "h" => Precision::Hours,
+            _ => return None,
+        })
+    }
+
+    fn nanos(self) -> i64 {
+        match self {
+            Precision::Nanos => 1,
+            Precision::Micros => 1_000,
+            Precision::Millis => 1_000_000,
+            Precision::Seconds => 1_000_000_000,
+            Precision::Minutes => 60_000_000_000,
+            Precision::Hours => 3_600_000_000_000,
+        }
+    }
+}
+
+/// The first bad line of a batch: 1-based physical line number and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct LineError {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Parse a whole batch. Points without a timestamp get `now_ns`.
+pub fn parse(body: &[u8], precision: Precision, now_ns: i64) -> Result<Vec<Point>, LineError> {
+    let mut c = Cursor {
+        b: body,
+        pos: 0,
+        line: 1,
+    };
+    // A rough guess (one point per ~60 bytes) saves most reallocations.
+    let mut points = Vec::with_capacity(body.len() / 60 + 1);
+    loop {
+        c.skip(|b| matches!(b, b' ' | b'\t' | b'\r'));
+        match c.peek() {
+            None => break,
+            Some(b'\n') => c.newline(),
+            Some(b'#') => {
+                c.skip(|b| b != b'\n');
+            }
+            Some(_) => {
+                let line = c.line;
+                let p = c
+                    .point(precision, now_ns)
+                    .map_err(|reason| LineError { line, reason })?;
+                points.push(p);
+            }
+        }
+    }
+    Ok(points)
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+type R<T> = Result<T, String>;
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn newline(&mut self) {
+        self.pos += 1;
+        self.line += 1;
+    }
+
+    fn skip(&mut self, f: impl Fn(u8) -> bool) {
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+    }
+
+    fn at_line_end(&self) -> bool {
+        matches!(self.peek(), None | Some(b'\n'))
+    }
+
+    fn point(&mut self, precision: Precision, now_ns: i64) -> R<Point> {
+        let measure = self.ident(b", \n", "measurement")?;
+        let mut tags = Vec::new();
+        while self.peek() == Some(b',') {
+            self.pos += 1;
+            let key = self.ident(b",= \n", "tag key")?;
+            if self.peek() != Some(b'=') {
+                return Err(format!("tag '{key}' has no value (expected '=')"));
+            }
+            self.pos += 1;
+            let value = self.ident(b", \n", "tag value")?;
+            tags.push((key, value));
+        }
+        if self.peek() != Some(b' ') {
+            return Err(format!("measurement '{measure}' has no fields"));
+        }
+        self.skip(|b| b == b' ');
+        if self.at_line_end() {
+            return Err(format!("measurement '{measure}' has no fields"));
+        }
+        let mut fields: Vec<(String, FieldValue)> = Vec::new();
+        loop {
+            let key = self.ident(b",= \n", "field key")?;
+            if self.peek() != Some(b'=') {
+                return Err(format!("field '{key}' has no value (expected '=')"));
+            }
+            self.pos += 1;
+            let value = self.field_value(&key)?;
+            // A repeated field key: the last value wins, as in InfluxDB.
+            match fields.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => fields.push((key, value)),
+            }
+            if self.peek() != Some(b',') {
+                break;
+            }
+            self.pos += 1;
+        }
+        self.skip(|b| matches!(b, b' ' | b'\t' | b'\r'));
+        let timestamp = if self.at_line_end() {
+            now_ns
+        } else {
+            self.timestamp(precision)?
+        };
+        self.skip(|b| matches!(b, b' ' | b'\t' | b'\r'));
+        if !self.at_line_end() {
+            return Err("unexpected text after the timestamp".to_string());
+        }
+        if self.peek() == Some(b'\n') {
+            self.newline();
+        }
+        Ok(Point {
+            measure,
+            tags,
+            fields,
+            timestamp,
+        })
+    }
+
+    /// A measurement, tag key/value or field key, unescaped; ends before any byte of `stops`.
+    fn ident(&mut self, stops: &[u8], what: &str) -> R<String> {
+        let start = self.pos;
+        let mut escaped = false;
+        while let Some(b) = self.peek() {
+            if b == b'\\' && matches!(self.b.get(self.pos + 1), Some(b',' | b'=' | b' ' | b'\\')) {
+                escaped = true;
+                self.pos += 2;
+            } else if stops.contains(&b) {
+                break;
+            } else {
+                self.pos += 1;
+            }
+        }
+        let raw = &self.b[start..self.pos];
+        if raw.is_empty() {
+            return Err(format!("empty {what}"));
+        }
+        let bytes = if escaped { unescape(raw) } else { raw.to_vec() };
+        String::from_utf8(bytes).map_err(|_| format!("{what} is not valid UTF-8"))
+    }
+
+    fn field_value(&mut self, key: &str) -> R<FieldValue> {
+        if self.peek() == Some(b'"') {
+            return self.string_value(key).map(FieldValue::Str);
+        }
+        let start = self.pos;
+        self.skip(|b| !matches!(b, b',' | b' ' | b'\n' | b'\r' | b'\t'));
+        let tok = std::str::from_utf8(&self.b[start..self.pos])
+            .map_err(|_| format!("field '{key}': value is not valid UTF-8"))?;
+        parse_scalar(tok).map_err(|reason| format!("field '{key}': {reason}"))
+    }
+
+    fn string_value(&mut self, key: &str) -> R<String> {
+        self.pos += 1; // opening quote
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(format!("field '{key}': unterminated string")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(b'\\') if matches!(self.b.get(self.pos + 1), Some(b'"' | b'\\')) => {
+                    out.push(self.b[self.pos + 1]);
+                    self.pos += 2;
+                }
+                Some(b) => {
+                    if b == b'\n' {
+                        self.line += 1;
+                    }
+                    out.push(b);
+                    self.pos += 1;
+                }
+            }
+        }
+        String::from_utf8(out).map_err(|_| format!("field '{key}': string is not valid UTF-8"))
+    }
+
+    fn timestamp(&mut self, precision: Precision) -> R<i64> {
+        let start = self.pos;
+        self.skip(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
+        let tok = std::str::from_utf8(&self.b[start..self.pos]).unwrap_or("?");
+        let n: i64 = tok
+            .parse()
+            .map_err(|_| format!("bad timestamp '{tok}' (expected an integer)"))?;
+        n.checked_mul(precision.nanos())
+            .ok_or_else(|| format!("timestamp {tok} is out of range for its precision"))
+    }
+}
+
+fn unescape(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\\' && matches!(raw.get(i + 1), Some(b',' | b'=' | b' ' | b'\\')) {
+            out.push(raw[i + 1]);
+            i += 2;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn parse_scalar(tok: &str) -> R<FieldValue> {
+    match tok {
+        "" => return Err("missing value".to_string()),
+        "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Bool(true)),
+        "f" | "F" | "false" | "False" | "FALSE" => return Ok(FieldValue::Bool(false)),
+        _ => {}
+    }
+    if let Some(int) = tok.strip_suffix('i') {
+        return int
+            .parse::<i64>()
+            .map(FieldValue::I64)
+            .map_err(|_| format!("bad integer '{tok}'"));
+    }
+    if let Some(uint) = tok.strip_suffix('u') {
+        let v: u64 = uint
+            .parse()
+            .map_err(|_| format!("bad unsigned integer '{tok}'"))?;
+        return i64::try_from(v)
+            .map(FieldValue::I64)
+            .map_err(|_| format!("unsigned integer {v} does not fit in a signed 64-bit integer"));
+    }
+    // Only plain decimal notation: Rust would also accept "inf" and "NaN", InfluxDB does not.
+    if !tok
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return Err(format!("bad value '{tok}' (strings must be double-quoted)"));
+    }
+    match tok.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok(FieldValue::F64(f)),
+        Ok(_) => Err(format!("float '{tok}' is out of range")),
+        Err(_) => Err(format!("bad float '{tok}'")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Point {
+        let mut v = parse(line.as_bytes(), Precision::Nanos, 42).unwrap();
+        assert_eq!(v.len(), 1, "{line}");
+        v.remove(0)
+    }
+
+    fn err(body: &str) -> LineError {
+        parse(body.as_bytes(), Precision::Nanos, 0).unwrap_err()
+    }
+
+    fn tags(p: &Point) -> Vec<(&str, &str)> {
+        p.tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn basic_line_with_every_field_type() {
+        let p = one(r#"cpu,host=h1,region=eu f=1.5,i=-3i,u=7u,b=t,B=FALSE,s="hi",e=1e3 1700"#);
+        assert_eq!(p.measure, "cpu");
+        assert_eq!(tags(&p), vec![("host", "h1"), ("region", "eu")]);
+        assert_eq!(
+            p.fields,
+            vec![
+                ("f".into(), FieldValue::F64(1.5)),
+                ("i".into(), FieldValue::I64(-3)),
+                ("u".into(), FieldValue::I64(7)),
+                ("b".into(), FieldValue::Bool(true)),
+                ("B".into(), FieldValue::Bool(false)),
+                ("s".into(), FieldValue::Str("hi".into())),
+                ("e".into(), FieldValue::F64(1000.0)),
+            ]
+        );
+        assert_eq!(p.timestamp, 1700);
+    }
+
+    #[test]
+    fn all_boolean_spellings() {
+        for (s, v) in [
+            ("t", true),
+            ("T", true),
+            ("true", true),
+            ("True", true),
+            ("TRUE", true),
+            ("f", false),
+            ("F", false),
+            ("false", false),
+            ("False", false),
+            ("FALSE", false),
+        ] {
+            assert_eq!(
+                one(&format!("m b={s}")).fields[0].1,
+                FieldValue::Bool(v),
+                "{s}"
+            );
+        }
+        assert!(err("m b=yes").reason.contains("double-quoted"));
+    }
+
+    #[test]
+    fn escapes_in_names_tags_and_strings() {
+        let p = one(r#"my\ cpu\,x,ta\=g\ k=v\,a\ l\=ue,p=a\b fi\ eld\,=1,s="q\"u\\o\te, x=1" 5"#);
+        assert_eq!(p.measure, "my cpu,x");
+        assert_eq!(tags(&p), vec![("ta=g k", "v,a l=ue"), ("p", r"a\b")]);
+        assert_eq!(p.fields[0].0, "fi eld,");
+        assert_eq!(p.fields[1].1, FieldValue::Str(r#"q"u\o\te, x=1"#.into()));
+    }
+
+    #[test]
+    fn strings_may_span_lines_and_line_numbers_stay_physical() {
+        let body = "m s=\"a\nb\" 1\nm x=1 2\nm x= 3\n";
+        let e = err(body);
+        assert_eq!(e.line, 4);
+        let ok = parse(b"m s=\"a\nb\" 1\nm x=1 2\n", Precision::Nanos, 0).unwrap();
+        assert_eq!(ok[0].fields[0].1, FieldValue::Str("a\nb".into()));
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn precisions_scale_and_missing_timestamp_is_now() {
+        for (p, want) in [
+            (Precision::Nanos, 7),
+            (Precision::Micros, 7_000),
+            (Precision::Millis, 7_000_000),
+            (Precision::Seconds, 7_000_000_000),
+        ] {
+            assert_eq!(parse(b"m x=1 7", p, 0).unwrap()[0].timestamp, want);
+        }
+        assert_eq!(one("m x=1").timestamp, 42);
+        assert_eq!(one("m x=1   \r").timestamp, 42);
+        assert_eq!(one("m x=1 -5").timestamp, -5);
+        assert!(
+            parse(b"m x=1 9223372036854775807", Precision::Seconds, 0)
+                .unwrap_err()
+                .reason
+                .contains("out of range")
+        );
+        assert_eq!(Precision::parse("n"), Some(Precision::Nanos));
+        assert_eq!(Precision::parse("us"), Some(Precision::Micros));
+        assert_eq!(Precision::parse("x"), None);
+    }
+
+    #[test]
+    fn blank_lines_comments_and_crlf_are_skipped() {
+        let v = parse(b"\n# c\r\n  m x=1 1\r\n\n\tm x=2 2\n", Precision::Nanos, 0).unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(parse(b"", Precision::Nanos, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unsigned_that_does_not_fit_is_rejected() {
+        assert_eq!(
+            one("m u=9223372036854775807u").fields[0].1,
+            FieldValue::I64(i64::MAX)
+        );
+        assert!(
+            err("m u=9223372036854775808u")
+                .reason
+                .contains("does not fit")
+        );
+        assert!(err("m u=-1u").reason.contains("unsigned"));
+    }
+
+    #[test]
+    fn bad_lines_report_their_number_and_reason() {
+        let cases = [
+            ("m", "no fields"),
+            ("m ", "no fields"),
+            ("m,t=1", "no fields"),
+            ("m,t x=1", "no value"),
+            ("m,=v x=1", "empty tag key"),
+            ("m,t= x=1", "empty tag value"),
+            (",t=v x=1", "empty measurement"),
+            ("m x", "no value"),
+            ("m x=", "missing value"),
+            ("m x=1i2", "bad value"),
+            ("m x=1.5i", "bad integer"),
+            ("m x=nan", "double-quoted"),
+            ("m x=1e999", "out of range"),
+            ("m x=\"open", "unterminated"),
+            ("m x=1 12a", "bad timestamp"),
+            ("m x=1 1 2", "after the timestamp"),
+            ("m x=1,", "empty field key"),
+        ];
+        for (line, want) in cases {
+            let body = format!("ok x=1 1\n\n{line}\nok x=2 2\n");
+            let e = err(&body);
+            assert_eq!(e.line, 3, "{line}");
+            assert!(e.reason.contains(want), "{line}: {}", e.reason);
+        }
+    }
+
+    #[test]
+    fn duplicate_field_keeps_last_and_invalid_utf8_is_rejected() {
+        assert_eq!(
+            one("m x=1,x=2").fields,
+            vec![("x".into(), FieldValue::F64(2.0))]
+        );
+        assert!(parse(b"m\xff x=1", Precision::Nanos, 0).is_err());
+    }
+}

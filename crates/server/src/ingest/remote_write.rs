@@ -1,0 +1,173 @@
+//! Prometheus remote write 1.0: `prometheus.WriteRequest` (protobuf, snappy block format).
+//!
+//! The messages are written by hand with `prost` derives (no protoc); only the fields Strata
+//! uses are declared, and prost skips the rest (exemplars, histograms, metadata).
+//!
+//! Mapping: measure = `__name__`, tags = the other labels (empty values dropped: Prometheus
+//! treats an empty label as absent), one f64 field `value`, timestamp ms → ns.
+//!
+//! Stale markers (the NaN with bit pattern `0x7ff0000000000002`) say "this series ended", not
+//! "the value was NaN". Strata has no staleness concept in its data model, so they are dropped
+//! and counted (`strata_remote_write_stale_markers_total`); storing them would turn into fake
+//! NaN samples in every aggregation. Any other NaN is an ordinary sample and is stored.
+
+use strata_engine::{FieldValue, Point};
+
+/// The value Prometheus writes to mark a series stale.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    /// Milliseconds since the epoch.
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteWriteError {
+    #[error("bad protobuf: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("time series #{index} has no __name__ label")]
+    MissingName { index: usize },
+    #[error("time series #{index}: timestamp {ms} ms is out of range")]
+    TimestampRange { index: usize, ms: i64 },
+}
+
+/// Decoded points and how many stale markers were dropped.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub points: Vec<Point>,
+    pub stale_markers: u64,
+}
+
+/// Decode an uncompressed `WriteRequest`.
+pub fn decode(buf: &[u8]) -> Result<Decoded, RemoteWriteError> {
+    let req = <WriteRequest as prost::Message>::decode(buf)?;
+    let mut out = Decoded::default();
+    for (index, ts) in req.timeseries.into_iter().enumerate() {
+        let mut measure = None;
+        let mut tags = Vec::with_capacity(ts.labels.len());
+        for l in ts.labels {
+            if l.name == "__name__" {
+                measure = Some(l.value);
+            } else if !l.value.is_empty() {
+                tags.push((l.name, l.value));
+            }
+        }
+        let measure = measure
+            .filter(|m| !m.is_empty())
+            .ok_or(RemoteWriteError::MissingName { index })?;
+        for s in ts.samples {
+            if s.value.to_bits() == STALE_NAN_BITS {
+                out.stale_markers += 1;
+                continue;
+            }
+            let timestamp =
+                s.timestamp
+                    .checked_mul(1_000_000)
+                    .ok_or(RemoteWriteError::TimestampRange {
+                        index,
+                        ms: s.timestamp,
+                    })?;
+            out.points.push(Point {
+                measure: measure.clone(),
+                tags: tags.clone(),
+                fields: vec![("value".to_string(), FieldValue::F64(s.value))],
+                timestamp,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    fn label(n: &str, v: &str) -> Label {
+        Label {
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn maps_labels_and_drops_stale_markers() {
+        let req = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![
+                    label("__name__", "up"),
+                    label("job", "api"),
+                    label("empty", ""),
+                ],
+                samples: vec![
+                    Sample {
+                        value: 1.0,
+                        timestamp: 1_000,
+                    },
+                    Sample {
+                        value: f64::from_bits(STALE_NAN_BITS),
+                        timestamp: 2_000,
+                    },
+                    Sample {
+                        value: f64::NAN,
+                        timestamp: 3_000,
+                    },
+                ],
+            }],
+        };
+        let d = decode(&req.encode_to_vec()).unwrap();
+        assert_eq!(d.stale_markers, 1);
+        assert_eq!(d.points.len(), 2);
+        assert_eq!(d.points[0].measure, "up");
+        assert_eq!(d.points[0].tags, vec![("job".into(), "api".into())]);
+        assert_eq!(d.points[0].timestamp, 1_000_000_000);
+        assert_eq!(d.points[0].fields[0].1, FieldValue::F64(1.0));
+        assert!(matches!(d.points[1].fields[0].1, FieldValue::F64(v) if v.is_nan()));
+    }
+
+    #[test]
+    fn missing_name_and_garbage_are_errors() {
+        let req = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![label("job", "x")],
+                samples: vec![],
+            }],
+        };
+        assert!(matches!(
+            decode(&req.encode_to_vec()),
+            Err(RemoteWriteError::MissingName { index: 0 })
+        ));
+        assert!(matches!(
+            decode(b"\xff\xff\xff"),
+            Err(RemoteWriteError::Protobuf(_))
+        ));
+    }
+}
