@@ -42,7 +42,10 @@ fn crash_child() {
         return;
     };
     let base: i64 = std::env::var("STRATA_CRASH_BASE").unwrap().parse().unwrap();
-    let first: i64 = std::env::var("STRATA_CRASH_FIRST").unwrap().parse().unwrap();
+    let first: i64 = std::env::var("STRATA_CRASH_FIRST")
+        .unwrap()
+        .parse()
+        .unwrap();
     let policy = std::env::var("STRATA_CRASH_FSYNC").unwrap();
     let mut o = EngineOptions::new(&dir);
     o.fsync = policy.parse().unwrap();
@@ -140,7 +143,10 @@ fn check(dir: &std::path::Path, base: i64, acked: &[i64], attempted_up_to: i64, 
     }
     for (b, n) in &per_batch {
         assert_eq!(*n, BATCH, "iteration {it}: batch {b} partial");
-        assert!(*b <= attempted_up_to, "iteration {it}: batch {b} never written");
+        assert!(
+            *b <= attempted_up_to,
+            "iteration {it}: batch {b} never written"
+        );
     }
     e.close().unwrap();
 }
