@@ -1,0 +1,136 @@
+//! The golden v1 data directory under `tests/fixtures/v1/`: every later build must read it.
+//!
+//! Regenerate (only when deliberately creating a new fixture, never for an existing version):
+//! `cargo test -p strata-engine --test golden -- --ignored generate_golden_v1`
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use strata_engine::{Engine, FieldValue, GroupSettings, Point};
+
+const YEAR: i64 = 365 * strata_engine::model::NANOS_PER_DAY;
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000_000_000;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+}
+
+fn points(range: std::ops::Range<i64>) -> Vec<Point> {
+    range
+        .map(|i| Point {
+            measure: if i % 5 == 0 { "mem" } else { "cpu" }.into(),
+            tags: vec![
+                ("host".into(), format!("host-{}", i % 3)),
+                ("region".into(), "eu-west".into()),
+            ],
+            fields: vec![
+                ("usage".into(), FieldValue::F64(i as f64 / 4.0)),
+                ("count".into(), FieldValue::I64(i * 1000 - 7)),
+                ("up".into(), FieldValue::Bool(i % 2 == 0)),
+                ("state".into(), FieldValue::Str(format!("s{}", i % 4))),
+            ],
+            timestamp: T0 + i * 10_000_000_000,
+        })
+        .collect()
+}
+
+fn settings() -> GroupSettings {
+    GroupSettings {
+        ttl_ns: 100 * YEAR,
+        segment_interval_ns: strata_engine::model::NANOS_PER_DAY,
+        shards: 2,
+        backup_tier: "cold".into(),
+    }
+}
+
+#[test]
+#[ignore = "writes the committed fixture; run only to create a new format version's fixture"]
+fn generate_golden_v1() {
+    let dir = fixture();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut o = common::opts(&dir);
+    o.node_id = Some("golden-node".into());
+    let e = Engine::open(o).unwrap();
+    e.put_group("golden", settings()).unwrap();
+    e.write("golden", &points(0..60)).unwrap();
+    e.flush().unwrap();
+    e.write("golden", &points(60..100)).unwrap();
+    e.flush().unwrap();
+    // Left in the WAL only: the fixture also covers replay.
+    e.write("golden", &points(100..120)).unwrap();
+    drop(e);
+    for scratch in ["LOCK", "tmp", "snapshots"] {
+        let p = dir.join(scratch);
+        let _ = std::fs::remove_file(&p);
+        let _ = std::fs::remove_dir_all(&p);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn check(e: &Engine) {
+    assert_eq!(e.node_id(), "golden-node");
+    let cat = e.catalog();
+    assert_eq!(cat.groups.len(), 1);
+    assert_eq!(cat.groups[0].settings, settings());
+    let expected = points(0..120);
+    for measure in ["cpu", "mem"] {
+        let mut req = common::all("golden");
+        req.measure = measure.into();
+        let got = e.scan(&req).unwrap();
+        let mut n = 0;
+        for s in &got {
+            for (i, ts) in s.timestamps.iter().enumerate() {
+                let p = expected
+                    .iter()
+                    .find(|p| p.timestamp == *ts && p.measure == measure)
+                    .unwrap();
+                assert_eq!(s.tags, p.tags);
+                for (name, col) in &s.columns {
+                    let want = &p.fields.iter().find(|(f, _)| f == name).unwrap().1;
+                    let have = match col {
+                        strata_engine::Column::F64(v) => FieldValue::F64(v[i].unwrap()),
+                        strata_engine::Column::I64(v) => FieldValue::I64(v[i].unwrap()),
+                        strata_engine::Column::Bool(v) => FieldValue::Bool(v[i].unwrap()),
+                        strata_engine::Column::Str(v) => FieldValue::Str(v[i].clone().unwrap()),
+                    };
+                    assert_eq!(&have, want);
+                }
+                n += 1;
+            }
+        }
+        let want = expected.iter().filter(|p| p.measure == measure).count();
+        assert_eq!(n, want, "{measure}");
+    }
+}
+
+#[test]
+fn golden_v1_data_dir_still_reads() {
+    assert!(fixture().join("ENGINE").exists(), "fixture missing");
+    let d = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), d.path());
+    check(&Engine::open_read_only(d.path()).unwrap());
+    let e = Engine::open(common::opts(d.path())).unwrap();
+    check(&e);
+    assert_eq!(e.stats().parts, 2 * 2);
+    // Every part passes full verification against its metadata.
+    let s = e.snapshot().unwrap();
+    for p in &s.parts {
+        strata_engine::snapshot::verify_part(&s.dir.join(&p.rel_dir)).unwrap();
+    }
+}
