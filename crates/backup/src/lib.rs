@@ -5,14 +5,21 @@
 //! (key hierarchy), [`config`] (`config` and key files), [`repo`] (the repository: data
 //! objects and snapshot manifests), then the procedures on top.
 
+pub mod backup;
 pub mod config;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub mod format;
 pub mod manifest;
+pub mod progress;
+pub mod prune;
 pub mod repo;
+pub mod restore;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use manifest::Manifest;
+pub use progress::Progress;
 pub use repo::{InitOptions, Repository};

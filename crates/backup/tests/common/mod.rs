@@ -1,6 +1,8 @@
 //! Test helpers: an in-process S3 server (s3s + s3s-fs on 127.0.0.1) and store builders.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod engine;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,403 @@
+//! `strata restore`: plan, verify the plan's objects, download into a staging directory beside
+//! the target, check every digest, open the engine on it (WAL replay to the cut, index rebuild),
+//! fsync, then swap atomically, keeping the old directory as `DIR.pre-restore-<time>`.
+//!
+//! The swap is two renames guarded by a journal (`.DIR.restore-journal` beside the target),
+//! written only once the staging directory is complete and durable. [`recover`] (run by the next
+//! `strata restore` and by `strata server` before it opens a data directory) finishes a swap
+//! that a crash interrupted, so the target is always the old or the new directory, never a mix.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, safe_rel_path};
+use crate::progress::Progress;
+use crate::repo::Repository;
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub force: bool,
+    pub dry_run: bool,
+    /// With `dry_run`: download and check every object's contents.
+    pub read_data: bool,
+    /// Record this node id in the restored directory (restore onto another node).
+    pub node_id: Option<String>,
+    pub parallelism: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    pub snapshot: String,
+    pub target: PathBuf,
+    pub staging: PathBuf,
+    pub files: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    pub stored_bytes: u64,
+    /// Whether the target exists and holds anything (it will be kept as `rollback`).
+    pub target_in_use: bool,
+    pub rollback: Option<PathBuf>,
+    #[serde(skip)]
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    target: PathBuf,
+    staging: PathBuf,
+    rollback: PathBuf,
+    snapshot: String,
+}
+
+fn sibling(target: &Path, suffix: &str) -> Result<PathBuf> {
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::InvalidArgument(format!("bad data dir {}", target.display())))?;
+    let parent = target.parent().unwrap_or(Path::new("."));
+    Ok(parent.join(format!(".{name}.{suffix}")))
+}
+
+fn journal_path(target: &Path) -> Result<PathBuf> {
+    sibling(target, "restore-journal")
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// fsync a directory so the renames and creations inside it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))
+}
+
+fn sync_tree(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let p = e.path();
+        if e.file_type().map_err(io(&p))?.is_dir() {
+            sync_tree(&p)?;
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Whether a running engine holds the data directory's `LOCK` (an advisory file lock).
+pub fn is_locked(dir: &Path) -> Result<bool> {
+    let path = dir.join("LOCK");
+    let f = match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    match f.try_lock() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+fn non_empty(dir: &Path) -> Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut rd) => Ok(rd.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+/// Finishes a restore swap a crash interrupted. Returns the snapshot id it completed, if any.
+pub fn recover(target: &Path) -> Result<Option<String>> {
+    let jp = journal_path(target)?;
+    let bytes = match std::fs::read(&jp) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&jp, e)),
+    };
+    let j: Journal = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corrupt(jp.display().to_string(), e.to_string()))?;
+    let parent = target.parent().unwrap_or(Path::new("."));
+    if j.staging.exists() {
+        // The staging directory was complete when the journal was written: finish the swap.
+        if target.exists() && !j.rollback.exists() {
+            std::fs::rename(target, &j.rollback).map_err(io(target))?;
+        } else if target.exists() {
+            return Err(Error::Refused(format!(
+                "restore journal {} found {} and {} both present; resolve by hand",
+                jp.display(),
+                target.display(),
+                j.rollback.display()
+            )));
+        }
+        std::fs::rename(&j.staging, target).map_err(io(&j.staging))?;
+        sync_dir(parent)?;
+    }
+    std::fs::remove_file(&jp).map_err(io(&jp))?;
+    sync_dir(parent)?;
+    Ok(Some(j.snapshot))
+}
+
+/// Builds the plan; fails early on a locked or (without `force`) non-empty target.
+pub async fn plan_restore(
+    repo: &Repository,
+    spec: &str,
+    target: &Path,
+    opts: &RestoreOptions,
+) -> Result<RestorePlan> {
+    let id = repo.resolve(spec).await?;
+    let manifest = repo.load_manifest(&id).await?;
+    if is_locked(target)? {
+        return Err(Error::Refused(format!(
+            "data directory {} is in use by a running strata server; stop it first",
+            target.display()
+        )));
+    }
+    let in_use = non_empty(target)?;
+    if in_use && !opts.force {
+        return Err(Error::Refused(format!(
+            "data directory {} is not empty; use --force to replace it (the old one is kept as {}.pre-restore-<time>)",
+            target.display(),
+            target.display()
+        )));
+    }
+    let mut objects: HashMap<&str, u64> = HashMap::new();
+    for f in &manifest.files {
+        objects.insert(&f.object, f.stored_size);
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let rollback = in_use.then(|| {
+        let mut s = target.as_os_str().to_os_string();
+        s.push(format!(".pre-restore-{stamp}"));
+        PathBuf::from(s)
+    });
+    Ok(RestorePlan {
+        snapshot: id.clone(),
+        target: target.to_path_buf(),
+        staging: sibling(target, &format!("restore-{id}"))?,
+        files: manifest.files.len(),
+        objects: objects.len(),
+        bytes: manifest.files.iter().map(|f| f.size).sum(),
+        stored_bytes: objects.values().sum(),
+        target_in_use: in_use,
+        rollback,
+        manifest,
+    })
+}
+
+/// Checks that every object of the plan exists with its recorded size (and, with `read_data`,
+/// that it decrypts to the recorded digest).
+pub async fn verify_plan(
+    repo: &Repository,
+    plan: &RestorePlan,
+    read_data: bool,
+    progress: &Progress,
+) -> Result<()> {
+    let listed = repo.list_objects().await?;
+    progress.start("verifying", plan.files as u64, plan.bytes);
+    for f in &plan.manifest.files {
+        let damaged = |detail: String| Error::Corrupt {
+            name: crate::repo::object_path(&f.object).to_string(),
+            detail: format!(
+                "{detail}; needed for {} of snapshot {}: {}",
+                f.path,
+                plan.snapshot,
+                plan.manifest.affected_by(&f.path)
+            ),
+        };
+        match listed.get(&f.object) {
+            None => return Err(damaged("object is missing".into())),
+            Some(o) if o.size != f.stored_size => {
+                return Err(damaged(format!(
+                    "object has {} bytes, the manifest says {}",
+                    o.size, f.stored_size
+                )));
+            }
+            Some(_) => {}
+        }
+        if read_data {
+            let digest = parse_digest(&f.digest)?;
+            if let Err(e) = repo
+                .download(&f.object, f.size, &digest, None, Path::new(&f.path))
+                .await
+            {
+                return Err(match e {
+                    Error::Corrupt { detail, .. } => damaged(detail),
+                    e => e,
+                });
+            }
+        }
+        progress.file_done(f.size);
+    }
+    Ok(())
+}
+
+pub fn parse_digest(s: &str) -> Result<[u8; 32]> {
+    hex::decode(s)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| Error::InvalidArgument(format!("bad digest {s}")))
+}
+
+async fn download_all(
+    repo: Arc<Repository>,
+    plan: &RestorePlan,
+    parallelism: usize,
+    progress: Arc<Progress>,
+) -> Result<()> {
+    progress.start("downloading", plan.files as u64, plan.bytes);
+    let sem = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for f in plan.manifest.files.clone() {
+        let rel = safe_rel_path(&f.path).ok_or_else(|| Error::HostileManifest {
+            snapshot: plan.snapshot.clone(),
+            detail: format!("unsafe path {:?}", f.path),
+        })?;
+        let dest = plan.staging.join(rel);
+        let (repo, sem, progress) = (repo.clone(), sem.clone(), progress.clone());
+        let digest = parse_digest(&f.digest)?;
+        tasks.spawn(async move {
+            let _permit = sem
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::Task(e.to_string()))?;
+            if let Some(parent) = dest.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(io(parent))?;
+            }
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&dest)
+                .await
+                .map_err(io(&dest))?;
+            repo.download(&f.object, f.size, &digest, Some(&mut file), &dest)
+                .await?;
+            file.sync_all().await.map_err(io(&dest))?;
+            progress.file_done(f.size);
+            Ok::<_, Error>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let r = r.map_err(|e| Error::Task(e.to_string())).and_then(|r| r);
+        if let Err(e) = r {
+            tasks.abort_all();
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Opens the staged directory once: replays the WAL to the cut, rebuilds the series index,
+/// records the node id, closes (flush + fsync).
+fn open_staged(staging: &Path, node_id: Option<&str>) -> Result<()> {
+    let mut o = strata_engine::EngineOptions::new(staging);
+    o.background = false;
+    let engine = strata_engine::Engine::open(o)?;
+    engine.rebuild_index()?;
+    engine.close()?;
+    if let Some(id) = node_id {
+        strata_engine::set_node_id(staging, id)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    pub target: PathBuf,
+    pub rollback: Option<PathBuf>,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Executes a plan (see the module docs). The target is untouched until the final swap.
+pub async fn restore(
+    repo: Arc<Repository>,
+    plan: &RestorePlan,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreReport> {
+    verify_plan(&repo, plan, opts.read_data && opts.dry_run, &progress).await?;
+    let report = RestoreReport {
+        snapshot: plan.snapshot.clone(),
+        target: plan.target.clone(),
+        rollback: plan.rollback.clone(),
+        files: plan.files,
+        bytes: plan.bytes,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let parent = plan.target.parent().unwrap_or(Path::new(".")).to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    // A staging dir left by an interrupted run is incomplete by construction: start over.
+    if plan.staging.exists() {
+        std::fs::remove_dir_all(&plan.staging).map_err(io(&plan.staging))?;
+    }
+    std::fs::create_dir(&plan.staging).map_err(io(&plan.staging))?;
+    let staged = async {
+        download_all(repo.clone(), plan, opts.parallelism, progress.clone()).await?;
+        progress.set_phase("replaying WAL and rebuilding the index");
+        let (staging, node) = (plan.staging.clone(), opts.node_id.clone());
+        tokio::task::spawn_blocking(move || open_staged(&staging, node.as_deref()))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        sync_tree(&plan.staging)
+    }
+    .await;
+    if let Err(e) = staged {
+        // Fail closed: the target was never touched; drop the partial staging copy.
+        let _ = std::fs::remove_dir_all(&plan.staging);
+        return Err(e);
+    }
+    progress.set_phase("swapping");
+    if is_locked(&plan.target)? {
+        let _ = std::fs::remove_dir_all(&plan.staging);
+        return Err(Error::Refused(format!(
+            "data directory {} was opened by a server during the restore",
+            plan.target.display()
+        )));
+    }
+    let rollback = plan.rollback.clone().unwrap_or_else(|| {
+        let mut s = plan.target.as_os_str().to_os_string();
+        s.push(format!(
+            ".pre-restore-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ));
+        PathBuf::from(s)
+    });
+    let journal = Journal {
+        target: plan.target.clone(),
+        staging: plan.staging.clone(),
+        rollback: rollback.clone(),
+        snapshot: plan.snapshot.clone(),
+    };
+    let jp = journal_path(&plan.target)?;
+    let tmp = jp.with_extension("tmp");
+    let bytes = serde_json::to_vec(&journal).map_err(|e| Error::Task(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, &jp).map_err(io(&jp))?;
+    sync_dir(&parent)?;
+    // An empty target directory is simply replaced; a non-empty one is kept for rollback.
+    if plan.target.exists() && !non_empty(&plan.target)? {
+        std::fs::remove_dir(&plan.target).map_err(io(&plan.target))?;
+    }
+    recover(&plan.target)?;
+    progress.set_phase("done");
+    Ok(RestoreReport {
+        rollback: rollback.exists().then_some(rollback),
+        ..report
+    })
+}
