@@ -1,0 +1,246 @@
+//! Strata driven exactly as a user would: `strata server`, its HTTP API, and the backup CLI.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Running, Tsdb, check, http_client};
+use crate::procs::{Measured, Server, free_port, run_measured};
+use crate::queries::Query;
+use crate::spool::Protocol;
+
+pub const GROUP: &str = "bench";
+/// The password of the benchmark repositories (a throwaway; repositories live in temp dirs).
+const PASSWORD: &str = "strata-bench-password";
+
+pub struct Strata {
+    pub bin: PathBuf,
+}
+
+impl Strata {
+    fn bin(&self) -> String {
+        self.bin.to_string_lossy().into_owned()
+    }
+
+    fn cli(&self, what: &str, args: &[String]) -> Result<Measured, String> {
+        let m = run_measured(&self.bin(), args, &[("STRATA_REPO_PASSWORD", PASSWORD)])
+            .map_err(|e| e.to_string())?;
+        check(&format!("strata {what}"), m)
+    }
+
+    /// `POST /api/v1/snapshots`: a consistent local snapshot; returns its directory, which is
+    /// what restic is given to back up.
+    pub fn snapshot_dir(&self, r: &Running) -> Result<PathBuf, String> {
+        let http = http_client()?;
+        let url = format!("{}/api/v1/snapshots", r.base_url);
+        let resp = http
+            .post(&url)
+            .send()
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("POST {url}: HTTP {status}: {}", first_line(&text)));
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("POST {url}: not JSON ({e})"))?;
+        // The response shape is the server's to define; accept the obvious spellings.
+        for key in ["path", "dir", "directory", "snapshot_dir"] {
+            if let Some(p) = v.get(key).and_then(|p| p.as_str()) {
+                let p = PathBuf::from(p);
+                let p = if p.is_absolute() {
+                    p
+                } else {
+                    r.data_dir.join(p)
+                };
+                if p.is_dir() {
+                    return Ok(p);
+                }
+            }
+        }
+        let id = v.get("id").or_else(|| v.get("snapshot")).map(|i| {
+            i.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| i.to_string())
+        });
+        if let Some(id) = id {
+            let p = r.data_dir.join("snapshots").join(&id);
+            if p.is_dir() {
+                return Ok(p);
+            }
+        }
+        Err(format!(
+            "POST {url}: no snapshot directory in {}",
+            first_line(&text)
+        ))
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(200).collect()
+}
+
+impl Tsdb for Strata {
+    fn system(&self) -> &'static str {
+        "strata"
+    }
+    fn backup_tool(&self) -> &'static str {
+        "strata"
+    }
+    fn restore_tool(&self) -> &'static str {
+        "strata"
+    }
+
+    fn start(&self, data_dir: &Path, log: &Path) -> Result<Running, String> {
+        if !self.bin.is_file() {
+            return Err(format!("strata binary not found at {}", self.bin.display()));
+        }
+        let port = free_port().map_err(|e| e.to_string())?;
+        let listen = format!("127.0.0.1:{port}");
+        let args = vec![
+            "server".to_string(),
+            "--listen".into(),
+            listen.clone(),
+            "--data-dir".into(),
+            data_dir.to_string_lossy().into_owned(),
+        ];
+        let mut server =
+            Server::start("strata server", &self.bin(), &args, log).map_err(|e| e.to_string())?;
+        let base_url = format!("http://{listen}");
+        server
+            .wait_ready(&format!("{base_url}/healthz"), Duration::from_secs(30))
+            .map_err(|e| {
+                first_line(&e.to_string())
+                    .trim_end_matches("; log tail:")
+                    .to_string()
+                    + &tail_reason(&server)
+            })?;
+        // Groups may need creating first; a server that creates them on write may refuse this.
+        if let Ok(http) = http_client() {
+            let _ = http
+                .put(format!("{base_url}/api/v1/groups/{GROUP}"))
+                .header("Content-Type", "application/json")
+                .body("{}")
+                .send();
+        }
+        Ok(Running {
+            server,
+            base_url,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    fn write_url(&self, r: &Running, protocol: Protocol) -> String {
+        match protocol {
+            Protocol::Lp => format!("{}/api/v1/write?group={GROUP}&precision=ns", r.base_url),
+            Protocol::Prom => format!("{}/api/v1/prom/write?group={GROUP}", r.base_url),
+        }
+    }
+
+    fn flush(&self, _r: &Running) {
+        // Strata acknowledges only durable writes: nothing to force.
+    }
+
+    fn disk_excludes(&self) -> &'static [&'static str] {
+        &["snapshots", "tmp", "staging"]
+    }
+
+    fn query(
+        &self,
+        r: &Running,
+        http: &reqwest::blocking::Client,
+        q: &Query,
+    ) -> Result<u64, String> {
+        let url = format!("{}/api/v1/query", r.base_url);
+        let body = q.strata_json(GROUP);
+        let resp = http
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| format!("POST {url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("POST {url}: HTTP {status}: {}", first_line(&text)));
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("query answer not JSON: {e}"))?;
+        let series = v
+            .get("series")
+            .and_then(|s| s.as_array())
+            .ok_or_else(|| format!("query answer has no \"series\": {}", first_line(&text)))?;
+        Ok(series
+            .iter()
+            .map(|s| {
+                s.get("values")
+                    .and_then(|v| v.as_array())
+                    .map_or(0, |v| v.len() as u64)
+            })
+            .sum())
+    }
+
+    fn init_repo(&self, repo: &Path, encrypted: bool) -> Result<(), String> {
+        let (enc, comp) = if encrypted {
+            ("aes-256-gcm", "zstd:3")
+        } else {
+            ("none", "none")
+        };
+        let args = [
+            "repo",
+            "init",
+            "--repo",
+            &repo.to_string_lossy(),
+            "--encryption",
+            enc,
+            "--compression",
+            comp,
+        ]
+        .map(String::from);
+        self.cli("repo init", &args).map(|_| ())
+    }
+
+    fn backup(&self, r: &Running, repo: &Path) -> Result<Measured, String> {
+        let args = [
+            "backup",
+            "--repo",
+            &repo.to_string_lossy(),
+            "--server",
+            &r.base_url,
+        ]
+        .map(String::from);
+        self.cli("backup", &args)
+    }
+
+    fn restore(&self, repo: &Path, dst: &Path) -> Result<Measured, String> {
+        let args = [
+            "restore",
+            "--repo",
+            &repo.to_string_lossy(),
+            "--data-dir",
+            &dst.to_string_lossy(),
+            "--snapshot",
+            "latest",
+        ]
+        .map(String::from);
+        self.cli("restore", &args)
+    }
+}
+
+fn tail_reason(server: &Server) -> String {
+    // A CLI error is one line starting with "error"; clap adds usage lines after it.
+    let tail = server.log_tail();
+    let lines: Vec<&str> = tail
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let pick = lines
+        .iter()
+        .rev()
+        .find(|l| l.to_ascii_lowercase().starts_with("error"))
+        .or(lines.last());
+    match pick {
+        Some(l) => format!(" ({l})"),
+        None => String::new(),
+    }
+}
