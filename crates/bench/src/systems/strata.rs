@@ -27,9 +27,18 @@ impl Strata {
         check(&format!("strata {what}"), m)
     }
 
+    /// `DELETE /api/v1/snapshots/{id}`: lets the server drop the snapshot's hard links.
+    pub fn release_snapshot(&self, r: &Running, id: &str) {
+        if let Ok(http) = http_client() {
+            let _ = http
+                .delete(format!("{}/api/v1/snapshots/{id}", r.base_url))
+                .send();
+        }
+    }
+
     /// `POST /api/v1/snapshots`: a consistent local snapshot; returns its directory, which is
-    /// what restic is given to back up.
-    pub fn snapshot_dir(&self, r: &Running) -> Result<PathBuf, String> {
+    /// what restic is given to back up, and its id (to release it).
+    pub fn snapshot_dir(&self, r: &Running) -> Result<(PathBuf, Option<String>), String> {
         let http = http_client()?;
         let url = format!("{}/api/v1/snapshots", r.base_url);
         let resp = http
@@ -43,30 +52,29 @@ impl Strata {
         }
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("POST {url}: not JSON ({e})"))?;
-        // The response shape is the server's to define; accept the obvious spellings.
-        for key in ["path", "dir", "directory", "snapshot_dir"] {
-            if let Some(p) = v.get(key).and_then(|p| p.as_str()) {
-                let p = PathBuf::from(p);
-                let p = if p.is_absolute() {
-                    p
-                } else {
-                    r.data_dir.join(p)
-                };
-                if p.is_dir() {
-                    return Ok(p);
-                }
-            }
-        }
-        let id = v.get("id").or_else(|| v.get("snapshot")).map(|i| {
+        // The engine's `Snapshot` (id, dir, files, …); accept a relative dir too.
+        let id = v.get("id").map(|i| {
             i.as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| i.to_string())
         });
+        if let Some(p) = v.get("dir").and_then(|p| p.as_str()) {
+            let p = PathBuf::from(p);
+            let p = if p.is_absolute() {
+                p
+            } else {
+                r.data_dir.join(p)
+            };
+            if p.is_dir() {
+                return Ok((p, id));
+            }
+        }
         if let Some(id) = id {
             let p = r.data_dir.join("snapshots").join(&id);
             if p.is_dir() {
-                return Ok(p);
+                return Ok((p, Some(id)));
             }
+            self.release_snapshot(r, &id);
         }
         Err(format!(
             "POST {url}: no snapshot directory in {}",
@@ -114,12 +122,13 @@ impl Tsdb for Strata {
                     .to_string()
                     + &tail_reason(&server)
             })?;
-        // Groups may need creating first; a server that creates them on write may refuse this.
+        // The data is old by design (it ends an hour ago, the 10x set reaches days back):
+        // make sure the default TTL (30 days) never drops any of it, as VM runs with 100y.
         if let Ok(http) = http_client() {
             let _ = http
                 .put(format!("{base_url}/api/v1/groups/{GROUP}"))
                 .header("Content-Type", "application/json")
-                .body("{}")
+                .body(r#"{"ttl":"3650days"}"#)
                 .send();
         }
         Ok(Running {
@@ -169,12 +178,19 @@ impl Tsdb for Strata {
             .get("series")
             .and_then(|s| s.as_array())
             .ok_or_else(|| format!("query answer has no \"series\": {}", first_line(&text)))?;
+        // Cells, not rows: a row holds one value per requested field (VM counts per series).
         Ok(series
             .iter()
             .map(|s| {
-                s.get("values")
+                let cols = s
+                    .get("columns")
+                    .and_then(|c| c.as_array())
+                    .map_or(2, |c| c.len());
+                let rows = s
+                    .get("values")
                     .and_then(|v| v.as_array())
-                    .map_or(0, |v| v.len() as u64)
+                    .map_or(0, |v| v.len());
+                (rows * cols.saturating_sub(1).max(1)) as u64
             })
             .sum())
     }
