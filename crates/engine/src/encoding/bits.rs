@@ -72,6 +72,18 @@ impl<'a> BitReader<'a> {
         if bits as usize > self.remaining_bits() {
             return Err(DecodeError::Truncated { what: "bit stream" });
         }
+        if bits == 0 {
+            return Ok(0);
+        }
+        let byte = self.pos / 8;
+        if let Some(window) = self.buf.get(byte..byte + 16) {
+            // Fast path: one 128-bit big-endian window holds the offset plus up to 64 bits.
+            let mut be = [0u8; 16];
+            be.copy_from_slice(window);
+            let value = (u128::from_be_bytes(be) << (self.pos % 8)) >> (128 - bits);
+            self.pos += bits as usize;
+            return Ok(value as u64);
+        }
         let mut value = 0u64;
         let mut left = bits;
         while left > 0 {

@@ -15,9 +15,11 @@
 //! | `0x00` | `EMPTY`          | all              | nothing; only for 0 values                        |
 //! | `0x01` | `INT_CONST`      | timestamps, i64  | zigzag varint value                               |
 //! | `0x02` | `INT_DELTA_CONST`| timestamps, i64  | zigzag first value, zigzag delta                  |
-//! | `0x03` | `INT_DELTA`      | timestamps, i64  | zigzag first value, n−1 zigzag deltas             |
-//! | `0x04` | `INT_DOD`        | timestamps, i64  | zigzag first, zigzag first delta, n−2 zigzag delta-of-deltas |
+//! | `0x03` | `INT_DELTA`      | timestamps, i64  | zigzag first value, scale, n−1 zigzag deltas ÷ scale |
+//! | `0x04` | `INT_DOD`        | timestamps, i64  | zigzag first value, zigzag first delta, scale, n−2 zigzag delta-of-deltas ÷ scale |
 //! | `0x05` | `INT_RAW`        | timestamps, i64  | n × 8 bytes little-endian                         |
+//! | `0x06` | `INT_DELTA_PACKED` | timestamps, i64 | as `INT_DELTA`, quotients bit-packed above a reference |
+//! | `0x07` | `INT_DOD_PACKED` | timestamps, i64  | as `INT_DOD`, quotients bit-packed above a reference |
 //! | `0x10` | `F64_CONST`      | f64              | 8 bytes: IEEE-754 bits, little-endian             |
 //! | `0x11` | `F64_DECIMAL`    | f64              | zigzag exponent e ∈ [−15, 15], then a plain integer chunk of mantissas |
 //! | `0x12` | `F64_GORILLA`    | f64              | Gorilla XOR bit stream                            |
@@ -69,6 +71,8 @@ pub mod id {
     pub const INT_DELTA: u8 = 0x03;
     pub const INT_DOD: u8 = 0x04;
     pub const INT_RAW: u8 = 0x05;
+    pub const INT_DELTA_PACKED: u8 = 0x06;
+    pub const INT_DOD_PACKED: u8 = 0x07;
     pub const F64_CONST: u8 = 0x10;
     pub const F64_DECIMAL: u8 = 0x11;
     pub const F64_GORILLA: u8 = 0x12;
