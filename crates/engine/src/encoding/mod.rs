@@ -47,6 +47,8 @@ mod string;
 mod varint;
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
