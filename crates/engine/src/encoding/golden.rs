@@ -157,7 +157,7 @@ fn cases() -> Vec<(&'static str, u8, Column)> {
         (
             "bool bitmap",
             id::BOOL_BITMAP,
-            Column::Bool((0..45).map(|i| mix(i) % 2 == 0).collect()),
+            Column::Bool((0..45).map(|i| mix(i).is_multiple_of(2)).collect()),
         ),
         (
             "bool rle",
