@@ -59,10 +59,8 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             if p.meta.max_ts < req.from || p.meta.min_ts >= req.to {
                 continue;
             }
-            for e in &p.series[p.measure_range(&req.measure)] {
-                if !matches(&e.meta, &req.matchers) {
-                    continue;
-                }
+            for i in p.postings.select(&req.measure, &req.matchers) {
+                let e = &p.series[i as usize];
                 for rows in p.read_series(e, req.from, req.to, wanted)? {
                     let prio = vec![p.meta.max_lsn; rows.len()];
                     per_series

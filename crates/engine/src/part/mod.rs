@@ -6,8 +6,11 @@
 //! - `meta.bin`: framed JSON with the part's identity, ranges and the file table (size and
 //!   BLAKE3 of every other file). Written last: a part without a valid `meta.bin` is incomplete.
 
+mod postings;
 mod read;
 mod write;
+
+pub use postings::Postings;
 
 pub use read::{PartReader, verify_part_files};
 pub use write::{PartIdentity, PartWriter, write_part};

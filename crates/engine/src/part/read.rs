@@ -56,6 +56,8 @@ pub struct PartReader {
     pub meta: PartMeta,
     /// Sorted by (measure, tags).
     pub series: Vec<SeriesEntry>,
+    /// Tag → series postings over `series`.
+    pub postings: super::Postings,
     data: File,
 }
 
@@ -181,12 +183,14 @@ impl PartReader {
         Ok(PartReader {
             dir: dir.to_path_buf(),
             meta,
+            postings: super::Postings::build(&series),
             series,
             data,
         })
     }
 
     /// Indices of the series of `measure` (contiguous, since the table is sorted).
+    #[cfg(test)]
     pub fn measure_range(&self, measure: &str) -> std::ops::Range<usize> {
         let a = self
             .series
