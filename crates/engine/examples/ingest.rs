@@ -1,7 +1,7 @@
 //! Engine-level ingest measurement on TSBS-like cpu data (10 tags, 10 fields per row).
 //!
-//! `cargo run --release -p strata-engine --example ingest -- [rows] [hosts] [batch] [writers]`
-//! (defaults 2,000,000 rows, 1,000 hosts, 10,000 rows per batch, 2 writers). Writes into a fresh
+//! `cargo run --release -p strata-engine --example ingest -- [rows] [hosts] [batch] [writers] [fsync]`
+//! (defaults 2,000,000 rows, 1,000 hosts, 10,000 rows per batch, 2 writers, `always`). Writes into a fresh
 //! temporary directory with the default fsync policy (`always`), then flushes and merges and
 //! reports rows/s, samples/s (10 per row) and bytes per sample on disk.
 
@@ -58,7 +58,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch = arg(3, 10_000);
     let writers = arg(4, 2);
     let dir = std::env::temp_dir().join(format!("strata-ingest-{}", std::process::id()));
-    let engine = Arc::new(Engine::open(EngineOptions::new(&dir))?);
+    let fsync = std::env::args().nth(5).unwrap_or_else(|| "always".into());
+    let mut opts = EngineOptions::new(&dir);
+    opts.fsync = fsync.parse()?;
+    let engine = Arc::new(Engine::open(opts)?);
     let tags: Arc<Vec<_>> = Arc::new((0..hosts).map(host_tags).collect());
     let start_ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -129,7 +132,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let total = (per_writer * writers) as f64;
     println!(
-        "rows={} writers={writers} batch={batch} hosts={hosts} fsync=always",
+        "rows={} writers={writers} batch={batch} hosts={hosts} fsync={fsync}",
         total as u64
     );
     println!(

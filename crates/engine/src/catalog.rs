@@ -101,12 +101,21 @@ impl CatalogState {
         validate_group_name(group)?;
         let g = self.groups.get(group);
         let mut delta = CatalogDelta::default();
+        let mut known: Option<(&str, Option<&BTreeMap<String, FieldType>>)> = None;
         for p in points {
             validate_point(p)?;
-            let known = g.and_then(|g| g.measures.get(&p.measure));
+            // Batches are mostly one measure: look its schema up once per run of points.
+            let schema = match known {
+                Some((m, s)) if m == p.measure => s,
+                _ => {
+                    let s = g.and_then(|g| g.measures.get(&p.measure));
+                    known = Some((&p.measure, s));
+                    s
+                }
+            };
             for (name, value) in &p.fields {
                 let t = value.field_type();
-                let existing = known.and_then(|m| m.get(name)).copied().or_else(|| {
+                let existing = schema.and_then(|m| m.get(name)).copied().or_else(|| {
                     delta
                         .new_fields
                         .iter()

@@ -108,12 +108,24 @@ impl Memtable {
         s.rows.ts.push(p.timestamp);
         s.lsn.push(lsn);
         self.bytes += 16;
-        for (name, col) in s.rows.cols.iter_mut() {
-            let v = p.fields.iter().find(|(f, _)| f == name).map(|(_, v)| v);
+        // Points of one series usually list their fields in the same order as the columns:
+        // match by position first, by name only when that fails.
+        let mut matched = 0;
+        for (j, (name, col)) in s.rows.cols.iter_mut().enumerate() {
+            let v = match p.fields.get(j) {
+                Some((f, v)) if f == name => Some(v),
+                _ => p.fields.iter().find(|(f, _)| f == name).map(|(_, v)| v),
+            };
+            matched += usize::from(v.is_some());
             push_value(col, v);
         }
-        for (name, v) in &p.fields {
+        for (_, v) in &p.fields {
             self.bytes += 16 + value_heap(v);
+        }
+        if matched == p.fields.len() {
+            return;
+        }
+        for (name, v) in &p.fields {
             if s.rows.cols.iter().any(|(f, _)| f == name) {
                 continue;
             }
