@@ -294,6 +294,7 @@ fn run(mut args: Args) -> Result<(), String> {
         hosts,
         args.queries.unwrap_or(p.queries),
         args.seed,
+        args.protocol,
     );
     let plan = Plan {
         work: work.clone(),

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::datagen::{FIELDS, MEASURE, region_names};
 use crate::rng::Rng;
+use crate::spool::Protocol;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -45,6 +46,9 @@ pub struct Query {
     pub to_ns: i64,
     pub host: String,
     pub region: String,
+    /// How the data was written: remote write stores `cpu_<field>` measures with one field
+    /// `value` in Strata, so the Strata query is phrased for that model.
+    pub protocol: Protocol,
 }
 
 const MIN_NS: i64 = 60_000_000_000;
@@ -58,6 +62,7 @@ pub fn generate(
     hosts: usize,
     per_kind: usize,
     seed: u64,
+    protocol: Protocol,
 ) -> Vec<Query> {
     let mut rng = Rng::new(seed ^ 0x51E7);
     let regions: Vec<&str> = region_names().collect();
@@ -76,6 +81,7 @@ pub fn generate(
                 to_ns,
                 host: format!("host_{}", rng.below(hosts.max(1) as u64)),
                 region: regions[rng.below(regions.len() as u64) as usize].to_string(),
+                protocol,
             });
         }
     }
@@ -100,9 +106,15 @@ fn rfc3339(ns: i64) -> String {
 impl Query {
     /// The body of Strata's `POST /api/v1/query`.
     pub fn strata_json(&self, group: &str) -> serde_json::Value {
+        let prom = self.protocol == Protocol::Prom;
+        let measure = if prom {
+            format!("{MEASURE}_usage_user")
+        } else {
+            MEASURE.to_string()
+        };
         let mut q = json!({
             "group": group,
-            "measure": MEASURE,
+            "measure": measure,
             "from": rfc3339(self.from_ns),
             "to": rfc3339(self.to_ns),
         });
@@ -121,11 +133,19 @@ impl Query {
                 q["agg"] = json!({"fn": "max", "every": "1h"});
                 q["group_by"] = json!(["hostname"]);
             }
+            Kind::LastPoint if prom => {
+                q["fields"] = json!(["value"]);
+                q["agg"] = json!({"fn": "last"});
+                q["group_by"] = json!(["hostname"]);
+            }
             Kind::LastPoint => {
                 q["fields"] = json!(FIELDS);
                 q["agg"] = json!({"fn": "last"});
                 q["group_by"] = json!(["hostname"]);
             }
+        }
+        if prom && self.kind != Kind::LastPoint {
+            q["fields"] = json!(["value"]);
         }
         q
     }
@@ -178,7 +198,14 @@ impl Query {
                     (
                         "query",
                         format!(
-                            "last_over_time({{__name__=~\"{MEASURE}_usage_.*\"}}[{}s])",
+                            "last_over_time({{__name__=~\"{MEASURE}_usage_{}\"}}[{}s])",
+                            // Remote write: Strata answers one measure per query, so both
+                            // systems are asked for usage_user only.
+                            if self.protocol == Protocol::Prom {
+                                "user"
+                            } else {
+                                ".*"
+                            },
                             ((self.to_ns - self.from_ns) / 1_000_000_000).max(1)
                         ),
                     ),
@@ -197,8 +224,8 @@ mod tests {
     fn windows_stay_inside_the_data_and_are_deterministic() {
         let first = 1_700_000_000_000_000_000;
         let last = first + 3 * HOUR_NS;
-        let a = generate(first, last, 50, 5, 1);
-        let b = generate(first, last, 50, 5, 1);
+        let a = generate(first, last, 50, 5, 1, Protocol::Lp);
+        let b = generate(first, last, 50, 5, 1, Protocol::Lp);
         assert_eq!(a.len(), 20);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!((x.from_ns, x.to_ns, &x.host), (y.from_ns, y.to_ns, &y.host));
