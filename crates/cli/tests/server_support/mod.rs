@@ -63,7 +63,10 @@ impl Server {
             .keep();
         let log = log_dir.join("server.log");
         let mut cmd = Command::new(BIN);
-        cmd.arg("server").arg("--listen").arg("127.0.0.1:0");
+        cmd.arg("server");
+        if !o.args.contains(&"--listen") {
+            cmd.arg("--listen").arg("127.0.0.1:0");
+        }
         if let Some(d) = o.data_dir {
             cmd.arg("--data-dir").arg(d);
         }
