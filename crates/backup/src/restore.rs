@@ -63,6 +63,17 @@ fn sibling(target: &Path, suffix: &str) -> Result<PathBuf> {
     Ok(parent.join(format!(".{name}.{suffix}")))
 }
 
+/// `DIR.pre-restore-<UTC time>-<4 hex>`: unique even for two restores in one second.
+fn rollback_path(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_os_string();
+    s.push(format!(
+        ".pre-restore-{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        hex::encode(crate::crypto::random_bytes::<2>())
+    ));
+    PathBuf::from(s)
+}
+
 fn journal_path(target: &Path) -> Result<PathBuf> {
     sibling(target, "restore-journal")
 }
@@ -170,12 +181,7 @@ pub async fn plan_restore(
     for f in &manifest.files {
         objects.insert(&f.object, f.stored_size);
     }
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let rollback = in_use.then(|| {
-        let mut s = target.as_os_str().to_os_string();
-        s.push(format!(".pre-restore-{stamp}"));
-        PathBuf::from(s)
-    });
+    let rollback = in_use.then(|| rollback_path(target));
     Ok(RestorePlan {
         snapshot: id.clone(),
         target: target.to_path_buf(),
@@ -365,14 +371,10 @@ pub async fn restore(
             plan.target.display()
         )));
     }
-    let rollback = plan.rollback.clone().unwrap_or_else(|| {
-        let mut s = plan.target.as_os_str().to_os_string();
-        s.push(format!(
-            ".pre-restore-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ));
-        PathBuf::from(s)
-    });
+    let rollback = plan
+        .rollback
+        .clone()
+        .unwrap_or_else(|| rollback_path(&plan.target));
     let journal = Journal {
         target: plan.target.clone(),
         staging: plan.staging.clone(),

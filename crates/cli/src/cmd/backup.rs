@@ -1,8 +1,170 @@
-//! `strata backup`.
+//! `strata backup`: snapshot a stopped data directory (opened here) or a running server
+//! (`POST /api/v1/snapshots`, same machine), upload what the repository lacks, write the
+//! manifest, release the snapshot.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use strata_backup::backup::{BackupOptions, backup, parse_labels};
+use strata_backup::{Manifest, Progress, Repository};
+use strata_engine::{Engine, EngineOptions, Snapshot};
+
+use super::repo::{RepoArgs, fmt_bytes, mb_per_s, progress_bar, runtime};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Data directory of a stopped server
+    #[arg(long, conflicts_with = "server", required_unless_present = "server")]
+    data_dir: Option<PathBuf>,
+    /// Base URL of a running server on this machine, e.g. http://127.0.0.1:8480
+    #[arg(long)]
+    server: Option<String>,
+    /// Bearer token for --server
+    #[arg(long, env = "STRATA_AUTH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read and verify every file again and re-upload anything missing or damaged
+    #[arg(long)]
+    full: bool,
+    /// Label the snapshot, K=V (repeatable)
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Files uploaded in parallel
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("strata backup is not implemented yet")
+pub fn run(a: Args) -> anyhow::Result<()> {
+    runtime()?.block_on(run_async(a))
+}
+
+async fn run_async(a: Args) -> anyhow::Result<()> {
+    let opts = BackupOptions {
+        full: a.full,
+        labels: parse_labels(&a.labels)?,
+        parallelism: a.parallel,
+    };
+    let repo = Arc::new(a.repo.open().await?);
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(progress.clone());
+    let started = Instant::now();
+    let manifest = match (&a.data_dir, &a.server) {
+        (Some(dir), _) => from_data_dir(&repo, dir, &opts, progress).await?,
+        (None, Some(url)) => from_server(&repo, url, a.token.as_deref(), &opts, progress).await?,
+        (None, None) => bail!("give --data-dir DIR or --server URL"),
+    };
+    drop(bar);
+    report(&manifest, started, a.json)
+}
+
+async fn from_data_dir(
+    repo: &Arc<Repository>,
+    dir: &std::path::Path,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> anyhow::Result<Manifest> {
+    if !dir.is_dir() {
+        bail!("data directory {} does not exist", dir.display());
+    }
+    let mut eo = EngineOptions::new(dir);
+    eo.background = false;
+    let engine = match Engine::open(eo) {
+        Ok(e) => e,
+        Err(strata_engine::Error::Locked { .. }) => bail!(
+            "data directory {} is in use by a running server; back it up with --server URL",
+            dir.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", dir.display())),
+    };
+    let snap = engine.snapshot().context("cannot take a snapshot")?;
+    let result = backup(repo.clone(), &snap, opts, progress).await;
+    let released = engine.release_snapshot(&snap.id);
+    engine.close().context("closing the data directory")?;
+    let m = result?;
+    released.context("releasing the snapshot")?;
+    Ok(m)
+}
+
+async fn from_server(
+    repo: &Arc<Repository>,
+    url: &str,
+    token: Option<&str>,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> anyhow::Result<Manifest> {
+    let base = url.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let auth = |r: reqwest::RequestBuilder| match token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    let resp = auth(client.post(format!("{base}/api/v1/snapshots")))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the server at {base}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        bail!("server refused the snapshot ({status}): {}", body.trim());
+    }
+    let snap: Snapshot = resp
+        .json()
+        .await
+        .context("the server's snapshot answer is not valid")?;
+    if !snap.dir.is_dir() {
+        bail!(
+            "snapshot directory {} is not on this machine; run strata backup on the server's host",
+            snap.dir.display()
+        );
+    }
+    let result = backup(repo.clone(), &snap, opts, progress).await;
+    let released = auth(client.delete(format!("{base}/api/v1/snapshots/{}", snap.id)))
+        .send()
+        .await;
+    let m = result?;
+    if let Err(e) = released {
+        eprintln!(
+            "warning: could not release server snapshot {}: {e}",
+            snap.id
+        );
+    }
+    Ok(m)
+}
+
+fn report(m: &Manifest, started: Instant, json: bool) -> anyhow::Result<()> {
+    let took = started.elapsed();
+    if json {
+        let v = serde_json::json!({
+            "snapshot": m.id,
+            "kind": m.kind,
+            "parent": m.parent,
+            "lsn": m.lsn,
+            "stats": m.stats,
+            "seconds": took.as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let s = &m.stats;
+    println!(
+        "snapshot {} saved ({:?}, lsn {}): {} files, {}; new {} objects ({} read, {} uploaded), reused {}; {:.1}s, {:.1} MB/s",
+        m.id,
+        m.kind,
+        m.lsn,
+        s.files,
+        fmt_bytes(s.bytes),
+        s.new_objects,
+        fmt_bytes(s.new_bytes),
+        fmt_bytes(s.uploaded_bytes),
+        s.reused_objects,
+        took.as_secs_f64(),
+        mb_per_s(s.bytes, took)
+    );
+    Ok(())
 }

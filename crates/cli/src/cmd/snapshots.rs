@@ -1,8 +1,65 @@
-//! `strata snapshots`.
+//! `strata snapshots`: every snapshot of a repository, oldest first.
+
+use super::repo::{RepoArgs, fmt_bytes, fmt_time, runtime};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Print the list as JSON
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("strata snapshots is not implemented yet")
+pub fn run(a: Args) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let repo = a.repo.open().await?;
+        let (ms, bad) = repo.manifests().await?;
+        if a.json {
+            let v: Vec<_> = ms
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "id": m.id, "time": m.recorded_time(), "node_id": m.node_id,
+                        "kind": m.kind, "parent": m.parent, "lsn": m.lsn,
+                        "files": m.stats.files, "bytes": m.stats.bytes,
+                        "labels": m.labels,
+                    })
+                })
+                .collect();
+            let damaged: Vec<_> = bad
+                .iter()
+                .map(|(id, e)| serde_json::json!({"id": id, "error": e.to_string()}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"snapshots": v, "damaged": damaged})
+                )?
+            );
+            return Ok(());
+        }
+        println!(
+            "{:<16}  {:<23}  {:<11}  {:<12}  {:>7}  {:>10}  labels",
+            "id", "time", "kind", "node", "files", "size"
+        );
+        for m in &ms {
+            let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{:<16}  {:<23}  {:<11}  {:<12}  {:>7}  {:>10}  {}",
+                m.id,
+                fmt_time(m.time),
+                format!("{:?}", m.kind).to_lowercase(),
+                m.node_id,
+                m.stats.files,
+                fmt_bytes(m.stats.bytes),
+                labels.join(",")
+            );
+        }
+        for (id, e) in &bad {
+            println!("{id:<16}  DAMAGED: {e}");
+        }
+        println!("{} snapshots", ms.len());
+        Ok(())
+    })
 }
