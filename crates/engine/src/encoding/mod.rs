@@ -123,7 +123,7 @@ pub fn encode_timestamps(v: &[i64], out: &mut Vec<u8>) {
 
 /// Decodes a chunk written by [`encode_timestamps`], appending exactly `n` values to `out`.
 pub fn decode_timestamps(b: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    int::decode(b, n, out)
+    appending(out, n, |out| int::decode(b, n, out))
 }
 
 /// Encodes `i64` values: constant, constant delta, delta, delta-of-delta or raw; zstd on top.
@@ -133,7 +133,7 @@ pub fn encode_i64(v: &[i64], out: &mut Vec<u8>) {
 
 /// Decodes a chunk written by [`encode_i64`], appending exactly `n` values to `out`.
 pub fn decode_i64(b: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    int::decode(b, n, out)
+    appending(out, n, |out| int::decode(b, n, out))
 }
 
 /// Encodes `f64` values bit-exactly: constant, decimal, Gorilla XOR or byte-shuffled.
@@ -143,7 +143,7 @@ pub fn encode_f64(v: &[f64], out: &mut Vec<u8>) {
 
 /// Decodes a chunk written by [`encode_f64`], appending exactly `n` values to `out`.
 pub fn decode_f64(b: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), DecodeError> {
-    float::decode(b, n, out)
+    appending(out, n, |out| float::decode(b, n, out))
 }
 
 /// Encodes booleans: constant, bitmap or run lengths.
@@ -153,7 +153,7 @@ pub fn encode_bool(v: &[bool], out: &mut Vec<u8>) {
 
 /// Decodes a chunk written by [`encode_bool`], appending exactly `n` values to `out`.
 pub fn decode_bool(b: &[u8], n: usize, out: &mut Vec<bool>) -> Result<(), DecodeError> {
-    boolean::decode(b, n, out)
+    appending(out, n, |out| boolean::decode(b, n, out))
 }
 
 /// Encodes strings: constant, dictionary or length-prefixed bytes; zstd on top.
@@ -163,7 +163,25 @@ pub fn encode_str<S: AsRef<str>>(v: &[S], out: &mut Vec<u8>) {
 
 /// Decodes a chunk written by [`encode_str`], appending exactly `n` values to `out`.
 pub fn decode_str(b: &[u8], n: usize, out: &mut Vec<String>) -> Result<(), DecodeError> {
-    string::decode(b, n, out)
+    appending(out, n, |out| string::decode(b, n, out))
+}
+
+/// Runs a decoder that appends to `out`, and holds it to the contract: exactly `n` values
+/// appended on success, `out` left as it was on failure (no half-decoded block survives).
+fn appending<T>(
+    out: &mut Vec<T>,
+    n: usize,
+    decode: impl FnOnce(&mut Vec<T>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let start = out.len();
+    let result = decode(out).and_then(|()| match out.len() - start {
+        found if found == n => Ok(()),
+        found => Err(DecodeError::CountMismatch { expected: n, found }),
+    });
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 /// Splits a chunk into its encoding id (zstd flag removed) and plain payload, decompressing it

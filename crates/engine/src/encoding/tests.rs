@@ -235,6 +235,19 @@ proptest! {
 }
 
 #[test]
+fn failed_decodes_leave_the_output_untouched() {
+    let mut b = Vec::new();
+    encode_i64(&[1, 5, 2, 9, 3, 4, 4, 1 << 40], &mut b);
+    b.pop(); // truncated: the first values decode before the error
+    let mut out = vec![42];
+    assert!(decode_i64(&b, 8, &mut out).is_err());
+    assert_eq!(out, [42]);
+    let mut out = vec![true];
+    assert!(decode_bool(&[id::BOOL_RLE, 0, 2, 9], 4, &mut out).is_err());
+    assert_eq!(out, [true]);
+}
+
+#[test]
 fn empty_chunks_are_one_byte_and_strict_about_counts() {
     assert_eq!(rt_i64(&[]), [id::EMPTY]);
     assert_eq!(rt_f64(&[]), [id::EMPTY]);
