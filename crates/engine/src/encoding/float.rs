@@ -3,24 +3,18 @@
 //!
 //! Candidates, the smallest (after the zstd layer) wins:
 //! - `F64_CONST`: every value has the same bits;
-//! - `F64_DECIMAL` (VictoriaMetrics' trick): every value is exactly `m × 10^e` for one shared
-//!   `e ∈ [−15, 15]` and `|m| < 2^53`; store `e` and the mantissas through the integer encodings.
-//!   Metrics usually have few decimals, so mantissas are small and their deltas tiny. A value
-//!   that is non-finite or −0.0 has no such form, which rules the encoding out for the chunk;
+//! - `F64_DECIMAL` (VictoriaMetrics' trick, see [`decimal`]): every value is exactly `m × 10^e`
+//!   for one shared `e ∈ [−15, 15]` and `|m| < 2^53`; store `e` and the mantissas through the
+//!   integer encodings;
+//! - `F64_DECIMAL_PATCHED`: the same with up to n/8 exceptions kept as raw bits (NaN staleness
+//!   markers, ±Inf, −0.0, values without a short decimal form);
 //! - `F64_GORILLA`: XOR with the previous value (slowly changing or repeated values);
 //! - `F64_SHUFFLE`: byte planes, which zstd then compresses (sign/exponent bytes repeat).
 
 use super::compress::compress_if_pays;
-use super::varint::{Reader, put_ivarint};
+use super::decimal::{MANTISSA_LIMIT, MAX_EXP, from_decimal, to_decimal};
+use super::varint::{Reader, put_ivarint, put_uvarint};
 use super::{DecodeError, ZSTD_FLAG, gorilla, id, int, open_chunk};
-
-/// Powers of ten that are exact in `f64` (10^22 is the largest).
-const POW10: [f64; 16] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
-const MAX_EXP: i32 = 15;
-/// Mantissas must be exactly representable as `f64`.
-const MANTISSA_LIMIT: i64 = 1 << 53;
 
 /// Largest plain payload any float encoding produces for `n` values: Gorilla's worst case is
 /// 77 bits a value; the decimal form is an exponent plus an integer chunk.
@@ -42,11 +36,24 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
     }
     // The decimal form wins whenever it applies (mantissa deltas of a few bits against
     // Gorilla's tens of bits), so the other candidates are only tried without it.
-    if let Some((exp, mantissas)) = to_decimal(v) {
+    // A few exceptions cost 9 bytes or so each, against several bytes a value for Gorilla.
+    if let Some(d) = to_decimal(v, v.len() / 8) {
         let start = out.len();
-        out.push(id::F64_DECIMAL);
-        put_ivarint(out, i64::from(exp));
-        int::encode_plain(&mantissas, out);
+        if d.exceptions.is_empty() {
+            out.push(id::F64_DECIMAL);
+            put_ivarint(out, i64::from(d.exp));
+        } else {
+            out.push(id::F64_DECIMAL_PATCHED);
+            put_ivarint(out, i64::from(d.exp));
+            put_uvarint(out, d.exceptions.len() as u64);
+            let mut next = 0;
+            for &(pos, bits) in &d.exceptions {
+                put_uvarint(out, (pos - next) as u64);
+                out.extend_from_slice(&bits.to_le_bytes());
+                next = pos + 1;
+            }
+        }
+        int::encode_plain(&d.mantissas, out);
         compress_if_pays(out, start);
         return;
     }
@@ -66,96 +73,6 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&gorilla);
-}
-
-/// Finds one exponent `e` such that every value is exactly `m × 10^e` with `|m| < 2^53`, and
-/// returns it with the mantissas; `None` when the chunk has no such form.
-///
-/// The shared exponent is the finest of the values' own coarsest exponents: a value is also
-/// exact at a finer exponent (the same rational, so the same correctly-rounded f64) as long as
-/// its mantissa stays below 2^53. One pass: values are tried at the current exponent first,
-/// and when a value needs a finer one the mantissas so far are rescaled.
-fn to_decimal(v: &[f64]) -> Option<(i32, Vec<i64>)> {
-    let mut exp: Option<i32> = None;
-    let mut mantissas = Vec::with_capacity(v.len());
-    for &x in v {
-        if x.to_bits() == 0 {
-            mantissas.push(0);
-            continue;
-        }
-        if let Some(m) = exp.and_then(|e| exact(x, e)) {
-            mantissas.push(m);
-            continue;
-        }
-        let (e, m) = value_exponent(x)?;
-        if let Some(current) = exp {
-            if e >= current {
-                // Exact at a coarser exponent but not at the current one: its mantissa
-                // would reach 2^53.
-                return None;
-            }
-            let factor = 10i64.checked_pow((current - e) as u32)?;
-            for prev in &mut mantissas {
-                *prev = prev
-                    .checked_mul(factor)
-                    .filter(|p| p.unsigned_abs() < MANTISSA_LIMIT as u64)?;
-            }
-        }
-        exp = Some(e);
-        mantissas.push(m);
-    }
-    let mut exp = exp?;
-    // Strip common trailing zeros (100, 200, 300 → 1, 2, 3 with e + 2): smaller varints.
-    // Exact by the same argument: the rational is unchanged.
-    while exp < MAX_EXP
-        && mantissas.iter().all(|m| m % 10 == 0)
-        && mantissas.iter().any(|&m| m != 0)
-    {
-        mantissas.iter_mut().for_each(|m| *m /= 10);
-        exp += 1;
-    }
-    Some((exp, mantissas))
-}
-
-/// The mantissa of `x` at exponent `e`, if `x` is exactly `m × 10^e` with `|m| < 2^53`.
-fn exact(x: f64, e: i32) -> Option<i64> {
-    scale(x, e).filter(|&m| from_decimal(m, e).to_bits() == x.to_bits())
-}
-
-/// The coarsest (largest) exponent at which `x` has an exact decimal form, and the mantissa.
-fn value_exponent(x: f64) -> Option<(i32, i64)> {
-    if !x.is_finite() {
-        return None;
-    }
-    if x.abs() < MANTISSA_LIMIT as f64 {
-        (0..=MAX_EXP).find_map(|k| exact(x, -k).map(|m| (-k, m)))
-    } else {
-        (1..=MAX_EXP).find_map(|e| exact(x, e).map(|m| (e, m)))
-    }
-}
-
-/// The mantissa candidate of `x` at exponent `e`, if it is below 2^53 in magnitude.
-fn scale(x: f64, e: i32) -> Option<i64> {
-    let m = if e >= 0 {
-        x / POW10[e as usize]
-    } else {
-        x * POW10[(-e) as usize]
-    }
-    .round();
-    if m.abs() < MANTISSA_LIMIT as f64 {
-        Some(m as i64)
-    } else {
-        None
-    }
-}
-
-/// `m × 10^e` with one correctly-rounded IEEE operation, so the result is the same everywhere.
-fn from_decimal(m: i64, e: i32) -> f64 {
-    if e >= 0 {
-        m as f64 * POW10[e as usize]
-    } else {
-        m as f64 / POW10[(-e) as usize]
-    }
 }
 
 fn shuffle(bits: &[u64], out: &mut Vec<u8>) {
@@ -181,11 +98,16 @@ pub(crate) fn decode(b: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), Decod
             ));
             Ok(())
         }
-        id::F64_DECIMAL => {
+        id::F64_DECIMAL | id::F64_DECIMAL_PATCHED => {
             let exp = r.ivarint()?;
             if !(-i64::from(MAX_EXP)..=i64::from(MAX_EXP)).contains(&exp) {
                 return Err(DecodeError::Invalid("decimal exponent outside [-15, 15]"));
             }
+            let exceptions = if base == id::F64_DECIMAL_PATCHED {
+                read_exceptions(&mut r, n)?
+            } else {
+                Vec::new()
+            };
             let inner = r.u8("mantissa encoding id")?;
             if inner & ZSTD_FLAG != 0 || inner == id::EMPTY {
                 return Err(DecodeError::Invalid(
@@ -195,11 +117,15 @@ pub(crate) fn decode(b: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), Decod
             let mut mantissas = Vec::new();
             int::decode_plain(inner, r.rest(), n, &mut mantissas)?;
             out.reserve(n);
-            for m in mantissas {
-                if m.unsigned_abs() >= MANTISSA_LIMIT as u64 {
+            let mut exceptions = exceptions.into_iter().peekable();
+            for (i, m) in mantissas.into_iter().enumerate() {
+                if m.unsigned_abs() >= MANTISSA_LIMIT {
                     return Err(DecodeError::Invalid("decimal mantissa of 2^53 or more"));
                 }
-                out.push(from_decimal(m, exp as i32));
+                match exceptions.next_if(|&(pos, _)| pos == i) {
+                    Some((_, bits)) => out.push(f64::from_bits(bits)),
+                    None => out.push(from_decimal(m, exp as i32)),
+                }
             }
             Ok(())
         }
@@ -232,6 +158,36 @@ pub(crate) fn decode(b: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), Decod
     }
 }
 
+/// Reads the exception list of `F64_DECIMAL_PATCHED`: varint count k (1 ≤ k < n), then per
+/// exception the varint gap since the previous one (positions strictly increase, below n) and
+/// 8 bytes of raw bits.
+fn read_exceptions(r: &mut Reader<'_>, n: usize) -> Result<Vec<(usize, u64)>, DecodeError> {
+    let k = r.len_varint("exception count", n.saturating_sub(1))?;
+    if k == 0 {
+        return Err(DecodeError::Invalid(
+            "patched decimal chunk without exceptions",
+        ));
+    }
+    // Each exception takes at least 9 bytes: refuse absurd counts before allocating.
+    if r.remaining() < k.saturating_mul(9) {
+        return Err(DecodeError::Truncated { what: "exceptions" });
+    }
+    let mut exceptions = Vec::with_capacity(k);
+    let mut next = 0usize;
+    for _ in 0..k {
+        let pos = r
+            .len_varint("exception gap", n)?
+            .checked_add(next)
+            .filter(|&p| p < n)
+            .ok_or(DecodeError::Invalid("exception position beyond the values"))?;
+        let mut le = [0u8; 8];
+        le.copy_from_slice(r.bytes(8, "exception bits")?);
+        exceptions.push((pos, u64::from_le_bytes(le)));
+        next = pos + 1;
+    }
+    Ok(exceptions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,19 +200,6 @@ mod tests {
         let bits = |s: &[f64]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&back), bits(v));
         b
-    }
-
-    #[test]
-    fn decimal_forms() {
-        assert_eq!(to_decimal(&[1.5, 2.25, 0.0]), Some((-2, vec![150, 225, 0])));
-        assert_eq!(to_decimal(&[100.0, 2000.0]), Some((2, vec![1, 20])));
-        assert_eq!(to_decimal(&[0.1, 0.7, 12.3]), Some((-1, vec![1, 7, 123])));
-        assert_eq!(to_decimal(&[1e300]), None);
-        assert_eq!(to_decimal(&[1.0, -0.0]), None);
-        assert_eq!(to_decimal(&[1.0, f64::NAN]), None);
-        assert_eq!(to_decimal(&[f64::INFINITY]), None);
-        assert_eq!(to_decimal(&[f64::MIN_POSITIVE]), None);
-        assert_eq!(to_decimal(&[1.0 / 3.0]), None);
     }
 
     #[test]
@@ -274,10 +217,19 @@ mod tests {
         // Repeated irrational values: no decimal form, Gorilla's one-bit repeats win.
         let runs: Vec<f64> = (0..500).map(|i| f64::from(i / 100) / 3.0).collect();
         assert_eq!(round_trip(&runs)[0] & !ZSTD_FLAG, id::F64_GORILLA);
-        // One NaN rules out the decimal form but nothing is lost.
-        let mut with_nan = prices.clone();
-        with_nan[7] = f64::from_bits(0x7ff8_dead_beef_0001);
-        round_trip(&with_nan);
+        // A few staleness markers and a −0.0 become exceptions; the rest stays decimal.
+        let mut patched = prices.clone();
+        for i in [0, 7, 8, 499] {
+            patched[i] = f64::from_bits(0x7ff0_0000_0000_0002);
+        }
+        patched[100] = -0.0;
+        let b = round_trip(&patched);
+        assert_eq!(b[0] & !ZSTD_FLAG, id::F64_DECIMAL_PATCHED);
+        assert!(b.len() < round_trip(&prices).len() + 60);
+        // Too many exceptions (a third of the values): the decimal form is dropped.
+        let mut noisy = prices.clone();
+        noisy.iter_mut().step_by(3).for_each(|x| *x = f64::NAN);
+        assert_ne!(round_trip(&noisy)[0] & !ZSTD_FLAG, id::F64_DECIMAL_PATCHED);
     }
 
     #[test]
@@ -290,5 +242,29 @@ mod tests {
         put_ivarint(&mut b, 0);
         int::encode_plain(&[1 << 53, 2], &mut b);
         assert!(decode(&b, 2, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn decoder_checks_exceptions() {
+        let patched = |k: u64, gaps: &[u64]| {
+            let mut b = vec![id::F64_DECIMAL_PATCHED, 0];
+            put_uvarint(&mut b, k);
+            for &g in gaps {
+                put_uvarint(&mut b, g);
+                b.extend_from_slice(&f64::NAN.to_bits().to_le_bytes());
+            }
+            int::encode_plain(&[1, 2, 3], &mut b);
+            b
+        };
+        let mut out = Vec::new();
+        assert!(decode(&patched(1, &[1]), 3, &mut out).is_ok());
+        assert!(out[1].is_nan() && out[0] == 1.0 && out[2] == 3.0);
+        assert!(decode(&patched(2, &[0, 0]), 3, &mut Vec::new()).is_ok());
+        // No exceptions, all n values exceptions, position past the end, absurd count.
+        assert!(decode(&patched(0, &[]), 3, &mut Vec::new()).is_err());
+        assert!(decode(&patched(3, &[0, 0, 0]), 3, &mut Vec::new()).is_err());
+        assert!(decode(&patched(1, &[3]), 3, &mut Vec::new()).is_err());
+        assert!(decode(&patched(2, &[1, 1]), 3, &mut Vec::new()).is_err());
+        assert!(decode(&patched(1 << 40, &[0]), 3, &mut Vec::new()).is_err());
     }
 }

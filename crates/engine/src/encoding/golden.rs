@@ -190,6 +190,21 @@ fn cases() -> Vec<(&'static str, u8, Column)> {
                     .collect(),
             ),
         ),
+        (
+            "f64 decimal patched",
+            id::F64_DECIMAL_PATCHED,
+            Column::F64(
+                walk(40, 5000, 40)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &m)| match i {
+                        3 => f64::from_bits(0x7ff0_0000_0000_0002),
+                        17 => -0.0,
+                        _ => m as f64 / 100.0,
+                    })
+                    .collect(),
+            ),
+        ),
     ]
 }
 
@@ -249,6 +264,8 @@ const GOLDEN_V1: &[&str] = &[
     "3204020804066f6b6465677261646564646f776ee697a5e69cac01003c013c023c033c003c",
     // str plain, zstd
     "b1608e02dd0300528610159039c30144d30995ff3f12f8474826d7cc99b6eb18da73da73da73dabb7ed7effa55aeca55b9ca704182060b0c68af022c0a82380924391c9d4539168a23318c0950a821f8f6efc0a3ea115c2802c8f73f03baaedb755daeebfabfd89bee5aaebcc5daf4acc5cacfd521d6cf9931c68c0f301a6a0a5003",
+    // f64 decimal patched
+    "14030203020000000000f07f0d000000000000008006e04e014b073f39328791932a8ea1d809a565204c594165cb1b98793011c4264db0903d6bf407a600",
 ];
 
 fn encode(c: &Column) -> Vec<u8> {

@@ -24,6 +24,7 @@
 //! | `0x11` | `F64_DECIMAL`    | f64              | zigzag exponent e ∈ [−15, 15], then a plain integer chunk of mantissas |
 //! | `0x12` | `F64_GORILLA`    | f64              | Gorilla XOR bit stream                            |
 //! | `0x13` | `F64_SHUFFLE`    | f64              | 8 byte planes of n bytes (byte 0 of every value first) |
+//! | `0x14` | `F64_DECIMAL_PATCHED` | f64         | exponent, exceptions (position, raw bits), then the mantissa chunk |
 //! | `0x20` | `BOOL_CONST`     | bool             | one byte, 0 or 1                                  |
 //! | `0x21` | `BOOL_BITMAP`    | bool             | ⌈n/8⌉ bytes, value i at bit i % 8 of byte i / 8   |
 //! | `0x22` | `BOOL_RLE`       | bool             | first value byte, then run lengths as varints     |
@@ -40,6 +41,7 @@
 mod bits;
 mod boolean;
 pub mod compress;
+mod decimal;
 mod float;
 mod gorilla;
 mod int;
@@ -79,6 +81,7 @@ pub mod id {
     pub const F64_DECIMAL: u8 = 0x11;
     pub const F64_GORILLA: u8 = 0x12;
     pub const F64_SHUFFLE: u8 = 0x13;
+    pub const F64_DECIMAL_PATCHED: u8 = 0x14;
     pub const BOOL_CONST: u8 = 0x20;
     pub const BOOL_BITMAP: u8 = 0x21;
     pub const BOOL_RLE: u8 = 0x22;
