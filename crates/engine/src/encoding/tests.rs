@@ -106,6 +106,14 @@ fn f64_column() -> impl Strategy<Value = Vec<f64>> {
             0..300
         ),
         (edge_f64(), 0usize..300).prop_map(|(x, n)| vec![x; n]),
+        // Decimals with a few specials: the patched decimal form and its exceptions.
+        proptest::collection::vec(
+            prop_oneof![
+                20 => (-100_000i64..100_000).prop_map(|m| m as f64 / 100.0),
+                1 => edge_f64(),
+            ],
+            0..300
+        ),
     ]
 }
 
