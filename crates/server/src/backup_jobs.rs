@@ -1,12 +1,229 @@
 //! `POST /api/v1/backups`, `GET /api/v1/backups`, `GET /api/v1/jobs/{id}`: backup jobs run
 //! in-process. Owned by the backup work; the server merges [`routes`] into its router (behind
 //! its auth layer).
+//!
+//! A job snapshots the engine, uploads with `strata_backup::backup::backup` (the same code as
+//! `strata backup`), writes the manifest and releases the snapshot. One backup runs at a time;
+//! a second request while one runs gets 409. The repository password comes from
+//! `STRATA_REPO_PASSWORD` in the server's environment.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use strata_backup::backup::{BackupOptions, backup};
+use strata_backup::progress::ProgressSnapshot;
+use strata_backup::store::{self, StoreOptions};
+use strata_backup::{Progress, Repository};
 use strata_engine::Engine;
 
+use crate::http::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct JobStatus {
+    id: String,
+    kind: &'static str,
+    state: JobState,
+    started: String,
+    finished: Option<String>,
+    snapshot: Option<String>,
+    error: Option<String>,
+    stats: Option<Value>,
+}
+
+struct Job {
+    status: Mutex<JobStatus>,
+    progress: Arc<Progress>,
+}
+
+struct Jobs {
+    engine: Arc<Engine>,
+    repo: Option<String>,
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+    seq: Mutex<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BackupRequest {
+    full: bool,
+    labels: BTreeMap<String, String>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 /// Routes for backup jobs. `repo` is the server's configured backup repository URL.
-pub fn routes(_engine: Arc<Engine>, _repo: Option<String>) -> axum::Router {
-    axum::Router::new()
+pub fn routes(engine: Arc<Engine>, repo: Option<String>) -> Router {
+    let state = Arc::new(Jobs {
+        engine,
+        repo,
+        jobs: Mutex::new(HashMap::new()),
+        seq: Mutex::new(0),
+    });
+    Router::new()
+        .route("/api/v1/backups", post(start).get(list))
+        .route("/api/v1/jobs/{id}", get(job))
+        .with_state(state)
+}
+
+async fn open_repo(url: &str) -> Result<Repository, ApiError> {
+    let password = std::env::var("STRATA_REPO_PASSWORD")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let store = store::open(url, &StoreOptions::default(), false)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    Repository::open(store, url, password.as_deref())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))
+}
+
+fn repo_url(jobs: &Jobs) -> Result<String, ApiError> {
+    jobs.repo.clone().ok_or_else(|| {
+        ApiError::bad_request("no backup repository configured (start the server with --repo URL)")
+    })
+}
+
+async fn start(
+    State(jobs): State<Arc<Jobs>>,
+    body: Option<Json<BackupRequest>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let url = repo_url(&jobs)?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let running = locked(&jobs.jobs)
+        .values()
+        .any(|j| locked(&j.status).state == JobState::Running);
+    if running {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "a backup job is already running",
+        ));
+    }
+    let repo = Arc::new(open_repo(&url).await?);
+    let id = {
+        let mut s = locked(&jobs.seq);
+        *s += 1;
+        format!("backup-{}", *s)
+    };
+    let job = Arc::new(Job {
+        status: Mutex::new(JobStatus {
+            id: id.clone(),
+            kind: "backup",
+            state: JobState::Running,
+            started: chrono::Utc::now().to_rfc3339(),
+            finished: None,
+            snapshot: None,
+            error: None,
+            stats: None,
+        }),
+        progress: Arc::new(Progress::default()),
+    });
+    locked(&jobs.jobs).insert(id.clone(), job.clone());
+    let engine = jobs.engine.clone();
+    tokio::spawn(async move {
+        let result = run_backup(engine, repo, &req, job.progress.clone()).await;
+        let mut st = locked(&job.status);
+        st.finished = Some(chrono::Utc::now().to_rfc3339());
+        match result {
+            Ok(m) => {
+                st.state = JobState::Succeeded;
+                st.snapshot = Some(m.id.clone());
+                st.stats = serde_json::to_value(&m.stats).ok();
+                tracing::info!(job = %st.id, snapshot = %m.id, "backup job finished");
+            }
+            Err(e) => {
+                st.state = JobState::Failed;
+                st.error = Some(e.clone());
+                tracing::warn!(job = %st.id, error = %e, "backup job failed");
+            }
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"job": id, "status": format!("/api/v1/jobs/{id}")})),
+    ))
+}
+
+async fn run_backup(
+    engine: Arc<Engine>,
+    repo: Arc<Repository>,
+    req: &BackupRequest,
+    progress: Arc<Progress>,
+) -> Result<strata_backup::Manifest, String> {
+    progress.set_phase("taking snapshot");
+    let e = engine.clone();
+    let snap = tokio::task::spawn_blocking(move || e.snapshot())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let opts = BackupOptions {
+        full: req.full,
+        labels: req.labels.clone(),
+        ..Default::default()
+    };
+    let result = backup(repo, &snap, &opts, progress).await;
+    let id = snap.id.clone();
+    let released = tokio::task::spawn_blocking(move || engine.release_snapshot(&id)).await;
+    if !matches!(released, Ok(Ok(()))) {
+        tracing::warn!(snapshot = %snap.id, "could not release the backup snapshot");
+    }
+    result.map_err(|e| e.to_string())
+}
+
+async fn list(State(jobs): State<Arc<Jobs>>) -> Result<Json<Value>, ApiError> {
+    let url = repo_url(&jobs)?;
+    let repo = open_repo(&url).await?;
+    let (ms, bad) = repo
+        .manifests()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let snaps: Vec<Value> = ms
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id, "time": m.recorded_time(), "node_id": m.node_id, "kind": m.kind,
+                "parent": m.parent, "lsn": m.lsn, "files": m.stats.files, "bytes": m.stats.bytes,
+                "labels": m.labels,
+            })
+        })
+        .collect();
+    let damaged: Vec<Value> = bad
+        .iter()
+        .map(|(id, e)| json!({"id": id, "error": e.to_string()}))
+        .collect();
+    Ok(Json(
+        json!({"repository": url, "snapshots": snaps, "damaged": damaged}),
+    ))
+}
+
+async fn job(
+    State(jobs): State<Arc<Jobs>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = locked(&jobs.jobs)
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("job {id} not found")))?;
+    let status = locked(&job.status).clone();
+    let progress: ProgressSnapshot = job.progress.snapshot();
+    let mut v = serde_json::to_value(&status).map_err(ApiError::internal)?;
+    v["progress"] = serde_json::to_value(&progress).map_err(ApiError::internal)?;
+    Ok(Json(v))
 }
