@@ -5,9 +5,9 @@ use super::DecodeError;
 
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
-    /// Pending bits, right-aligned; fewer than 8 between calls.
+    /// Pending bits, left-aligned; flushed as 8 bytes once full.
     acc: u64,
-    pending: u32,
+    filled: u32,
 }
 
 impl<'a> BitWriter<'a> {
@@ -15,41 +15,39 @@ impl<'a> BitWriter<'a> {
         BitWriter {
             out,
             acc: 0,
-            pending: 0,
+            filled: 0,
         }
     }
 
     /// Appends the low `bits` bits of `value` (`bits` ≤ 64).
     pub(crate) fn write(&mut self, value: u64, bits: u32) {
-        if bits > 32 {
-            self.write_small(value >> 32, bits - 32);
-            self.write_small(value & 0xffff_ffff, 32);
-        } else {
-            self.write_small(value, bits);
-        }
-    }
-
-    fn write_small(&mut self, value: u64, bits: u32) {
-        debug_assert!(bits <= 32);
+        debug_assert!(bits <= 64);
         if bits == 0 {
             return;
         }
-        let mask = (1u64 << bits) - 1;
-        // At most 7 pending + 32 new bits: fits the accumulator.
-        self.acc = (self.acc << bits) | (value & mask);
-        self.pending += bits;
-        while self.pending >= 8 {
-            self.pending -= 8;
-            self.out.push((self.acc >> self.pending) as u8);
+        let value = if bits == 64 {
+            value
+        } else {
+            value & ((1u64 << bits) - 1)
+        };
+        let free = 64 - self.filled; // 1..=64
+        if bits < free {
+            self.acc |= value << (free - bits);
+            self.filled += bits;
+        } else {
+            // Fill the accumulator, flush it whole, keep what did not fit.
+            let rest = bits - free; // 0..=63
+            self.acc |= value >> rest;
+            self.out.extend_from_slice(&self.acc.to_be_bytes());
+            self.acc = if rest == 0 { 0 } else { value << (64 - rest) };
+            self.filled = rest;
         }
-        self.acc &= (1u64 << self.pending) - 1;
     }
 
-    /// Flushes the last partial byte, padded with zero bits.
+    /// Flushes the pending bits, padded with zero bits to a byte.
     pub(crate) fn finish(self) {
-        if self.pending > 0 {
-            self.out.push((self.acc << (8 - self.pending)) as u8);
-        }
+        let bytes = self.filled.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_be_bytes()[..bytes]);
     }
 }
 
@@ -76,6 +74,17 @@ impl<'a> BitReader<'a> {
             return Ok(0);
         }
         let byte = self.pos / 8;
+        let offset = (self.pos % 8) as u32;
+        if bits + offset <= 64
+            && let Some(window) = self.buf.get(byte..byte + 8)
+        {
+            // Fast path: one 64-bit big-endian window holds the offset and the value.
+            let mut be = [0u8; 8];
+            be.copy_from_slice(window);
+            let value = (u64::from_be_bytes(be) << offset) >> (64 - bits);
+            self.pos += bits as usize;
+            return Ok(value);
+        }
         if let Some(window) = self.buf.get(byte..byte + 16) {
             // Fast path: one 128-bit big-endian window holds the offset plus up to 64 bits.
             let mut be = [0u8; 16];

@@ -126,13 +126,25 @@ fn value_exponent(x: f64) -> Option<(i32, i64)> {
 
 /// The mantissa candidate of `x` at exponent `e`, if it is below 2^53 in magnitude.
 fn mantissa_candidate(x: f64, e: i32) -> Option<i64> {
-    let m = if e >= 0 {
+    let m = round(if e >= 0 {
         x / POW10[e as usize]
     } else {
         x * POW10[(-e) as usize]
-    }
-    .round();
+    });
     (m.abs() < MANTISSA_LIMIT as f64).then_some(m as i64)
+}
+
+/// Rounds to the nearest integer (ties to even) without a libm call: adding and subtracting
+/// 1.5 × 2^52 leaves no fraction bits. Values of 2^52 or more are already integers. Ties only
+/// arise for values that are not exact at this exponent anyway, which `exact` then rejects.
+#[inline]
+fn round(x: f64) -> f64 {
+    const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 × 2^52
+    if x.abs() < 4_503_599_627_370_496.0 {
+        (x + SHIFT) - SHIFT
+    } else {
+        x
+    }
 }
 
 /// `m × 10^e` with one correctly-rounded IEEE operation, so the result is the same everywhere.
