@@ -1,7 +1,7 @@
 //! `strata query`: run a JSON query against a running server (`--server URL`) or offline on a
 //! stopped server's data directory (`--data-dir DIR`). Both print the same pretty JSON.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -47,8 +47,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         bail!("give --server URL or --data-dir DIR");
     };
-    println!("{}", serde_json::to_string_pretty(&result)?);
-    Ok(())
+    let text = serde_json::to_string_pretty(&result)?;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`strata query ... | head`) is not an error worth a panic.
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write the result")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn offline(dir: &std::path::Path, query: &str) -> anyhow::Result<QueryResult> {
