@@ -41,6 +41,9 @@ pub struct Encoder {
     cipher: Option<Aes256Gcm>,
     compression: Compression,
     index: u64,
+    /// Set once a frame did not compress: the rest of the object is stored raw without trying
+    /// (parts are compressed already; zstd on them only burns CPU).
+    gave_up: bool,
 }
 
 impl Encoder {
@@ -63,6 +66,7 @@ impl Encoder {
             cipher,
             compression,
             index: 0,
+            gave_up: false,
         }
     }
 
@@ -77,7 +81,9 @@ impl Encoder {
         plain.push(CODEC_RAW);
         plain.push(if last { FLAG_FINAL } else { 0 });
         let compressed = match self.compression {
-            Compression::Zstd(level) if data.len() > 64 => zstd::bulk::compress(data, level).ok(),
+            Compression::Zstd(level) if data.len() > 64 && !self.gave_up => {
+                zstd::bulk::compress(data, level).ok()
+            }
             _ => None,
         };
         // Parts are compressed already: keep zstd only when it saves at least 1/32.
@@ -86,7 +92,10 @@ impl Encoder {
                 plain[0] = CODEC_ZSTD;
                 plain.extend_from_slice(&c);
             }
-            _ => plain.extend_from_slice(data),
+            _ => {
+                self.gave_up |= data.len() > 64;
+                plain.extend_from_slice(data);
+            }
         }
         let body = match &self.cipher {
             Some(cipher) => cipher
