@@ -142,3 +142,64 @@ fn unencrypted_repository_is_said_so_and_bad_input_is_one_line() {
     let err = fails(&["show", "--repo", s(&repo), "ffffffff"]);
     assert!(err.contains("not found"), "{err}");
 }
+
+/// Flips a byte in the middle of a file.
+fn flip(path: &std::path::Path) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x20;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn verify_names_each_kind_of_damage() {
+    let t = tempfile::tempdir().unwrap();
+    let (data, repo) = (t.path().join("data"), t.path().join("repo"));
+    make_data(&data, 5000);
+    init_repo(&repo);
+    let r = s(&repo);
+    let b = json(&["backup", "--repo", r, "--data-dir", s(&data), "--json"]);
+    let id = b["snapshot"].as_str().unwrap().to_string();
+    let show = json(&["show", "--repo", r, &id, "--json"]);
+    let files = show["manifest"]["files"].as_array().unwrap().clone();
+    let obj = |kind: &str| {
+        let f = files
+            .iter()
+            .filter(|f| f["kind"] == kind)
+            .max_by_key(|f| f["size"].as_u64().unwrap())
+            .unwrap();
+        let o = f["object"].as_str().unwrap().to_string();
+        (
+            repo.join("data").join(&o[..2]).join(&o),
+            f["path"].as_str().unwrap().to_string(),
+        )
+    };
+    // (A WAL object is covered by the backup crate's corruption test: a data dir closed
+    // cleanly has no WAL left to back up.)
+    for (kind, expect) in [("part", "group 'metrics' measures [cpu]")] {
+        let (path, file) = obj(kind);
+        let original = std::fs::read(&path).unwrap();
+        flip(&path);
+        let o = run(&["verify", "--repo", r, "--read-data"]);
+        assert!(!o.status.success());
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(&format!("snapshot {id} file {file}")), "{out}");
+        assert!(out.contains(expect), "{out}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&id) && err.lines().count() == 1, "{err}");
+        // Restore fails closed.
+        let dest = t.path().join(format!("r-{kind}"));
+        fails(&["restore", "--repo", r, "--data-dir", s(&dest)]);
+        assert!(!dest.exists());
+        std::fs::write(&path, original).unwrap();
+    }
+    let manifest = repo.join("snapshots").join(&id);
+    flip(&manifest);
+    let o = run(&["verify", "--repo", r]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("DAMAGED snapshots/{id}")));
+    let key = entries(&repo.join("keys")).pop().unwrap();
+    flip(&key);
+    let err = fails(&["verify", "--repo", r]);
+    assert!(err.contains("damaged repository object keys/"), "{err}");
+}
