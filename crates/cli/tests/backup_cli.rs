@@ -176,7 +176,8 @@ fn verify_names_each_kind_of_damage() {
     };
     // (A WAL object is covered by the backup crate's corruption test: a data dir closed
     // cleanly has no WAL left to back up.)
-    for (kind, expect) in [("part", "group 'metrics' measures [cpu]")] {
+    {
+        let (kind, expect) = ("part", "group 'metrics' measures [cpu]");
         let (path, file) = obj(kind);
         let original = std::fs::read(&path).unwrap();
         flip(&path);
