@@ -137,3 +137,109 @@ fn connection(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datagen::{GenConfig, Variant};
+    use crate::spool::{DatasetSpec, prepare};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    /// A minimal HTTP/1.1 server: answers 204 to the first `ok` requests, then 400, and
+    /// counts the body bytes it received.
+    fn serve(ok: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "http://{}/write",
+            l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        );
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming().flatten() {
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(stream);
+                    loop {
+                        let mut len = 0usize;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        let resp: &[u8] = if n < ok {
+                            b"HTTP/1.1 204 No Content\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 8\r\n\r\nbad line"
+                        };
+                        if r.get_mut().write_all(resp).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, served)
+    }
+
+    fn dataset(dir: &std::path::Path) -> Dataset {
+        let spec = DatasetSpec {
+            name: "load".into(),
+            generator: GenConfig {
+                hosts: 4,
+                seed: 1,
+                start_ns: 0,
+                interval_ns: 10,
+                variant: Variant::Int,
+                churn_every: None,
+                jitter_ms: 0,
+            },
+            skip_intervals: 0,
+            intervals: 10,
+            protocol: Protocol::Lp,
+            conns: 2,
+            batch_rows: 5,
+        };
+        prepare(dir, &spec).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn posts_every_body_and_counts_rows() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ds = dataset(tmp.path());
+        let (url, served) = serve(usize::MAX);
+        let r = run(&ds, &url, None);
+        assert_eq!(r.first_error, None);
+        assert_eq!(r.rows, 40);
+        assert_eq!(r.requests, ds.bodies);
+        assert_eq!(r.latencies_us.len() as u64, ds.bodies);
+        assert_eq!(served.load(Ordering::SeqCst) as u64, ds.bodies);
+    }
+
+    #[test]
+    fn first_rejection_stops_the_load_and_is_reported() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ds = dataset(tmp.path());
+        let (url, _) = serve(1);
+        let r = run(&ds, &url, None);
+        let err = r.first_error.unwrap_or_default();
+        assert!(err.contains("400") && err.contains("bad line"), "{err}");
+        assert!(r.requests < ds.bodies);
+    }
+}
