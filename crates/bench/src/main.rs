@@ -301,6 +301,11 @@ fn run(mut args: Args) -> Result<(), String> {
         queries_per_kind: args.queries.unwrap_or(p.queries),
         quiet: p.quiet,
         quiesce_max: p.quiesce_max,
+        settle: if args.size == Size::Smoke {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(6)
+        },
         pace: Duration::from_secs_f64(batch_rows as f64 * conns as f64 / paced_rate as f64),
         keep_work: args.keep_work,
     };

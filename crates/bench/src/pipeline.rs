@@ -19,6 +19,7 @@ use crate::systems::{Running, Tsdb};
 
 pub const INGEST: &str = "ingest";
 pub const DISK: &str = "disk";
+pub const DISK_AT_REST: &str = "disk_at_rest";
 pub const BACKUP_ON: &str = "backup_full_enc_on";
 pub const BACKUP_OFF: &str = "backup_full_enc_off";
 pub const NOTHING_NEW: &str = "backup_nothing_new";
@@ -54,6 +55,8 @@ pub struct Plan {
     /// Quiescence: CPU below 2 % of a core for `quiet`, waiting at most `quiesce_max`.
     pub quiet: Duration,
     pub quiesce_max: Duration,
+    /// The on-disk size counts once it has not changed for this long.
+    pub settle: Duration,
     /// Per connection: one body every `pace` in the paced (latency) loads.
     pub pace: Duration,
     pub keep_work: bool,
@@ -63,6 +66,8 @@ pub struct Plan {
 struct Ctx<'a> {
     rep: usize,
     out: &'a mut Vec<Record>,
+    /// Points acknowledged by the server so far (all loads), for the at-rest size.
+    written: u64,
 }
 
 impl Ctx<'_> {
@@ -98,6 +103,7 @@ impl Ctx<'_> {
 fn expected(t: &dyn Tsdb, with_restic: bool, tenx: bool) -> Vec<(String, &'static str)> {
     let (s, b, r) = (t.system(), t.backup_tool(), t.restore_tool());
     let mut v = vec![(INGEST.to_string(), s), (DISK.to_string(), s)];
+    v.push((DISK_AT_REST.to_string(), s));
     v.extend(Kind::ALL.iter().map(|k| (format!("query_{}", k.name()), s)));
     for sc in [BACKUP_ON, BACKUP_OFF, NOTHING_NEW, INCREMENTAL] {
         v.push((sc.to_string(), b));
@@ -144,17 +150,19 @@ fn wait_quiescent(pid: u32, quiet: Duration, max: Duration) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// `du` once two reads a second apart agree (or `max` has passed).
-fn stable_du(dir: &Path, excludes: &[&str], max: Duration) -> u64 {
+/// `du` once it has not changed for `settle` (or `max` has passed): VM, for one, writes its
+/// in-memory parts out every 5 s whatever the CPU does.
+fn stable_du(dir: &Path, excludes: &[&str], settle: Duration, max: Duration) -> u64 {
     let start = Instant::now();
     let mut last = du(dir, excludes);
-    while start.elapsed() < max {
-        std::thread::sleep(Duration::from_secs(1));
+    let mut since = Instant::now();
+    while start.elapsed() < max && since.elapsed() < settle {
+        std::thread::sleep(Duration::from_millis(500));
         let now = du(dir, excludes);
-        if now == last {
-            break;
+        if now != last {
+            last = now;
+            since = Instant::now();
         }
-        last = now;
     }
     last
 }
@@ -193,7 +201,11 @@ impl Pipeline<'_> {
         let with_restic = strata.is_some() && self.restic.is_some();
         let expect = expected(t, with_restic, self.ds.tenx.is_some());
         let dir = self.plan.work.join(format!("run-{rep}-{}", t.system()));
-        let mut ctx = Ctx { rep, out };
+        let mut ctx = Ctx {
+            rep,
+            out,
+            written: 0,
+        };
         eprintln!("rep {rep}: {}", t.system());
         let reason = match self.run_inner(t, strata, &dir, &mut ctx) {
             Ok(()) => "not run (harness bug: no step reported it)".to_string(),
@@ -235,6 +247,7 @@ impl Pipeline<'_> {
         // 1. Ingest, including the background work until quiescence.
         let cpu0 = cpu_seconds(pid).unwrap_or(0.0);
         let (res, quiesce_s) = self.ingest(t, &r, &self.ds.base)?;
+        ctx.written += res.rows;
         let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu0;
         let rss = status_kb(pid, "VmHWM").unwrap_or(0);
         let pts = res.rows as f64;
@@ -255,7 +268,12 @@ impl Pipeline<'_> {
 
         // 2. On-disk size after quiescence (and once the size stops moving: buffered parts
         // may reach the disk after the CPU has gone quiet).
-        let bytes = stable_du(&data, t.disk_excludes(), self.plan.quiesce_max);
+        let bytes = stable_du(
+            &data,
+            t.disk_excludes(),
+            self.plan.settle,
+            self.plan.quiesce_max,
+        );
         ctx.record(
             DISK,
             s,
@@ -276,7 +294,23 @@ impl Pipeline<'_> {
 
         // 7. Write latency with and without a backup running.
         self.run_p99(t, &r, dir, ctx);
-        r.server.stop(Duration::from_secs(10));
+        r.server.stop(Duration::from_secs(30));
+
+        // 2b. On-disk size at rest: after a clean shutdown every system has written its final
+        // form (a WAL replayed into parts, in-memory parts flushed), for all points written.
+        let bytes = du(&data, t.disk_excludes());
+        let pts = ctx.written as f64;
+        ctx.record(
+            DISK_AT_REST,
+            s,
+            &[
+                ("bytes_per_point", bytes as f64 / pts.max(1.0)),
+                ("bytes_per_sample", bytes as f64 / (pts * 10.0).max(1.0)),
+                ("data_bytes", bytes as f64),
+                ("points", pts),
+                ("wal_bytes", du(&data.join("wal"), &[]) as f64),
+            ],
+        );
 
         // 8. Memory of backup and restore with 10× the data.
         if let Some(tenx) = &self.ds.tenx {
@@ -403,7 +437,11 @@ impl Pipeline<'_> {
         }
 
         // +1 % more data, then incremental backups.
-        if let Err(e) = self.ingest(t, r, &self.ds.extra) {
+        let extra = self.ingest(t, r, &self.ds.extra);
+        if let Ok((res, _)) = &extra {
+            ctx.written += res.rows;
+        }
+        if let Err(e) = extra {
             ctx.skip(INCREMENTAL, b, &e);
             if restic_full.is_some() {
                 ctx.skip(INCREMENTAL, "restic", &e);
@@ -519,6 +557,7 @@ impl Pipeline<'_> {
             &url(&self.ds.paced_alone),
             Some(self.plan.pace),
         );
+        ctx.written += alone.rows;
         if let Some(e) = alone.first_error {
             return ctx.skip(P99, s, &format!("paced ingest failed: {e}"));
         }
@@ -544,6 +583,7 @@ impl Pipeline<'_> {
             h.join().unwrap_or_default()
         });
         let _ = std::fs::remove_dir_all(&repo);
+        ctx.written += during.rows;
         if let Some(e) = backup_error.filter(|_| backups == 0) {
             return ctx.skip(P99, s, &format!("backup during load failed: {e}"));
         }

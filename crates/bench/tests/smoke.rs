@@ -96,6 +96,7 @@ fn smoke_run_reports_every_scenario() {
     let scenarios = [
         "ingest",
         "disk",
+        "disk_at_rest",
         "query_single_series_1h",
         "query_region_mean_1m_1h",
         "query_groupby_host_1h_1d",
@@ -141,6 +142,10 @@ fn smoke_run_reports_every_scenario() {
         assert!(median(ingest, "points_per_s") > 0.0, "{ingest}");
         let disk = row(&report, "disk", "vm").unwrap_or(&Value::Null);
         assert!(median(disk, "bytes_per_point") > 0.0, "{disk}");
+        // At rest: the base data, +1 % and both paced loads were all acknowledged.
+        let rest = row(&report, "disk_at_rest", "vm").unwrap_or(&Value::Null);
+        assert!(median(rest, "points") > 1800.0, "{rest}");
+        assert!(median(rest, "data_bytes") > 0.0, "{rest}");
         let q = row(&report, "query_lastpoint_all_hosts", "vm").unwrap_or(&Value::Null);
         // 10 hosts × 10 fields: one last value each.
         assert_eq!(median(q, "values_per_query"), 100.0, "{q}");
