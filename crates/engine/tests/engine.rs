@@ -320,3 +320,71 @@ fn read_only_open_changes_nothing() {
     assert!(Engine::open_read_only(d.path().join("nope")).is_err());
     let _ = ScanRequest::clone(&all("g"));
 }
+
+#[test]
+fn damaged_manifest_or_checkpoint_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let t = recent();
+    let e = Engine::open(opts(d.path())).unwrap();
+    e.write("g", &[pt("a", t, 1.0)]).unwrap();
+    e.flush().unwrap();
+    let snap = e.snapshot().unwrap();
+    let manifest = snap
+        .files
+        .iter()
+        .find(|f| f.rel_path.to_string_lossy().contains("MANIFEST-"))
+        .unwrap()
+        .rel_path
+        .clone();
+    e.release_snapshot(&snap.id).unwrap();
+    drop(e);
+    for rel in [manifest, "CHECKPOINT".into(), "ENGINE".into()] {
+        let path = d.path().join(&rel);
+        let orig = std::fs::read(&path).unwrap();
+        let mut b = orig.clone();
+        b[orig.len() / 2] ^= 0x08;
+        std::fs::write(&path, &b).unwrap();
+        let err = Engine::open(opts(d.path()))
+            .err()
+            .expect("corruption detected");
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&*rel.to_string_lossy()),
+            "{err} should name {rel:?}"
+        );
+        std::fs::write(&path, &orig).unwrap();
+    }
+    assert_eq!(
+        scan_all(&Engine::open(opts(d.path())).unwrap(), "g").len(),
+        1
+    );
+}
+
+#[test]
+fn interval_and_never_policies_acknowledge_without_fsync_per_write() {
+    for policy in ["never", "interval:1h"] {
+        let d = tempfile::tempdir().unwrap();
+        let t = recent();
+        let mut o = opts(d.path());
+        o.fsync = policy.parse().unwrap();
+        let e = Engine::open(o).unwrap();
+        for i in 0..20 {
+            e.write("g", &[pt("a", t + i, 1.0)]).unwrap();
+        }
+        assert_eq!(e.stats().wal_fsyncs, 0, "{policy}");
+        drop(e);
+        assert_eq!(
+            scan_all(&Engine::open(opts(d.path())).unwrap(), "g").len(),
+            20
+        );
+    }
+    let d = tempfile::tempdir().unwrap();
+    let e = Engine::open(opts(d.path())).unwrap();
+    e.write("g", &[pt("a", recent(), 1.0)]).unwrap();
+    assert!(e.stats().wal_fsyncs >= 1);
+    assert!(
+        "interval:bogus"
+            .parse::<strata_engine::FsyncPolicy>()
+            .is_err()
+    );
+}
