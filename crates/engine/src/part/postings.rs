@@ -49,26 +49,58 @@ impl Postings {
         let Some(m) = self.measures.get(measure) else {
             return RoaringBitmap::new();
         };
-        let mut acc = m.all.clone();
+        // Positive matchers narrow first (no copy of the whole measure); negations subtract.
+        let mut acc: Option<RoaringBitmap> = None;
+        let mut negated = Vec::new();
         for matcher in matchers {
-            let set = match matcher {
-                TagMatcher::Eq(k, v) => m.values(k, |x| x == v),
-                TagMatcher::NotEq(k, v) => &m.all - m.values(k, |x| x == v),
-                TagMatcher::In(k, vs) => m.values(k, |x| vs.iter().any(|v| v == x)),
-                TagMatcher::NotIn(k, vs) => &m.all - m.values(k, |x| vs.iter().any(|v| v == x)),
-                TagMatcher::Regex(k, re) => m.values(k, |x| re.is_match(x)),
-                TagMatcher::NotRegex(k, re) => &m.all - m.values(k, |x| re.is_match(x)),
+            let (set, negate) = match matcher {
+                TagMatcher::Eq(k, v) => (m.exact(k, std::slice::from_ref(v)), false),
+                TagMatcher::NotEq(k, v) => (m.exact(k, std::slice::from_ref(v)), true),
+                TagMatcher::In(k, vs) => (m.exact(k, vs), false),
+                TagMatcher::NotIn(k, vs) => (m.exact(k, vs), true),
+                TagMatcher::Regex(k, re) => (m.values(k, |x| re.is_match(x)), false),
+                TagMatcher::NotRegex(k, re) => (m.values(k, |x| re.is_match(x)), true),
             };
-            acc &= set;
-            if acc.is_empty() {
-                break;
+            if negate {
+                negated.push(set);
+                continue;
             }
+            let next = match acc {
+                None => set,
+                Some(a) => a & set,
+            };
+            if next.is_empty() {
+                return next;
+            }
+            acc = Some(next);
+        }
+        let mut acc = acc.unwrap_or_else(|| m.all.clone());
+        for n in negated {
+            acc -= n;
         }
         acc
     }
 }
 
 impl MeasurePostings {
+    /// Series whose value of tag `k` (empty when absent) is one of `vals`: direct lookups.
+    fn exact(&self, k: &str, vals: &[String]) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        let tag = self.tags.get(k);
+        for v in vals {
+            if v.is_empty() {
+                let mut absent = self.all.clone();
+                for set in tag.into_iter().flat_map(|t| t.values()) {
+                    absent -= set;
+                }
+                out |= absent;
+            } else if let Some(set) = tag.and_then(|t| t.get(v)) {
+                out |= set;
+            }
+        }
+        out
+    }
+
     /// Series whose value of tag `k` (empty when absent) satisfies `pred`.
     fn values(&self, k: &str, pred: impl Fn(&str) -> bool) -> RoaringBitmap {
         let mut out = RoaringBitmap::new();
