@@ -30,6 +30,8 @@ pub struct Server {
     pub log: PathBuf,
     client: reqwest::blocking::Client,
     token: Option<String>,
+    /// Removed when the server handle is dropped.
+    _log_dir: tempfile::TempDir,
 }
 
 pub struct Opts<'a> {
@@ -59,9 +61,8 @@ impl Server {
         let log_dir = tempfile::Builder::new()
             .prefix("strata-log")
             .tempdir()
-            .unwrap()
-            .keep();
-        let log = log_dir.join("server.log");
+            .unwrap();
+        let log = log_dir.path().join("server.log");
         let mut cmd = Command::new(BIN);
         cmd.arg("server");
         if !o.args.contains(&"--listen") {
@@ -77,7 +78,7 @@ impl Server {
         for (k, v) in o.env {
             cmd.env(k, v);
         }
-        cmd.current_dir(&log_dir)
+        cmd.current_dir(log_dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -102,6 +103,7 @@ impl Server {
                     .build()
                     .unwrap(),
                 token: o.token.map(str::to_string),
+                _log_dir: log_dir,
             }),
             Err(_) => {
                 let _ = child.kill();

@@ -4,3 +4,7 @@
 pub mod body;
 pub mod line_protocol;
 pub mod remote_write;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod proptests;
