@@ -298,3 +298,16 @@ async fn transient_failures_are_retried_and_broken_bodies_resumed() {
     faults.fail_puts.store(0, Ordering::SeqCst);
     assert_eq!(repo.object_size(&id2).await.unwrap(), None);
 }
+
+/// The bandwidth-limit layer is transparent to content (rates high enough not to slow the test).
+#[tokio::test]
+async fn throttled_store_conformance() {
+    let mut o = common::fast_options();
+    o.limit_upload = 1 << 30;
+    o.limit_download = 1 << 30;
+    o.concurrency = 2;
+    let store =
+        || strata_backup::store::layered(Arc::new(object_store::memory::InMemory::new()), &o);
+    store_basics(store()).await;
+    repo_roundtrip(store(), "memory://", true).await;
+}
