@@ -1,0 +1,2 @@
+//! The fuzz target bodies; see `targets.rs`.
+pub mod targets;

@@ -1,0 +1,349 @@
+//! Bodies of the fuzz targets, shared by `fuzz/fuzz_targets/*.rs` (cargo-fuzz, libFuzzer) and
+//! by `crates/cli/tests/reliability_fuzz_smoke.rs` (the same bodies on mutated seeds in the
+//! default suite). Each body feeds arbitrary bytes to one public parser or decoder; the only
+//! acceptable outcomes are `Ok` or `Err`: a panic, an abort, a hang or an allocation blow-up
+//! is a defect.
+//!
+//! Not fuzzed on purpose: `strata_backup::crypto::unwrap` runs Argon2id with the cost
+//! parameters recorded in the key file, so a fuzzed key file can ask for any amount of
+//! memory and time (see RELIABILITY.md, open defects).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use strata_engine::{Engine, ScanRequest};
+
+/// Line protocol, every precision.
+pub fn line_protocol(data: &[u8]) {
+    use strata_server::ingest::line_protocol::{Precision, parse};
+    let precision = match data.first().map(|b| b % 6) {
+        Some(0) | None => Precision::Nanos,
+        Some(1) => Precision::Micros,
+        Some(2) => Precision::Millis,
+        Some(3) => Precision::Seconds,
+        Some(4) => Precision::Minutes,
+        _ => Precision::Hours,
+    };
+    let _ = parse(data, precision, 1_700_000_000_000_000_000);
+}
+
+/// Prometheus remote write: the protobuf decoder on raw bytes, and the snappy + protobuf path
+/// the HTTP handler takes.
+pub fn remote_write(data: &[u8]) {
+    use strata_server::ingest::{body::unsnappy, remote_write::decode};
+    let _ = decode(data);
+    if let Ok(raw) = unsnappy(data, 1 << 20) {
+        let _ = decode(&raw);
+    }
+}
+
+/// Query JSON as `POST /api/v1/query` receives it.
+pub fn query_json(data: &[u8]) {
+    let _ = strata_query::Query::from_json(data);
+}
+
+/// The engine's column decoders: byte 0 picks the decoder, byte 1 the value count.
+pub fn engine_decoders(data: &[u8]) {
+    use strata_engine::encoding as enc;
+    if data.len() < 2 {
+        return;
+    }
+    let (which, n, b) = (data[0] % 5, data[1] as usize * 4, &data[2..]);
+    match which {
+        0 => {
+            let mut out = Vec::new();
+            let _ = enc::decode_timestamps(b, n, &mut out);
+        }
+        1 => {
+            let mut out = Vec::new();
+            let _ = enc::decode_i64(b, n, &mut out);
+        }
+        2 => {
+            let mut out = Vec::new();
+            let _ = enc::decode_f64(b, n, &mut out);
+        }
+        3 => {
+            let mut out = Vec::new();
+            let _ = enc::decode_bool(b, n, &mut out);
+        }
+        _ => {
+            let mut out = Vec::new();
+            let _ = enc::decode_str(b, n, &mut out);
+        }
+    }
+}
+
+/// Files of a small reference data dir (flushed parts, manifests, checkpoint, WAL), made once
+/// per process, sorted by relative path.
+pub fn seed_data_dir() -> &'static (tempfile::TempDir, Vec<std::path::PathBuf>) {
+    static SEED: OnceLock<(tempfile::TempDir, Vec<std::path::PathBuf>)> = OnceLock::new();
+    SEED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        write_reference_data(dir.path());
+        let mut files = Vec::new();
+        list_files(dir.path(), dir.path(), &mut files);
+        files.sort();
+        (dir, files)
+    })
+}
+
+/// Writes a few hundred points over 4 series and 2 field types, flushes, then writes a few
+/// more that stay in the WAL, and closes.
+pub fn write_reference_data(dir: &Path) {
+    use strata_engine::{EngineOptions, FieldValue, Point};
+    let mut o = EngineOptions::new(dir);
+    o.background = false;
+    let e = Engine::open(o).unwrap_or_else(|e| panic!("open reference dir: {e}"));
+    let base = 1_700_000_000_000_000_000i64;
+    let batch = |from: usize, to: usize| -> Vec<Point> {
+        (from..to)
+            .map(|i| Point {
+                measure: "cpu".into(),
+                tags: vec![("host".into(), format!("h{}", i % 4))],
+                fields: vec![
+                    ("v".into(), FieldValue::F64(i as f64 * 0.5)),
+                    ("n".into(), FieldValue::I64(i as i64)),
+                ],
+                timestamp: base + i as i64 * 1_000_000_000,
+            })
+            .collect()
+    };
+    e.write("metrics", &batch(0, 400))
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    e.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+    e.write("metrics", &batch(400, 450))
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    e.close().unwrap_or_else(|e| panic!("close: {e}"));
+}
+
+pub fn list_files(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            list_files(root, &p, out);
+        } else if let Ok(rel) = p.strip_prefix(root) {
+            // The lock file carries no data.
+            if !rel.to_string_lossy().ends_with("LOCK") {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::create_dir_all(to);
+    let Ok(rd) = std::fs::read_dir(from) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let p = entry.path();
+        let dst = to.join(entry.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dst);
+        } else {
+            let _ = std::fs::copy(&p, &dst);
+        }
+    }
+}
+
+/// Opens the data dir read-only and scans everything; returns the error text, if any.
+pub fn open_and_scan(dir: &Path) -> Result<usize, String> {
+    let e = Engine::open_read_only(dir).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for g in e.catalog().groups {
+        for m in &g.measures {
+            let series = e
+                .scan(&ScanRequest {
+                    group: g.name.clone(),
+                    measure: m.name.clone(),
+                    from: i64::MIN,
+                    to: i64::MAX,
+                    matchers: vec![],
+                    fields: None,
+                })
+                .map_err(|e| e.to_string())?;
+            n += series.iter().map(|s| s.timestamps.len()).sum::<usize>();
+        }
+    }
+    Ok(n)
+}
+
+/// A whole engine file (WAL segment, part file, manifest, checkpoint, engine file) replaced by
+/// the fuzzed bytes: byte 0 picks the file of the reference data dir. Open and scan must not
+/// panic.
+pub fn engine_data_dir(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let (seed, files) = seed_data_dir();
+    if files.is_empty() {
+        return;
+    }
+    let Ok(work) = tempfile::tempdir() else {
+        return;
+    };
+    copy_dir(seed.path(), work.path());
+    let victim = &files[pick as usize % files.len()];
+    if std::fs::write(work.path().join(victim), rest).is_ok() {
+        let _ = open_and_scan(work.path());
+    }
+}
+
+/// Repository documents: `config`, `keys/*` and `snapshots/*` bodies (checked JSON), and an
+/// unencrypted object container holding a manifest.
+pub fn backup_docs(data: &[u8]) {
+    use strata_backup::config::{KeyFile, RepoConfig, open_doc};
+    use strata_backup::{Manifest, format};
+    if let Ok(c) = open_doc::<RepoConfig>("config", data) {
+        let _ = c.check();
+        let _ = c.compression();
+    }
+    let _ = open_doc::<KeyFile>("keys/fuzz", data);
+    if let Ok(m) = serde_json::from_slice::<Manifest>(data) {
+        let _ = m.validate(&m.id.clone());
+        for f in &m.files {
+            let _ = m.affected_by(&f.path);
+        }
+    }
+    if let Ok(json) = format::decode_all(None, "snapshots/fuzz", data)
+        && let Ok(m) = serde_json::from_slice::<Manifest>(&json)
+    {
+        let _ = m.validate("fuzz");
+    }
+}
+
+/// The server's TOML config file, then resolving it to a config.
+pub fn server_config(data: &[u8]) {
+    use strata_server::ConfigLayer;
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let path = dir.path().join("strata.toml");
+    if std::fs::write(&path, data).is_ok()
+        && let Ok(layer) = ConfigLayer::from_file(&path)
+        && let Ok(cfg) = layer.finish()
+    {
+        let _ = cfg.listen_addr();
+        let _ = cfg.fsync_policy();
+    }
+}
+
+/// Every target by name, for the smoke test and the seed writer.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("line_protocol", line_protocol),
+    ("remote_write", remote_write),
+    ("query_json", query_json),
+    ("engine_decoders", engine_decoders),
+    ("engine_data_dir", engine_data_dir),
+    ("backup_docs", backup_docs),
+    ("server_config", server_config),
+];
+
+/// Valid inputs for `target`: the seed corpus (also written to `fuzz/corpus/<target>/`).
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    match target {
+        "line_protocol" => vec![
+            b"cpu,host=a,region=eu usage=1.5,n=3i,ok=t,msg=\"hi \\\"x\\\"\" 1700000000000000000\n"
+                .to_vec(),
+            b"# comment\nmem free=10u\nnet\\ in,if=eth\\,0 rx=1e3 1700000000\n".to_vec(),
+        ],
+        "remote_write" => {
+            use prost::Message;
+            use strata_server::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+            let req = WriteRequest {
+                timeseries: vec![TimeSeries {
+                    labels: vec![
+                        Label {
+                            name: "__name__".into(),
+                            value: "up".into(),
+                        },
+                        Label {
+                            name: "job".into(),
+                            value: "node".into(),
+                        },
+                    ],
+                    samples: vec![Sample {
+                        value: 1.0,
+                        timestamp: 1_700_000_000_000,
+                    }],
+                }],
+            };
+            let raw = req.encode_to_vec();
+            let packed = snap::raw::Encoder::new()
+                .compress_vec(&raw)
+                .unwrap_or_default();
+            vec![raw, packed]
+        }
+        "query_json" => vec![
+            br#"{"group":"g","measure":"cpu","from":"2026-01-01T00:00:00Z","to":1767312000000000000,"where":{"host":"h1","region":["eu","us"],"dc":{"ne":"x"},"os":{"regex":"linux.*"}},"fields":["usage_user"],"agg":{"fn":"mean","every":"1m"},"group_by":["host"],"limit":1000,"order":"asc"}"#.to_vec(),
+            br#"{"group":"demo","measure":"cpu"}"#.to_vec(),
+        ],
+        "engine_decoders" => {
+            use strata_engine::encoding as enc;
+            let n = 64usize;
+            let ts: Vec<i64> = (0..n as i64).map(|i| 1_700_000_000_000 + i * 1000).collect();
+            let iv: Vec<i64> = (0..n as i64).map(|i| i * i - 7).collect();
+            let fv: Vec<f64> = (0..n).map(|i| i as f64 * 0.25).collect();
+            let bv: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
+            let sv: Vec<String> = (0..n).map(|i| format!("s{}", i % 5)).collect();
+            let mut out = Vec::new();
+            let mut push = |which: u8, enc: &dyn Fn(&mut Vec<u8>)| {
+                let mut b = vec![which, (n / 4) as u8];
+                enc(&mut b);
+                out.push(b);
+            };
+            push(0, &|b| enc::encode_timestamps(&ts, b));
+            push(1, &|b| enc::encode_i64(&iv, b));
+            push(2, &|b| enc::encode_f64(&fv, b));
+            push(3, &|b| enc::encode_bool(&bv, b));
+            push(4, &|b| enc::encode_str(&sv, b));
+            out
+        }
+        "engine_data_dir" => {
+            let (seed, files) = seed_data_dir();
+            files
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| {
+                    let mut b = vec![i as u8];
+                    b.extend(std::fs::read(seed.path().join(f)).ok()?);
+                    Some(b)
+                })
+                .collect()
+        }
+        "backup_docs" => {
+            use strata_backup::config::{KeyFile, RepoConfig, seal_doc};
+            use strata_backup::crypto::{KdfParams, Keys, wrap};
+            let cfg = RepoConfig {
+                magic: strata_backup::config::REPO_MAGIC.into(),
+                version: 1,
+                id: "0123456789abcdef0123456789abcdef".into(),
+                created: "2026-01-01T00:00:00Z".into(),
+                encryption: "aes-256-gcm".into(),
+                compression: "zstd:3".into(),
+            };
+            let params = KdfParams {
+                m_cost: 8,
+                t_cost: 1,
+                p_cost: 1,
+            };
+            let mut out: Vec<Vec<u8>> = seal_doc(&cfg).into_iter().collect();
+            if let Ok(w) = wrap(&Keys::generate(), b"pw", &cfg.id, params) {
+                let kf = KeyFile {
+                    created: cfg.created.clone(),
+                    wrapped: w,
+                };
+                out.extend(seal_doc(&kf));
+            }
+            out
+        }
+        "server_config" => vec![
+            b"listen = \"127.0.0.1:8480\"\ndata_dir = \"/tmp/x\"\nrepo = \"s3://b/p\"\nmax_body_bytes = 1024\nfsync = \"interval:100ms\"\nauth_token = \"t\"\n".to_vec(),
+        ],
+        _ => Vec::new(),
+    }
+}
