@@ -95,7 +95,13 @@ pub fn write_reference_data(dir: &Path) {
     let mut o = EngineOptions::new(dir);
     o.background = false;
     let e = Engine::open(o).unwrap_or_else(|e| panic!("open reference dir: {e}"));
-    let base = 1_700_000_000_000_000_000i64;
+    // Recent timestamps (yesterday, on a day boundary): data older than a group's default
+    // retention would be dropped and leave nothing to read.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let base = (now_s / 86_400 - 1) * 86_400 * 1_000_000_000;
     let batch = |from: usize, to: usize| -> Vec<Point> {
         (from..to)
             .map(|i| Point {

@@ -22,7 +22,9 @@ impl Rng {
     }
 }
 
-const INTERESTING: &[u8] = &[0, 0xff, 0x7f, 0x80, b'\n', b' ', b',', b'=', b'"', b'\\', b'{', b'['];
+const INTERESTING: &[u8] = &[
+    0, 0xff, 0x7f, 0x80, b'\n', b' ', b',', b'=', b'"', b'\\', b'{', b'[',
+];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], keep_first: bool) -> Vec<u8> {
     let mut b = seeds[rng.below(seeds.len())].clone();
