@@ -239,7 +239,10 @@ pub fn server_config(data: &[u8]) {
 }
 
 /// Every target by name, for the smoke test and the seed writer.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target body: arbitrary bytes in, nothing out (only panics matter).
+pub type Body = fn(&[u8]);
+
+pub const TARGETS: &[(&str, Body)] = &[
     ("line_protocol", line_protocol),
     ("remote_write", remote_write),
     ("query_json", query_json),
