@@ -185,9 +185,26 @@ fn groups_settings_ttl_and_deletion() {
         shards: 3,
         backup_tier: "hot".into(),
     };
-    e.put_group("short", s.clone()).unwrap();
+    // Written while the TTL is long, then the TTL shrinks past the old point's segment.
+    e.put_group(
+        "short",
+        GroupSettings {
+            ttl_ns: 10 * day,
+            ..s.clone()
+        },
+    )
+    .unwrap();
     e.write("short", &[pt("a", t, 1.0), pt("a", t - 5 * day, 2.0)])
         .unwrap();
+    e.put_group("short", s.clone()).unwrap();
+    // A write already past the TTL is refused whole, not acknowledged and dropped.
+    let err = e
+        .write("short", &[pt("a", t + 1, 3.0), pt("a", t - 5 * day, 4.0)])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(ref m) if m.contains("TTL")),
+        "{err}"
+    );
     // The old point is past the TTL: never visible, and its segment is dropped.
     assert_eq!(scan_all(&e, "short"), vec![("a".to_string(), t, 1.0)]);
     e.flush().unwrap();

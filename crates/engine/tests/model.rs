@@ -71,27 +71,32 @@ fn scan_model(e: &Engine, req: &ScanRequest) -> Model {
     m
 }
 
-fn visible(model: &Model, host: Option<&str>) -> Model {
+/// Whether the 1-day segment holding `ts` is wholly older than now - ttl.
+fn expired(ts: i64, ttl_days: i64) -> bool {
+    ts.div_euclid(DAY) * DAY + DAY < now_ns() - ttl_days * DAY
+}
+
+fn visible(model: &Model, host: Option<&str>, ttl_days: i64) -> Model {
     model
         .iter()
-        .filter(|((h, ts), _)| {
-            // Segments wholly older than now - ttl (2 days) are expired.
-            let end = ts.div_euclid(DAY) * DAY + DAY;
-            end >= now_ns() - 2 * DAY && host.is_none_or(|x| x == h)
-        })
+        .filter(|((h, ts), _)| !expired(*ts, ttl_days) && host.is_none_or(|x| x == h))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 
-fn check(e: &Engine, model: &Model, r: &mut Rng, step: usize) {
+fn check(e: &Engine, model: &Model, ttl_days: i64, r: &mut Rng, step: usize) {
     let req = common::all("g");
-    assert_eq!(scan_model(e, &req), visible(model, None), "step {step}");
+    assert_eq!(
+        scan_model(e, &req),
+        visible(model, None, ttl_days),
+        "step {step}"
+    );
     let host = format!("h{}", r.below(5));
     let mut q = req.clone();
     q.matchers = vec![TagMatcher::Eq("host".into(), host.clone())];
     assert_eq!(
         scan_model(e, &q),
-        visible(model, Some(&host)),
+        visible(model, Some(&host), ttl_days),
         "step {step}"
     );
 }
@@ -106,16 +111,16 @@ fn run(seed: u64, steps: usize) {
         o
     };
     let mut e = Engine::open(opts()).unwrap();
-    e.put_group(
-        "g",
-        GroupSettings {
-            ttl_ns: 2 * DAY,
-            segment_interval_ns: DAY,
-            shards: 2,
-            backup_tier: "hot".into(),
-        },
-    )
-    .unwrap();
+    let settings = |ttl_days: i64| GroupSettings {
+        ttl_ns: ttl_days * DAY,
+        segment_interval_ns: DAY,
+        shards: 2,
+        backup_tier: "hot".into(),
+    };
+    // The TTL starts at 10 days and shrinks to 2 at a random step, expiring what was written
+    // 3–4 days ago; from then on writes that old are refused.
+    let mut ttl_days = 10;
+    e.put_group("g", settings(ttl_days)).unwrap();
     let today = now_ns().div_euclid(DAY) * DAY;
     let mut model = Model::new();
     for step in 0..steps {
@@ -123,11 +128,13 @@ fn run(seed: u64, steps: usize) {
             0..=59 => {
                 let mut batch = Vec::new();
                 let mut next = model.clone();
+                let mut too_old = false;
                 for _ in 0..1 + r.below(20) {
                     // Segments today, yesterday (live) and 3–4 days ago (expired); never the
                     // segment straddling the TTL boundary.
                     let day = [0, 1, 3, 4][r.below(4) as usize];
                     let ts = today - day * DAY + r.below(50) as i64 * 1_000_000;
+                    too_old |= expired(ts, ttl_days);
                     let host = format!("h{}", r.below(5));
                     let mut fields = Vec::new();
                     for f in ["f", "i", "b", "s"] {
@@ -149,8 +156,13 @@ fn run(seed: u64, steps: usize) {
                         timestamp: ts,
                     });
                 }
-                e.write("g", &batch).unwrap();
-                model = next;
+                if too_old {
+                    let err = e.write("g", &batch).unwrap_err();
+                    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+                } else {
+                    e.write("g", &batch).unwrap();
+                    model = next;
+                }
             }
             60..=64 => {
                 let mut bad = common::pt("h0", today, 0.0);
@@ -168,16 +180,20 @@ fn run(seed: u64, steps: usize) {
                 e = Engine::open(opts()).unwrap();
             }
             85..=89 => e.enforce_ttl().unwrap(),
+            95..=96 if ttl_days > 2 => {
+                ttl_days = 2;
+                e.put_group("g", settings(ttl_days)).unwrap();
+            }
             90..=94 => {
                 let s = e.snapshot().unwrap();
                 let ro = Engine::open_read_only(&s.dir).unwrap();
-                check(&ro, &model, &mut r, step);
+                check(&ro, &model, ttl_days, &mut r, step);
                 drop(ro);
                 e.release_snapshot(&s.id).unwrap();
             }
             _ => {}
         }
-        check(&e, &model, &mut r, step);
+        check(&e, &model, ttl_days, &mut r, step);
     }
 }
 

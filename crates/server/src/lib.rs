@@ -25,6 +25,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("cannot open data directory: {0}")]
     Engine(#[from] strata_engine::Error),
+    #[error("cannot finish an interrupted restore: {0}")]
+    Restore(#[from] strata_backup::Error),
     #[error("cannot {what}: {source}")]
     Io {
         what: String,
@@ -43,6 +45,11 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 pub fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!(config = ?config.redacted(), "effective configuration");
     let addr = config.listen_addr()?;
+    // A restore killed mid-swap leaves a journal beside the data dir: finish or roll it back
+    // before the engine looks at the directory, so it never opens a half-swapped one.
+    if let Some(outcome) = strata_backup::restore::recover(&config.data_dir)? {
+        tracing::warn!(data_dir = %config.data_dir.display(), %outcome, "interrupted restore recovered");
+    }
     let mut opts = EngineOptions::new(&config.data_dir);
     opts.fsync = config.fsync_policy()?;
     let engine = Arc::new(Engine::open(opts)?);

@@ -84,9 +84,11 @@ pub fn write(inner: &Inner, group: &str, points: &[Point]) -> Result<u64> {
                 .collect(),
         )
     };
+    let oldest = points.iter().map(|p| p.timestamp).min().unwrap_or(i64::MAX);
     let (lsn, mem_bytes) = {
         let mut c = lock(&inner.commit);
         let delta = c.catalog.validate(group, points)?;
+        reject_expired(group, &c.catalog.settings(group), oldest, now_ns())?;
         let lsn = c.last_lsn + 1;
         if c.pending.is_empty() {
             c.pending_first = lsn;
@@ -114,6 +116,21 @@ pub fn write(inner: &Inner, group: &str, points: &[Point]) -> Result<u64> {
         let _ = inner.wake.0.try_send(());
     }
     Ok(lsn)
+}
+
+/// A point whose segment is already past the group's TTL would be dropped at once: refuse the
+/// batch instead of acknowledging data nobody can read back.
+fn reject_expired(group: &str, settings: &GroupSettings, oldest: i64, now: i64) -> Result<()> {
+    let end = segment_of(oldest, settings.segment_interval_ns)
+        .saturating_add(settings.segment_interval_ns);
+    if expired(end, settings.ttl_ns, now) {
+        return Err(Error::InvalidInput(format!(
+            "timestamp {oldest} ns is older than group '{group}' retains (TTL {} h): \
+             the point would be dropped at once; raise the group's ttl or send newer points",
+            settings.ttl_ns / 3_600_000_000_000
+        )));
+    }
+    Ok(())
 }
 
 fn write_lock(m: &MemRef) -> std::sync::RwLockWriteGuard<'_, crate::memtable::Memtable> {
