@@ -118,6 +118,11 @@ pub struct WrappedKey {
     pub ciphertext: String,
 }
 
+/// Upper bounds accepted for key files: 4 GiB of memory, 64 passes, 16 lanes.
+const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+const MAX_T_COST: u32 = 64;
+const MAX_P_COST: u32 = 16;
+
 fn derive_kek(password: &[u8], salt: &[u8], p: KdfParams) -> Result<[u8; 32]> {
     let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| Error::InvalidArgument(format!("Argon2id parameters: {e}")))?;
@@ -165,6 +170,20 @@ pub fn unwrap(w: &WrappedKey, password: &[u8], repo_id: &str, name: &str) -> Res
         return Err(Error::corrupt(name, format!("unknown KDF '{}'", w.kdf)));
     }
     let bad = |what: &str| Error::corrupt(name, format!("bad {what}"));
+    // The parameters come from a file anyone with write access to the repository can edit:
+    // bound them so a hostile key file cannot make unlocking eat all memory or run for ever.
+    let p = w.params;
+    if p.m_cost > MAX_M_COST_KIB || p.t_cost > MAX_T_COST || p.p_cost == 0 || p.p_cost > MAX_P_COST
+    {
+        return Err(Error::corrupt(
+            name,
+            format!(
+                "Argon2id parameters out of range (m_cost {} KiB, t_cost {}, p_cost {}; \
+                 at most {MAX_M_COST_KIB} KiB, {MAX_T_COST}, {MAX_P_COST})",
+                p.m_cost, p.t_cost, p.p_cost
+            ),
+        ));
+    }
     let salt = hex::decode(&w.salt).map_err(|_| bad("salt"))?;
     let nonce: [u8; 12] = hex::decode(&w.nonce)
         .ok()

@@ -15,7 +15,6 @@ fn cheap() -> KdfParams {
 }
 
 #[test]
-#[ignore = "open defect: KDF parameters from the key file are not bounded"]
 fn absurd_kdf_parameters_in_a_key_file_are_refused() {
     let good = wrap(&Keys::generate(), b"pw", "repo", cheap()).unwrap();
     for params in [
