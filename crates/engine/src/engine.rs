@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::{Catalog, GroupSettings, Point};
 use crate::scan::{ScanRequest, SeriesData};
 use crate::snapshot::Snapshot;
+use crate::vfs::{RealVfs, Vfs};
 
 use state::{Inner, lock, read};
 
@@ -85,6 +86,8 @@ pub struct EngineOptions {
     pub memtable_age: Duration,
     /// Run background merges and TTL drops (off in some tests).
     pub background: bool,
+    /// The file system the engine runs on: [`RealVfs`] except in power-loss tests.
+    pub vfs: Arc<dyn Vfs>,
 }
 
 impl EngineOptions {
@@ -96,6 +99,7 @@ impl EngineOptions {
             memtable_bytes: 64 << 20,
             memtable_age: Duration::from_secs(30),
             background: true,
+            vfs: Arc::new(RealVfs),
         }
     }
 }

@@ -5,11 +5,11 @@
 //! A framed file is `magic[8] | u32 version | u32 payload_len | payload | u32 crc32c` where the
 //! CRC covers every byte before it (see `docs/format/README.md`).
 
-use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::vfs::Vfs;
 
 /// Bytes of the framing around a payload: magic, version, length, trailing CRC.
 pub const FRAME_OVERHEAD: usize = 8 + 4 + 4 + 4;
@@ -63,51 +63,51 @@ pub fn unframe<'a>(
 }
 
 /// Read and unframe a whole file.
-pub fn read_framed(path: &Path, magic: &[u8; 8], max_version: u32) -> Result<Vec<u8>> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+pub fn read_framed(
+    vfs: &dyn Vfs,
+    path: &Path,
+    magic: &[u8; 8],
+    max_version: u32,
+) -> Result<Vec<u8>> {
+    let bytes = vfs.read(path).map_err(|e| Error::io(path, e))?;
     unframe(path, magic, max_version, &bytes).map(<[u8]>::to_vec)
 }
 
 /// Write `bytes` to `path` atomically: a temp file beside it, fsync, rename, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    vfs.rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     if let Some(dir) = path.parent() {
-        fsync_dir(dir)?;
+        fsync_dir(vfs, dir)?;
     }
     Ok(())
 }
 
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
-    f.sync_all().map_err(|e| Error::io(dir, e))
+pub fn fsync_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
-pub fn create_dir_all(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+pub fn create_dir_all(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// Write a new file (not atomically: callers publish the containing directory by rename).
-pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+pub fn write_new(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = vfs.create_new(path).map_err(|e| Error::io(path, e))?;
     f.write_all(bytes).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
 }
 
 /// Remove a file or directory tree, ignoring "not found".
-pub fn remove_all(path: &Path) -> Result<()> {
-    let res = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
+pub fn remove_all(vfs: &dyn Vfs, path: &Path) -> Result<()> {
+    let res = match vfs.is_dir(path) {
+        Ok(true) => vfs.remove_dir_all(path),
+        Ok(false) => vfs.remove_file(path),
         Err(e) => Err(e),
     };
     match res {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod model;
 pub mod scan;
 pub mod snapshot;
+pub mod vfs;
 
 mod catalog;
 mod codec;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::{frame, read_framed, remove_all, write_atomic};
+use crate::vfs::Vfs;
 
 pub const MAGIC: &[u8; 8] = b"STRATMNF";
 pub const VERSION: u32 = 1;
@@ -47,32 +48,30 @@ pub fn encode(m: &Manifest) -> Result<Vec<u8>> {
 }
 
 /// Publish `m` in `dir` and remove manifests older than the previous epoch.
-pub fn publish(dir: &Path, m: &Manifest) -> Result<()> {
-    write_atomic(&dir.join(file_name(m.epoch)), &encode(m)?)?;
-    for (epoch, path) in list(dir)? {
+pub fn publish(vfs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
+    write_atomic(vfs, &dir.join(file_name(m.epoch)), &encode(m)?)?;
+    for (epoch, path) in list(vfs, dir)? {
         if epoch + 1 < m.epoch {
-            remove_all(&path)?;
+            remove_all(vfs, &path)?;
         }
     }
     Ok(())
 }
 
 /// Manifests in `dir`, sorted by epoch.
-pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub fn list(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(dir, e))?;
-        if let Some(epoch) = ent.file_name().to_str().and_then(parse_name) {
-            out.push((epoch, ent.path()));
+    for ent in vfs.read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        if let Some(epoch) = parse_name(&ent.name) {
+            out.push((epoch, dir.join(&ent.name)));
         }
     }
     out.sort();
     Ok(out)
 }
 
-pub fn read(path: &Path) -> Result<Manifest> {
-    let payload = read_framed(path, MAGIC, VERSION)?;
+pub fn read(vfs: &dyn Vfs, path: &Path) -> Result<Manifest> {
+    let payload = read_framed(vfs, path, MAGIC, VERSION)?;
     let m: Manifest = serde_json::from_slice(&payload)
         .map_err(|e| Error::corrupt(path, format!("bad manifest: {e}")))?;
     if parse_name(&path.file_name().unwrap_or_default().to_string_lossy()) != Some(m.epoch) {
@@ -83,9 +82,9 @@ pub fn read(path: &Path) -> Result<Manifest> {
 
 /// The newest manifest of a shard directory. A damaged newest manifest is an error, never a
 /// silent fallback: an older one may list parts a merge has since deleted.
-pub fn load_latest(dir: &Path) -> Result<Option<Manifest>> {
-    match list(dir)?.pop() {
-        Some((_, path)) => read(&path).map(Some),
+pub fn load_latest(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Manifest>> {
+    match list(vfs, dir)?.pop() {
+        Some((_, path)) => read(vfs, &path).map(Some),
         None => Ok(None),
     }
 }
@@ -93,6 +92,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Manifest>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vfs::RealVfs;
 
     #[test]
     fn publish_keeps_two_epochs_and_detects_corruption() {
@@ -110,16 +110,16 @@ mod tests {
         };
         for e in 1..=4 {
             m.epoch = e;
-            publish(d.path(), &m).unwrap();
+            publish(&RealVfs, d.path(), &m).unwrap();
         }
-        let l = list(d.path()).unwrap();
+        let l = list(&RealVfs, d.path()).unwrap();
         assert_eq!(l.iter().map(|x| x.0).collect::<Vec<_>>(), vec![3, 4]);
-        assert_eq!(load_latest(d.path()).unwrap().unwrap(), m);
+        assert_eq!(load_latest(&RealVfs, d.path()).unwrap().unwrap(), m);
         let p = d.path().join(file_name(4));
         let mut b = std::fs::read(&p).unwrap();
         b[20] ^= 1;
         std::fs::write(&p, b).unwrap();
-        let err = load_latest(d.path()).unwrap_err();
+        let err = load_latest(&RealVfs, d.path()).unwrap_err();
         assert!(
             err.to_string().contains("MANIFEST-0000000000000004"),
             "{err}"

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::format::{frame, read_framed, write_atomic};
 use crate::model::Catalog;
+use crate::vfs::Vfs;
 
 pub const ENGINE_FILE: &str = "ENGINE";
 pub const ENGINE_MAGIC: &[u8; 8] = b"STRATENG";
@@ -32,12 +33,12 @@ pub struct Checkpoint {
     pub catalog: Catalog,
 }
 
-pub fn read_engine(dir: &Path) -> Result<Option<EngineFile>> {
+pub fn read_engine(vfs: &dyn Vfs, dir: &Path) -> Result<Option<EngineFile>> {
     let path = dir.join(ENGINE_FILE);
-    if !path.exists() {
+    if !vfs.exists(&path) {
         return Ok(None);
     }
-    let payload = read_framed(&path, ENGINE_MAGIC, VERSION)?;
+    let payload = read_framed(vfs, &path, ENGINE_MAGIC, VERSION)?;
     let e: EngineFile = serde_json::from_slice(&payload)
         .map_err(|e| Error::corrupt(&path, format!("bad ENGINE file: {e}")))?;
     if e.format_version == 0 || e.format_version > crate::FORMAT_VERSION {
@@ -55,16 +56,16 @@ pub fn encode_engine(e: &EngineFile) -> Result<Vec<u8>> {
     Ok(frame(ENGINE_MAGIC, VERSION, &json))
 }
 
-pub fn write_engine(dir: &Path, e: &EngineFile) -> Result<()> {
-    write_atomic(&dir.join(ENGINE_FILE), &encode_engine(e)?)
+pub fn write_engine(vfs: &dyn Vfs, dir: &Path, e: &EngineFile) -> Result<()> {
+    write_atomic(vfs, &dir.join(ENGINE_FILE), &encode_engine(e)?)
 }
 
-pub fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
+pub fn read_checkpoint(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Checkpoint>> {
     let path = dir.join(CHECKPOINT_FILE);
-    if !path.exists() {
+    if !vfs.exists(&path) {
         return Ok(None);
     }
-    let payload = read_framed(&path, CHECKPOINT_MAGIC, VERSION)?;
+    let payload = read_framed(vfs, &path, CHECKPOINT_MAGIC, VERSION)?;
     serde_json::from_slice(&payload)
         .map(Some)
         .map_err(|e| Error::corrupt(&path, format!("bad CHECKPOINT file: {e}")))
@@ -75,8 +76,8 @@ pub fn encode_checkpoint(c: &Checkpoint) -> Result<Vec<u8>> {
     Ok(frame(CHECKPOINT_MAGIC, VERSION, &json))
 }
 
-pub fn write_checkpoint(dir: &Path, c: &Checkpoint) -> Result<()> {
-    write_atomic(&dir.join(CHECKPOINT_FILE), &encode_checkpoint(c)?)
+pub fn write_checkpoint(vfs: &dyn Vfs, dir: &Path, c: &Checkpoint) -> Result<()> {
+    write_atomic(vfs, &dir.join(CHECKPOINT_FILE), &encode_checkpoint(c)?)
 }
 
 /// Change the node id recorded in a data (or restored staging) directory. Fails with
@@ -85,10 +86,11 @@ pub fn set_node_id(dir: &Path, id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 256 {
         return Err(Error::InvalidInput("node id must be 1-256 bytes".into()));
     }
-    let _lock = crate::engine::try_lock(dir)?;
-    let mut e = read_engine(dir)?.ok_or_else(|| {
+    let vfs = &crate::vfs::RealVfs;
+    let _lock = crate::engine::try_lock(vfs, dir)?;
+    let mut e = read_engine(vfs, dir)?.ok_or_else(|| {
         Error::InvalidInput(format!("{} is not a Strata data directory", dir.display()))
     })?;
     e.node_id = id.to_string();
-    write_engine(dir, &e)
+    write_engine(vfs, dir, &e)
 }

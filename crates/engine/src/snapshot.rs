@@ -92,12 +92,13 @@ pub struct Snapshot {
 /// Read a part directory's metadata (no running engine needed): identity, ranges and the file
 /// table with sizes and BLAKE3 digests. `rel_dir` is left empty.
 pub fn read_part_info(part_dir: &std::path::Path) -> crate::Result<PartInfo> {
-    crate::part::PartMeta::read(part_dir).map(|m| m.to_info(PathBuf::new()))
+    crate::part::PartMeta::read(&crate::vfs::RealVfs, part_dir).map(|m| m.to_info(PathBuf::new()))
 }
 
 /// Re-read every file of a part directory and check it against the part metadata (sizes,
 /// BLAKE3 digests, framing of the series table). Returns the part's info when intact, and
 /// [`crate::Error::Corrupt`] naming the damaged file otherwise.
 pub fn verify_part(part_dir: &std::path::Path) -> crate::Result<PartInfo> {
-    crate::part::verify_part_files(part_dir).map(|m| m.to_info(PathBuf::new()))
+    crate::part::verify_part_files(&crate::vfs::RealVfs, part_dir)
+        .map(|m| m.to_info(PathBuf::new()))
 }

@@ -10,12 +10,13 @@
 //! file, or a damaged frame followed only by zeros or by nothing, is a torn tail: it is cut off.
 //! Anything else that fails a check is corruption and is reported with the file name.
 
-use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::fsync_dir;
+use crate::vfs::{Vfs, VfsFile};
 
 pub const MAGIC: &[u8; 8] = b"STRATWAL";
 pub const VERSION: u32 = 1;
@@ -80,17 +81,16 @@ pub struct SegmentMeta {
 }
 
 /// List `wal/` segments sorted by sequence number.
-pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
-    let rd = match fs::read_dir(dir) {
+    let entries = match vfs.read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(Error::io(dir, e)),
     };
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(dir, e))?;
-        if let Some(seq) = ent.file_name().to_str().and_then(parse_segment_name) {
-            out.push((seq, ent.path()));
+    for ent in entries {
+        if let Some(seq) = parse_segment_name(&ent.name) {
+            out.push((seq, dir.join(&ent.name)));
         }
     }
     out.sort();
@@ -204,18 +204,13 @@ fn segment_header_from(bytes: &[u8]) -> [u8; HEADER_LEN] {
     segment_header(seq)
 }
 
-fn create_segment(dir: &Path, seq: u64) -> Result<(File, SegmentMeta)> {
+fn create_segment(vfs: &dyn Vfs, dir: &Path, seq: u64) -> Result<(Box<dyn VfsFile>, SegmentMeta)> {
     let path = dir.join(segment_name(seq));
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    let mut file = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
     file.write_all(&segment_header(seq))
         .map_err(|e| Error::io(&path, e))?;
     file.sync_all().map_err(|e| Error::io(&path, e))?;
-    fsync_dir(dir)?;
+    fsync_dir(vfs, dir)?;
     let meta = SegmentMeta {
         seq,
         path,
@@ -228,8 +223,9 @@ fn create_segment(dir: &Path, seq: u64) -> Result<(File, SegmentMeta)> {
 /// Appends frames to the active segment and rotates segments. Owned by whoever holds the WAL
 /// mutex (the group-commit leader).
 pub struct WalWriter {
+    vfs: Arc<dyn Vfs>,
     dir: PathBuf,
-    file: File,
+    file: Box<dyn VfsFile>,
     active: SegmentMeta,
     sealed: Vec<SegmentMeta>,
 }
@@ -237,18 +233,22 @@ pub struct WalWriter {
 impl WalWriter {
     /// Continue after recovery: `segments` are the recovered ones (the last becomes active,
     /// already truncated to its valid length). Creates a first segment when there is none.
-    pub fn resume(dir: &Path, mut segments: Vec<SegmentMeta>) -> Result<WalWriter> {
+    pub fn resume(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        mut segments: Vec<SegmentMeta>,
+    ) -> Result<WalWriter> {
         let active = match segments.pop() {
             Some(a) if a.size >= HEADER_LEN as u64 => a,
             // A newest segment whose header never made it to disk is started afresh.
-            Some(a) => return Self::create(dir, a.seq, segments),
-            None => return Self::create(dir, 1, Vec::new()),
+            Some(a) => return Self::create(vfs, dir, a.seq, segments),
+            None => return Self::create(vfs, dir, 1, Vec::new()),
         };
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&active.path)
+        let file = vfs
+            .open_append(&active.path)
             .map_err(|e| Error::io(&active.path, e))?;
         Ok(WalWriter {
+            vfs,
             dir: dir.to_path_buf(),
             file,
             active,
@@ -256,9 +256,15 @@ impl WalWriter {
         })
     }
 
-    fn create(dir: &Path, seq: u64, sealed: Vec<SegmentMeta>) -> Result<WalWriter> {
-        let (file, active) = create_segment(dir, seq)?;
+    fn create(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        seq: u64,
+        sealed: Vec<SegmentMeta>,
+    ) -> Result<WalWriter> {
+        let (file, active) = create_segment(&*vfs, dir, seq)?;
         Ok(WalWriter {
+            vfs,
             dir: dir.to_path_buf(),
             file,
             active,
@@ -291,7 +297,7 @@ impl WalWriter {
             return Ok(());
         }
         self.sync()?;
-        let (file, meta) = create_segment(&self.dir, self.active.seq + 1)?;
+        let (file, meta) = create_segment(&*self.vfs, &self.dir, self.active.seq + 1)?;
         self.file = file;
         let old = std::mem::replace(&mut self.active, meta);
         self.sealed.push(old);
@@ -305,7 +311,7 @@ impl WalWriter {
             match s.lsns {
                 Some((_, last)) if last > lsn => keep.push(s),
                 _ => {
-                    crate::format::remove_all(&s.path)?;
+                    crate::format::remove_all(&*self.vfs, &s.path)?;
                 }
             }
         }

@@ -200,10 +200,11 @@ pub fn delete_group(inner: &Inner, name: &str) -> Result<()> {
         .dir
         .join("tmp")
         .join(format!("deleted-{name}-{}", now_ns()));
-    if from.exists() {
-        std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
-        crate::format::fsync_dir(&data_root(&inner.dir))?;
-        crate::format::remove_all(&to)?;
+    let vfs = inner.vfs();
+    if vfs.exists(&from) {
+        vfs.rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+        crate::format::fsync_dir(vfs, &data_root(&inner.dir))?;
+        crate::format::remove_all(vfs, &to)?;
     }
     Ok(())
 }

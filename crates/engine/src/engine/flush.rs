@@ -166,7 +166,7 @@ pub fn write_part_into_shard<'a>(
     series: impl IntoIterator<Item = (&'a SeriesMeta, Rows)>,
 ) -> Result<Option<PartReader>> {
     let tmp = tmp_part_dir(inner, ident.part_id);
-    if write_part(&tmp, ident, series)?.is_none() {
+    if write_part(inner.vfs(), &tmp, ident, series)?.is_none() {
         return Ok(None);
     }
     install_part(inner, key, &tmp).map(Some)
@@ -188,12 +188,13 @@ pub fn install_part(inner: &Inner, key: &ShardKey, tmp: &std::path::Path) -> Res
         .unwrap_or_default()
         .to_string();
     let shard_dir = inner.dir.join(shard_rel(key));
-    if !shard_dir.exists() {
-        create_dir_all(&shard_dir)?;
+    let vfs = inner.vfs();
+    if !vfs.exists(&shard_dir) {
+        create_dir_all(vfs, &shard_dir)?;
         // Make the new directory chain durable.
         let mut d = shard_dir.as_path();
         while let Some(parent) = d.parent() {
-            fsync_dir(parent)?;
+            fsync_dir(vfs, parent)?;
             if parent == inner.dir {
                 break;
             }
@@ -201,9 +202,9 @@ pub fn install_part(inner: &Inner, key: &ShardKey, tmp: &std::path::Path) -> Res
         }
     }
     let dest = shard_dir.join(&name);
-    std::fs::rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-    fsync_dir(&shard_dir)?;
-    PartReader::open(&dest)
+    vfs.rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+    fsync_dir(vfs, &shard_dir)?;
+    PartReader::open(vfs, &dest)
 }
 
 /// Publish new parts (one manifest per shard) and the checkpoint at `cut`.
@@ -212,7 +213,7 @@ fn publish(inner: &Inner, built: Vec<BuiltPart>, cut: u64, catalog: &CatalogStat
     let mut v = (*read(&inner.state).version).clone();
     for b in built {
         if !catalog.groups.contains_key(&b.key.group) {
-            crate::format::remove_all(&b.part.dir)?;
+            crate::format::remove_all(inner.vfs(), &b.part.dir)?;
             continue;
         }
         let s = v.shards.entry(b.key.clone()).or_insert_with(|| ShardState {
@@ -229,6 +230,7 @@ fn publish(inner: &Inner, built: Vec<BuiltPart>, cut: u64, catalog: &CatalogStat
         write_manifest(inner, &b.key, s)?;
     }
     meta_files::write_checkpoint(
+        inner.vfs(),
         &inner.dir,
         &super::open::checkpoint_for(
             catalog,
@@ -261,5 +263,9 @@ pub fn manifest_of(inner: &Inner, key: &ShardKey, s: &ShardState) -> Manifest {
 }
 
 pub fn write_manifest(inner: &Inner, key: &ShardKey, s: &ShardState) -> Result<()> {
-    manifest::publish(&inner.dir.join(shard_rel(key)), &manifest_of(inner, key, s))
+    manifest::publish(
+        inner.vfs(),
+        &inner.dir.join(shard_rel(key)),
+        &manifest_of(inner, key, s),
+    )
 }

@@ -77,7 +77,7 @@ fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Res
         }
     }
     let tmp = tmp_part_dir(inner, id);
-    let mut w = PartWriter::create(&tmp, ident)?;
+    let mut w = PartWriter::create(inner.vfs(), &tmp, ident)?;
     let written = (|| {
         for (meta, entries) in &all {
             let mut sources: Vec<(Rows, Vec<u64>)> = Vec::new();
@@ -101,12 +101,12 @@ fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Res
     })();
     if let Err(e) = written {
         drop(w);
-        let _ = remove_all(&tmp);
+        let _ = remove_all(inner.vfs(), &tmp);
         return Err(e);
     }
     let out = if w.is_empty() {
         drop(w);
-        remove_all(&tmp)?;
+        remove_all(inner.vfs(), &tmp)?;
         None
     } else {
         w.finish()?;
@@ -131,7 +131,7 @@ fn publish_merge(
     if !live {
         // TTL or a group deletion removed the inputs meanwhile: discard the output.
         if let Some(o) = out {
-            remove_all(&o.dir)?;
+            remove_all(inner.vfs(), &o.dir)?;
         }
         return Ok(());
     }
@@ -148,7 +148,7 @@ fn publish_merge(
     write(&inner.state).version = Arc::new(v);
     // Readers holding the old version keep their open file handles; snapshots hold hard links.
     for p in inputs {
-        remove_all(&p.dir)?;
+        remove_all(inner.vfs(), &p.dir)?;
     }
     inner.stats.merges.fetch_add(1, Ordering::Relaxed);
     Ok(())
@@ -194,9 +194,9 @@ pub fn drop_expired(inner: &Inner) -> Result<()> {
             .join("tmp")
             .join(format!("drop-{group}-seg-{seg}"));
         // Renamed away in one step so the live tree never holds half a segment.
-        if std::fs::rename(&from, &to).is_ok() {
-            fsync_dir(&inner.dir.join(group_rel(&group)))?;
-            remove_all(&to)?;
+        if inner.vfs().rename(&from, &to).is_ok() {
+            fsync_dir(inner.vfs(), &inner.dir.join(group_rel(&group)))?;
+            remove_all(inner.vfs(), &to)?;
         }
         inner.stats.segments_dropped.fetch_add(1, Ordering::Relaxed);
     }

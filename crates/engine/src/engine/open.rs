@@ -1,7 +1,6 @@
 //! Opening a data directory: lock, identity, published parts, startup garbage collection and
 //! WAL replay.
 
-use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,26 +14,21 @@ use crate::memtable::{Memtable, SeriesMeta};
 use crate::meta_files::{self, Checkpoint, EngineFile};
 use crate::part::{PartReader, parse_part_dir_name};
 use crate::record::{self, Record};
+use crate::vfs::{LockGuard, Vfs};
 use crate::wal::{self, SegmentMeta, WalWriter};
 
 use super::EngineOptions;
 use super::state::*;
 
 /// Take the data directory's lock file (advisory, released when the file is closed).
-pub fn try_lock(dir: &Path) -> Result<File> {
+pub fn try_lock(vfs: &dyn Vfs, dir: &Path) -> Result<LockGuard> {
     let path = dir.join("LOCK");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+    match vfs.try_lock(&path) {
+        Ok(Some(guard)) => Ok(guard),
+        Ok(None) => Err(Error::Locked {
             path: dir.to_path_buf(),
         }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        Err(e) => Err(Error::io(&path, e)),
     }
 }
 
@@ -43,36 +37,36 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(v)
 }
 
-fn list_dir(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+fn list_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
     let mut out = Vec::new();
-    let rd = match std::fs::read_dir(dir) {
+    let entries = match vfs.read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(Error::io(dir, e)),
     };
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(dir, e))?;
-        out.push((ent.file_name().to_string_lossy().into_owned(), ent.path()));
+    for ent in entries {
+        let path = dir.join(&ent.name);
+        out.push((ent.name, path));
     }
     out.sort();
     Ok(out)
 }
 
 /// Load every shard manifest and its parts; in read-write mode remove what is not published.
-fn load_version(dir: &Path, read_only: bool, max_part: &mut u64) -> Result<Version> {
+fn load_version(vfs: &dyn Vfs, dir: &Path, read_only: bool, max_part: &mut u64) -> Result<Version> {
     let mut v = Version::default();
-    for (group, gpath) in list_dir(&data_root(dir))? {
-        for (seg_name, spath) in list_dir(&gpath)? {
+    for (group, gpath) in list_dir(vfs, &data_root(dir))? {
+        for (seg_name, spath) in list_dir(vfs, &gpath)? {
             let Some(segment) = parse_seg(&seg_name) else {
                 continue;
             };
-            for (shard_name, path) in list_dir(&spath)? {
+            for (shard_name, path) in list_dir(vfs, &spath)? {
                 let Some(shard) = parse_shard(&shard_name) else {
                     continue;
                 };
-                let Some(m) = manifest::load_latest(&path)? else {
+                let Some(m) = manifest::load_latest(vfs, &path)? else {
                     if !read_only {
-                        remove_all(&path)?;
+                        remove_all(vfs, &path)?;
                     }
                     continue;
                 };
@@ -80,7 +74,7 @@ fn load_version(dir: &Path, read_only: bool, max_part: &mut u64) -> Result<Versi
                 let mut parts = Vec::new();
                 for id in &m.parts {
                     let pdir = path.join(crate::part::part_dir_name(*id));
-                    let p = PartReader::open(&pdir)?;
+                    let p = PartReader::open(vfs, &pdir)?;
                     if p.meta.part_id != *id || p.meta.group != group || p.meta.shard != shard {
                         return Err(Error::corrupt(
                             pdir.join(crate::part::META_FILE),
@@ -95,7 +89,7 @@ fn load_version(dir: &Path, read_only: bool, max_part: &mut u64) -> Result<Versi
                     // Unpublished parts (a crash between writing and publishing) and temp files.
                     let live = format!("MANIFEST-{:016x}", m.epoch);
                     let prev = format!("MANIFEST-{:016x}", m.epoch.saturating_sub(1));
-                    for (name, p) in list_dir(&path)? {
+                    for (name, p) in list_dir(vfs, &path)? {
                         let keep = name == live
                             || name == prev
                             || parse_part_dir_name(&name).is_some_and(|id| m.parts.contains(&id));
@@ -103,7 +97,7 @@ fn load_version(dir: &Path, read_only: bool, max_part: &mut u64) -> Result<Versi
                             if let Some(id) = parse_part_dir_name(&name) {
                                 *max_part = (*max_part).max(id);
                             }
-                            remove_all(&p)?;
+                            remove_all(vfs, &p)?;
                         }
                     }
                 }
@@ -207,18 +201,19 @@ impl Replay<'_> {
 
 /// Replay WAL segments after `from_lsn`. Returns the recovered segments and the last LSN seen.
 fn replay_wal(
+    vfs: &dyn Vfs,
     dir: &Path,
     read_only: bool,
     from_lsn: u64,
     r: &mut Replay<'_>,
 ) -> Result<(Vec<SegmentMeta>, u64)> {
     let wal_dir = dir.join("wal");
-    let segs = wal::list_segments(&wal_dir)?;
+    let segs = wal::list_segments(vfs, &wal_dir)?;
     let mut out = Vec::new();
     let mut last = 0u64;
     let n = segs.len();
     for (i, (seq, path)) in segs.into_iter().enumerate() {
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
         let is_last = i + 1 == n;
         let mut apply = |f: wal::Frame<'_>| -> Result<()> {
             if f.lsn <= from_lsn {
@@ -236,10 +231,7 @@ fn replay_wal(
                 valid_len = outcome.valid_len,
                 "truncating torn WAL tail"
             );
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
+            let f = vfs.open_write(&path).map_err(|e| Error::io(&path, e))?;
             f.set_len(outcome.valid_len)
                 .map_err(|e| Error::io(&path, e))?;
             f.sync_all().map_err(|e| Error::io(&path, e))?;
@@ -259,8 +251,9 @@ fn replay_wal(
 
 pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
     let dir = opts.data_dir.clone();
+    let vfs = &*opts.vfs;
     let lock_file = if read_only {
-        if !dir.join(meta_files::ENGINE_FILE).exists() {
+        if !vfs.exists(&dir.join(meta_files::ENGINE_FILE)) {
             return Err(Error::InvalidInput(format!(
                 "{} is not a Strata data directory (no ENGINE file)",
                 dir.display()
@@ -268,10 +261,10 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         }
         None
     } else {
-        create_dir_all(&dir)?;
-        Some(try_lock(&dir)?)
+        create_dir_all(vfs, &dir)?;
+        Some(try_lock(vfs, &dir)?)
     };
-    let engine_file = match meta_files::read_engine(&dir)? {
+    let engine_file = match meta_files::read_engine(vfs, &dir)? {
         Some(e) => e,
         None => {
             let e = EngineFile {
@@ -279,21 +272,21 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
                 node_id: opts.node_id.clone().unwrap_or_else(|| random_hex(8)),
                 created_at: now_ns(),
             };
-            meta_files::write_engine(&dir, &e)?;
+            meta_files::write_engine(vfs, &dir, &e)?;
             e
         }
     };
     if !read_only {
         // Scratch space and leftover snapshots of an earlier run are never published state.
-        remove_all(&dir.join("tmp"))?;
-        remove_all(&dir.join("snapshots"))?;
+        remove_all(vfs, &dir.join("tmp"))?;
+        remove_all(vfs, &dir.join("snapshots"))?;
         for d in ["tmp", "snapshots", "wal", "data"] {
-            create_dir_all(&dir.join(d))?;
+            create_dir_all(vfs, &dir.join(d))?;
         }
     }
-    let ckpt = meta_files::read_checkpoint(&dir)?.unwrap_or_default();
+    let ckpt = meta_files::read_checkpoint(vfs, &dir)?.unwrap_or_default();
     let mut max_part = ckpt.next_part_id.saturating_sub(1);
-    let mut version = load_version(&dir, read_only, &mut max_part)?;
+    let mut version = load_version(vfs, &dir, read_only, &mut max_part)?;
     let mut catalog = CatalogState::from_public(&ckpt.catalog);
     let mut mem = Memtable::default();
     let mut replay = Replay {
@@ -303,7 +296,7 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         dropped: Vec::new(),
         now: now_ns(),
     };
-    let (segments, wal_last) = replay_wal(&dir, read_only, ckpt.lsn, &mut replay)?;
+    let (segments, wal_last) = replay_wal(vfs, &dir, read_only, ckpt.lsn, &mut replay)?;
     let dropped = std::mem::take(&mut replay.dropped);
     let mut last_lsn = ckpt.lsn.max(wal_last);
     for s in version.shards.values() {
@@ -315,17 +308,21 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         None
     } else {
         for p in &dropped {
-            remove_all(&p.dir)?;
+            remove_all(vfs, &p.dir)?;
         }
         // Directories of groups that no longer exist (deleted before a crash).
-        for (group, path) in list_dir(&data_root(&dir))? {
+        for (group, path) in list_dir(vfs, &data_root(&dir))? {
             if !catalog.groups.contains_key(&group)
                 && !version.shards.keys().any(|k| k.group == group)
             {
-                remove_all(&path)?;
+                remove_all(vfs, &path)?;
             }
         }
-        Some(WalWriter::resume(&dir.join("wal"), segments)?)
+        Some(WalWriter::resume(
+            opts.vfs.clone(),
+            &dir.join("wal"),
+            segments,
+        )?)
     };
     let active: MemRef = Arc::new(RwLock::new(mem));
     let wake = crossbeam_channel::bounded(1);

@@ -188,7 +188,7 @@ pub fn rebuild_index(inner: &Inner) -> Result<()> {
     let mut v = (*read(&inner.state).version).clone();
     for s in v.shards.values_mut() {
         for p in s.parts.iter_mut() {
-            *p = Arc::new(crate::part::PartReader::open(&p.dir)?);
+            *p = Arc::new(crate::part::PartReader::open(inner.vfs(), &p.dir)?);
         }
     }
     write(&inner.state).version = Arc::new(v);

@@ -16,6 +16,7 @@ use crate::format::{create_dir_all, fsync_dir, remove_all, write_new};
 use crate::meta_files;
 use crate::part::{DATA_FILE, INDEX_FILE, META_FILE};
 use crate::snapshot::{Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo};
+use crate::vfs::Vfs;
 use crate::wal;
 
 use super::commit::wait_durable;
@@ -48,14 +49,13 @@ fn utc_stamp(ns: i64) -> String {
     )
 }
 
-fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    match std::fs::hard_link(from, to) {
+fn link_or_copy(vfs: &dyn Vfs, from: &Path, to: &Path) -> Result<()> {
+    match vfs.hard_link(from, to) {
         Ok(()) => Ok(()),
         // Another filesystem (EXDEV) or no link support: fall back to a copy.
         Err(_) => {
-            std::fs::copy(from, to).map_err(|e| Error::io(from, e))?;
-            let f = std::fs::File::open(to).map_err(|e| Error::io(to, e))?;
-            f.sync_all().map_err(|e| Error::io(to, e))
+            let bytes = vfs.read(from).map_err(|e| Error::io(from, e))?;
+            write_new(vfs, to, &bytes)
         }
     }
 }
@@ -75,6 +75,7 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
     let snaps = inner.dir.join("snapshots");
     let tmp = snaps.join(format!("{id}.tmp"));
     let dir = snaps.join(&id);
+    let vfs = inner.vfs();
     let layout = lock(&inner.layout);
     let (cut, catalog) = {
         let c = lock(&inner.commit);
@@ -84,16 +85,18 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
     let ckpt_lsn = inner.checkpoint_lsn.load(Ordering::SeqCst);
     wait_durable(inner, cut, false)?;
     let res = (|| {
-        create_dir_all(&tmp)?;
-        let engine_bytes = std::fs::read(inner.dir.join(meta_files::ENGINE_FILE))
+        create_dir_all(vfs, &tmp)?;
+        let engine_bytes = vfs
+            .read(&inner.dir.join(meta_files::ENGINE_FILE))
             .map_err(|e| Error::io(inner.dir.join(meta_files::ENGINE_FILE), e))?;
-        write_new(&tmp.join(meta_files::ENGINE_FILE), &engine_bytes)?;
+        write_new(vfs, &tmp.join(meta_files::ENGINE_FILE), &engine_bytes)?;
         let ckpt = super::open::checkpoint_for(
             &catalog,
             ckpt_lsn,
             inner.next_part_id.load(Ordering::SeqCst),
         );
         write_new(
+            vfs,
             &tmp.join(meta_files::CHECKPOINT_FILE),
             &meta_files::encode_checkpoint(&ckpt)?,
         )?;
@@ -101,38 +104,39 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
         for (key, s) in &version.shards {
             let rel = shard_rel(key);
             let sdir = tmp.join(&rel);
-            create_dir_all(&sdir)?;
+            create_dir_all(vfs, &sdir)?;
             for p in &s.parts {
                 let name = crate::part::part_dir_name(p.meta.part_id);
                 let pdir = sdir.join(&name);
-                create_dir_all(&pdir)?;
+                create_dir_all(vfs, &pdir)?;
                 for f in [DATA_FILE, INDEX_FILE, META_FILE] {
-                    link_or_copy(&p.dir.join(f), &pdir.join(f))?;
+                    link_or_copy(vfs, &p.dir.join(f), &pdir.join(f))?;
                 }
-                fsync_dir(&pdir)?;
+                fsync_dir(vfs, &pdir)?;
                 parts.push(p.meta.to_info(rel.join(&name)));
             }
             let m = manifest_of(inner, key, s);
             write_new(
+                vfs,
                 &sdir.join(crate::manifest::file_name(m.epoch)),
                 &crate::manifest::encode(&m)?,
             )?;
-            fsync_dir(&sdir)?;
+            fsync_dir(vfs, &sdir)?;
         }
         let wal_infos = copy_wal(inner, &tmp, ckpt_lsn, cut)?;
         for d in ["wal", "data"] {
-            create_dir_all(&tmp.join(d))?;
+            create_dir_all(vfs, &tmp.join(d))?;
         }
-        fsync_tree(&tmp)?;
-        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        fsync_dir(&snaps)?;
+        fsync_tree(vfs, &tmp)?;
+        vfs.rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+        fsync_dir(vfs, &snaps)?;
         Ok((parts, wal_infos))
     })();
     drop(layout);
     let (parts, wal_infos) = match res {
         Ok(x) => x,
         Err(e) => {
-            let _ = remove_all(&tmp);
+            let _ = remove_all(vfs, &tmp);
             return Err(e);
         }
     };
@@ -143,7 +147,7 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
             created: Instant::now(),
         },
     );
-    let files = list_files(&dir, &parts)?;
+    let files = list_files(vfs, &dir, &parts)?;
     Ok(Snapshot {
         id,
         lsn: cut,
@@ -161,8 +165,9 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
 /// Link (sealed, wholly below the cut) or copy up to the cut every WAL segment holding records
 /// after the checkpoint.
 fn copy_wal(inner: &Inner, tmp: &Path, ckpt: u64, cut: u64) -> Result<Vec<WalSegmentInfo>> {
+    let vfs = inner.vfs();
     let wdir = tmp.join("wal");
-    create_dir_all(&wdir)?;
+    create_dir_all(vfs, &wdir)?;
     let (segments, active) = {
         let w = lock(&inner.wal);
         let Some(w) = w.as_ref() else {
@@ -182,7 +187,7 @@ fn copy_wal(inner: &Inner, tmp: &Path, ckpt: u64, cut: u64) -> Result<Vec<WalSeg
         let dest = wdir.join(&name);
         let rel = PathBuf::from("wal").join(&name);
         if last <= cut && s.path != active {
-            link_or_copy(&s.path, &dest)?;
+            link_or_copy(vfs, &s.path, &dest)?;
             out.push(WalSegmentInfo {
                 rel_path: rel,
                 first_lsn: first,
@@ -192,7 +197,7 @@ fn copy_wal(inner: &Inner, tmp: &Path, ckpt: u64, cut: u64) -> Result<Vec<WalSeg
             continue;
         }
         // The active segment grows while we read it: keep whole frames up to the cut only.
-        let bytes = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+        let bytes = vfs.read(&s.path).map_err(|e| Error::io(&s.path, e))?;
         let mut end = wal::HEADER_LEN;
         let mut lsns: Option<(u64, u64)> = None;
         wal::scan_segment(&s.path, &bytes, true, 0, &mut |f| {
@@ -205,7 +210,7 @@ fn copy_wal(inner: &Inner, tmp: &Path, ckpt: u64, cut: u64) -> Result<Vec<WalSeg
         let Some((first, last)) = lsns else {
             continue;
         };
-        write_new(&dest, &bytes[..end])?;
+        write_new(vfs, &dest, &bytes[..end])?;
         out.push(WalSegmentInfo {
             rel_path: rel,
             first_lsn: first,
@@ -213,24 +218,26 @@ fn copy_wal(inner: &Inner, tmp: &Path, ckpt: u64, cut: u64) -> Result<Vec<WalSeg
             size: end as u64,
         });
     }
-    fsync_dir(&wdir)?;
+    fsync_dir(vfs, &wdir)?;
     Ok(out)
 }
 
-fn fsync_tree(dir: &Path) -> Result<()> {
-    for ent in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let ent = ent.map_err(|e| Error::io(dir, e))?;
-        let ft = ent.file_type().map_err(|e| Error::io(ent.path(), e))?;
-        if ft.is_dir() {
-            fsync_tree(&ent.path())?;
+fn fsync_tree(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    for ent in vfs.read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        if ent.is_dir {
+            fsync_tree(vfs, &dir.join(&ent.name))?;
         }
     }
-    fsync_dir(dir)
+    fsync_dir(vfs, dir)
 }
 
 /// Every file of the snapshot with size and BLAKE3; part data files take their digest from the
 /// part metadata instead of being read.
-fn list_files(dir: &Path, parts: &[crate::snapshot::PartInfo]) -> Result<Vec<SnapshotFile>> {
+fn list_files(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    parts: &[crate::snapshot::PartInfo],
+) -> Result<Vec<SnapshotFile>> {
     let mut known = std::collections::HashMap::new();
     for p in parts {
         for f in &p.files {
@@ -241,11 +248,10 @@ fn list_files(dir: &Path, parts: &[crate::snapshot::PartInfo]) -> Result<Vec<Sna
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let abs = dir.join(&rel);
-        for ent in std::fs::read_dir(&abs).map_err(|e| Error::io(&abs, e))? {
-            let ent = ent.map_err(|e| Error::io(&abs, e))?;
-            let r = rel.join(ent.file_name());
-            let ft = ent.file_type().map_err(|e| Error::io(ent.path(), e))?;
-            if ft.is_dir() {
+        for ent in vfs.read_dir(&abs).map_err(|e| Error::io(&abs, e))? {
+            let r = rel.join(&ent.name);
+            let path = abs.join(&ent.name);
+            if ent.is_dir {
                 stack.push(r);
                 continue;
             }
@@ -258,7 +264,7 @@ fn list_files(dir: &Path, parts: &[crate::snapshot::PartInfo]) -> Result<Vec<Sna
                 });
                 continue;
             }
-            let bytes = std::fs::read(ent.path()).map_err(|e| Error::io(ent.path(), e))?;
+            let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
             let kind = if r.starts_with("wal") {
                 SnapshotFileKind::Wal
             } else {
@@ -280,7 +286,7 @@ pub fn release(inner: &Inner, id: &str) -> Result<()> {
     let s = lock(&inner.snapshots)
         .remove(id)
         .ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
-    remove_all(&s.dir)
+    remove_all(inner.vfs(), &s.dir)
 }
 
 /// Remove snapshots nobody released within [`SNAPSHOT_TTL`].

@@ -16,6 +16,7 @@ use std::time::Instant;
 use crate::catalog::CatalogState;
 use crate::memtable::Memtable;
 use crate::part::PartReader;
+use crate::vfs::{LockGuard, Vfs};
 use crate::wal::WalWriter;
 
 use super::EngineOptions;
@@ -97,7 +98,7 @@ pub struct Inner {
     pub dir: PathBuf,
     pub read_only: bool,
     pub node_id: String,
-    pub _lock: Option<std::fs::File>,
+    pub _lock: Option<LockGuard>,
     pub flush_lock: Mutex<()>,
     pub layout: Mutex<()>,
     pub wal: Mutex<Option<WalWriter>>,
@@ -114,6 +115,12 @@ pub struct Inner {
         crossbeam_channel::Sender<()>,
         crossbeam_channel::Receiver<()>,
     ),
+}
+
+impl Inner {
+    pub fn vfs(&self) -> &dyn Vfs {
+        &*self.opts.vfs
+    }
 }
 
 #[derive(Default)]

@@ -72,9 +72,9 @@ pub struct PartMeta {
 }
 
 impl PartMeta {
-    pub fn read(dir: &Path) -> Result<PartMeta> {
+    pub fn read(vfs: &dyn crate::vfs::Vfs, dir: &Path) -> Result<PartMeta> {
         let path = dir.join(META_FILE);
-        let payload = crate::format::read_framed(&path, META_MAGIC, VERSION)?;
+        let payload = crate::format::read_framed(vfs, &path, META_MAGIC, VERSION)?;
         serde_json::from_slice(&payload)
             .map_err(|e| Error::corrupt(&path, format!("bad part metadata: {e}")))
     }

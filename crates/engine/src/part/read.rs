@@ -2,8 +2,6 @@
 //! demand with `pread`, their CRC checked before decoding.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +12,7 @@ use crate::memtable::SeriesMeta;
 use crate::record::{TYPE_BOOL, TYPE_F64, TYPE_I64, TYPE_STR};
 use crate::rows::Rows;
 use crate::scan::Column;
+use crate::vfs::{Vfs, VfsFile};
 
 use super::{DATA_FILE, DATA_HEADER_LEN, DATA_MAGIC, INDEX_FILE, INDEX_MAGIC, PartMeta, VERSION};
 
@@ -58,7 +57,7 @@ pub struct PartReader {
     pub series: Vec<SeriesEntry>,
     /// Tag → series postings over `series`.
     pub postings: super::Postings,
-    data: File,
+    data: Box<dyn VfsFile>,
 }
 
 impl std::fmt::Debug for PartReader {
@@ -149,17 +148,17 @@ fn parse_index(body: &[u8]) -> Result<Vec<SeriesEntry>, ReadError> {
 }
 
 impl PartReader {
-    pub fn open(dir: &Path) -> Result<PartReader> {
-        let meta = PartMeta::read(dir)?;
+    pub fn open(vfs: &dyn Vfs, dir: &Path) -> Result<PartReader> {
+        let meta = PartMeta::read(vfs, dir)?;
         let index_path = dir.join(INDEX_FILE);
-        let compressed = read_framed(&index_path, INDEX_MAGIC, VERSION)?;
+        let compressed = read_framed(vfs, &index_path, INDEX_MAGIC, VERSION)?;
         let body = zstd::bulk::decompress(&compressed, MAX_INDEX_BYTES)
             .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
         let series = parse_index(&body)
             .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
         let data_path = dir.join(DATA_FILE);
-        let data = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
-        let len = data.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+        let data = vfs.open(&data_path).map_err(|e| Error::io(&data_path, e))?;
+        let len = data.size().map_err(|e| Error::io(&data_path, e))?;
         let expected = meta
             .files
             .iter()
@@ -326,14 +325,14 @@ fn spread<T>(present: &[bool], values: Vec<T>) -> Vec<Option<T>> {
 }
 
 /// Re-read every file of a part and check sizes and BLAKE3 digests against `meta.bin`.
-pub fn verify_part_files(dir: &Path) -> Result<PartMeta> {
-    let meta = PartMeta::read(dir)?;
+pub fn verify_part_files(vfs: &dyn Vfs, dir: &Path) -> Result<PartMeta> {
+    let meta = PartMeta::read(vfs, dir)?;
     for f in &meta.files {
         if f.name.contains('/') || f.name.contains("..") {
             return Err(Error::corrupt(dir.join(super::META_FILE), "bad file name"));
         }
         let path = dir.join(&f.name);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
         if bytes.len() as u64 != f.size {
             return Err(Error::corrupt(&path, "size does not match part metadata"));
         }
@@ -344,6 +343,6 @@ pub fn verify_part_files(dir: &Path) -> Result<PartMeta> {
             ));
         }
     }
-    PartReader::open(dir)?;
+    PartReader::open(vfs, dir)?;
     Ok(meta)
 }

@@ -2,6 +2,7 @@ use super::*;
 use crate::memtable::SeriesMeta;
 use crate::rows::Rows;
 use crate::scan::Column;
+use crate::vfs::RealVfs;
 
 fn series(host: &str) -> SeriesMeta {
     SeriesMeta {
@@ -44,13 +45,18 @@ fn part_round_trips_with_nulls_and_many_blocks() {
     let (a, b) = (series("a"), series("b"));
     let big = rows(BLOCK_ROWS * 2 + 5);
     let small = rows(3);
-    let meta = write_part(&dir, ident(7), vec![(&a, big.clone()), (&b, small.clone())])
-        .unwrap()
-        .unwrap();
+    let meta = write_part(
+        &RealVfs,
+        &dir,
+        ident(7),
+        vec![(&a, big.clone()), (&b, small.clone())],
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(meta.rows, (BLOCK_ROWS * 2 + 8) as u64);
     assert_eq!(meta.series, 2);
     assert_eq!(meta.blocks, 4);
-    let p = PartReader::open(&dir).unwrap();
+    let p = PartReader::open(&RealVfs, &dir).unwrap();
     assert_eq!(p.measure_range("cpu"), 0..2);
     assert_eq!(p.measure_range("mem"), 2..2);
     let got: Vec<Rows> = p
@@ -71,7 +77,7 @@ fn part_round_trips_with_nulls_and_many_blocks() {
         only_s[0].cols[0].1,
         Column::Str(vec![Some("v0".into()), Some("v1".into())])
     );
-    verify_part_files(&dir).unwrap();
+    verify_part_files(&RealVfs, &dir).unwrap();
 }
 
 #[test]
@@ -79,20 +85,20 @@ fn every_flipped_byte_of_data_is_caught_naming_the_file() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("p");
     let a = series("a");
-    write_part(&dir, ident(1), vec![(&a, rows(50))]).unwrap();
+    write_part(&RealVfs, &dir, ident(1), vec![(&a, rows(50))]).unwrap();
     let data = dir.join(DATA_FILE);
     let orig = std::fs::read(&data).unwrap();
     for i in 0..orig.len() {
         let mut b = orig.clone();
         b[i] ^= 0x40;
         std::fs::write(&data, &b).unwrap();
-        let res = PartReader::open(&dir).and_then(|p| {
+        let res = PartReader::open(&RealVfs, &dir).and_then(|p| {
             p.read_series(&p.series[0], i64::MIN, i64::MAX, None)
                 .map(|_| ())
         });
         let err = res.expect_err("flip not detected");
         assert!(err.to_string().contains("data.bin"), "{err}");
-        assert!(verify_part_files(&dir).is_err());
+        assert!(verify_part_files(&RealVfs, &dir).is_err());
     }
     std::fs::write(&data, &orig).unwrap();
     for f in [INDEX_FILE, META_FILE] {
@@ -102,7 +108,7 @@ fn every_flipped_byte_of_data_is_caught_naming_the_file() {
         let mid = b.len() / 2;
         b[mid] ^= 1;
         std::fs::write(&path, &b).unwrap();
-        let err = PartReader::open(&dir).unwrap_err();
+        let err = PartReader::open(&RealVfs, &dir).unwrap_err();
         assert!(err.to_string().contains(f), "{err}");
         std::fs::write(&path, &orig).unwrap();
     }
@@ -114,6 +120,7 @@ fn out_of_order_series_are_refused() {
     let (a, b) = (series("a"), series("b"));
     assert!(
         write_part(
+            &RealVfs,
             &d.path().join("p"),
             ident(1),
             vec![(&b, rows(1)), (&a, rows(1))]

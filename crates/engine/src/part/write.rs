@@ -1,7 +1,6 @@
 //! Building a part: series in (measure, tags) order, split into blocks of at most
 //! [`BLOCK_ROWS`] rows, each column chunk CRC-framed in `data.bin`.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,6 +11,7 @@ use crate::memtable::SeriesMeta;
 use crate::record::{TYPE_BOOL, TYPE_F64, TYPE_I64, TYPE_STR};
 use crate::rows::Rows;
 use crate::scan::Column;
+use crate::vfs::{Vfs, VfsFile};
 
 use super::{
     BLOCK_ROWS, DATA_FILE, DATA_MAGIC, INDEX_FILE, INDEX_MAGIC, META_FILE, META_MAGIC, MetaFile,
@@ -29,10 +29,11 @@ pub struct PartIdentity {
     pub max_lsn: u64,
 }
 
-pub struct PartWriter {
+pub struct PartWriter<'v> {
+    vfs: &'v dyn Vfs,
     dir: PathBuf,
     id: PartIdentity,
-    data: BufWriter<File>,
+    data: BufWriter<Box<dyn VfsFile>>,
     hasher: blake3::Hasher,
     offset: u64,
     index: ByteWriter,
@@ -46,13 +47,14 @@ pub struct PartWriter {
     chunk: Vec<u8>,
 }
 
-impl PartWriter {
+impl<'v> PartWriter<'v> {
     /// Start a part in `dir` (created; must not exist).
-    pub fn create(dir: &Path, id: PartIdentity) -> Result<PartWriter> {
-        std::fs::create_dir(dir).map_err(|e| Error::io(dir, e))?;
+    pub fn create(vfs: &'v dyn Vfs, dir: &Path, id: PartIdentity) -> Result<PartWriter<'v>> {
+        vfs.create_dir(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(DATA_FILE);
-        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let f = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
         let mut w = PartWriter {
+            vfs,
             dir: dir.to_path_buf(),
             id,
             data: BufWriter::with_capacity(1 << 20, f),
@@ -178,7 +180,7 @@ impl PartWriter {
         let compressed = zstd::bulk::compress(&body.buf, 1)
             .map_err(|e| Error::io(self.dir.join(INDEX_FILE), e))?;
         let index_bytes = frame(INDEX_MAGIC, VERSION, &compressed);
-        crate::format::write_new(&self.dir.join(INDEX_FILE), &index_bytes)?;
+        crate::format::write_new(self.vfs, &self.dir.join(INDEX_FILE), &index_bytes)?;
         let meta = PartMeta {
             format_version: VERSION,
             part_id: self.id.part_id,
@@ -209,10 +211,11 @@ impl PartWriter {
         let json = serde_json::to_vec(&meta)
             .map_err(|e| Error::InvalidInput(format!("part metadata: {e}")))?;
         crate::format::write_new(
+            self.vfs,
             &self.dir.join(META_FILE),
             &frame(META_MAGIC, VERSION, &json),
         )?;
-        fsync_dir(&self.dir)?;
+        fsync_dir(self.vfs, &self.dir)?;
         Ok(meta)
     }
 
@@ -244,17 +247,18 @@ fn encode_values(col: &Column, out: &mut Vec<u8>) {
 /// Write a whole part from series already sorted by (measure, tags). Returns `None` when there
 /// was nothing to write (the directory is removed).
 pub fn write_part<'a>(
+    vfs: &dyn Vfs,
     dir: &Path,
     id: PartIdentity,
     series: impl IntoIterator<Item = (&'a SeriesMeta, Rows)>,
 ) -> Result<Option<PartMeta>> {
-    let mut w = PartWriter::create(dir, id)?;
+    let mut w = PartWriter::create(vfs, dir, id)?;
     for (m, r) in series {
         w.add_series(m, &r)?;
     }
     if w.is_empty() {
         drop(w);
-        crate::format::remove_all(dir)?;
+        crate::format::remove_all(vfs, dir)?;
         return Ok(None);
     }
     w.finish().map(Some)
