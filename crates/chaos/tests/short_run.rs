@@ -87,3 +87,22 @@ fn restore_kills_leave_the_old_or_the_new_data() {
     let new = s.checks.get("target_is_new").copied().unwrap_or(0);
     assert_eq!(old + new, 5);
 }
+
+/// Defect found by the restore loop (reported to the lead; the fix belongs in
+/// `crates/backup/src/restore.rs`): a restore killed before its swap leaves its staging copy
+/// `.DIR.restore-<snapshot>` beside the data directory, a full-size copy that neither
+/// `restore::recover` nor `strata server` removes (only a later restore of the same snapshot
+/// does). Enable once recovery removes staging directories that have no journal.
+#[test]
+#[ignore = "open defect: killed restores leave their staging directory behind"]
+fn killed_restores_leave_no_staging_directory() {
+    let s = short(LoopKind::Restore, 5);
+    assert!(s.kills > 0);
+    assert_eq!(
+        s.checks
+            .get("stale_staging_dirs_seen")
+            .copied()
+            .unwrap_or(0),
+        0
+    );
+}
