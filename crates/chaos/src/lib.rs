@@ -53,6 +53,8 @@ pub struct Config {
     /// Let some ingest iterations run long enough (tens of seconds) for the engine's age-based
     /// flush and TTL pass to happen before the kill. Off for the short default-suite run.
     pub long_iterations: bool,
+    /// One line on stderr per iteration.
+    pub progress: bool,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
             writers: 4,
             batch_points: 50,
             long_iterations: false,
+            progress: false,
         }
     }
 }

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
     cfg.writers = a.writers.max(1);
     cfg.batch_points = a.batch_points.max(1);
     cfg.long_iterations = !a.short;
+    cfg.progress = true;
     eprintln!(
         "strata-chaos: loop {}, {} kills per loop, seed {seed}, binary {}, work dir {}",
         a.kind.name(),

@@ -135,6 +135,7 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
             writers = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
         }
         sum.iterations = it + 1;
+        ctx.progress(&sum);
     }
     writers.stop()?;
     server.stop()?;

@@ -94,6 +94,7 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
             }
             it += 1;
             sum.iterations = it;
+            ctx.progress(&sum);
         }
         server.stop()?;
         std::fs::remove_dir_all(&data)

@@ -49,6 +49,13 @@ impl Ctx {
         StdRng::seed_from_u64(self.cfg.seed ^ h)
     }
 
+    /// A progress line on stderr (the long runs take many minutes).
+    pub fn progress(&self, sum: &crate::Summary) {
+        if self.cfg.progress {
+            eprintln!("  {}", sum.text());
+        }
+    }
+
     pub fn violation(&self, iteration: usize, detail: impl Into<String>) -> ChaosError {
         ChaosError::Violation {
             loop_name: self.kind.name(),

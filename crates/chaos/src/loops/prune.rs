@@ -90,6 +90,7 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
         }
         snaps.retain(|s| ids.contains(&s.id));
         sum.iterations = it + 1;
+        ctx.progress(&sum);
     }
     server.stop()?;
     Ok(sum)

@@ -125,6 +125,7 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
         sum.bump("stale_staging_dirs_seen", staging_dirs(&tgt)? as u64);
         remove_restore_leftovers(&tgt)?;
         sum.iterations = it + 1;
+        ctx.progress(&sum);
     }
     // And a restore that is left alone completes.
     let want = 1 - current;
