@@ -55,6 +55,12 @@ pub struct Config {
     pub long_iterations: bool,
     /// One line on stderr per iteration.
     pub progress: bool,
+    /// Ingest kills per data directory (each check dumps everything written since).
+    pub epoch: usize,
+    /// Writers pause this long after each acknowledged batch in the ingest loop (ten times
+    /// as long in the backup loop): long runs would otherwise pile up more data than each
+    /// check can read back quickly.
+    pub pace: Duration,
 }
 
 impl Config {
@@ -68,6 +74,8 @@ impl Config {
             batch_points: 50,
             long_iterations: false,
             progress: false,
+            epoch: 5,
+            pace: Duration::from_millis(2),
         }
     }
 }

@@ -35,7 +35,10 @@ struct Args {
     /// Points per line-protocol batch
     #[arg(long, default_value_t = 50)]
     batch_points: usize,
-    /// Never let an ingest iteration run long (by default one in ten runs 10-40 s, so the
+    /// Ingest kills per fresh data directory
+    #[arg(long, default_value_t = 5)]
+    epoch: usize,
+    /// Never let an ingest iteration run long (by default one in fourteen runs 10-30 s, so the
     /// engine's age flush and TTL pass happen before the kill)
     #[arg(long)]
     short: bool,
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
     cfg.batch_points = a.batch_points.max(1);
     cfg.long_iterations = !a.short;
     cfg.progress = true;
+    cfg.epoch = a.epoch.max(1);
     eprintln!(
         "strata-chaos: loop {}, {} kills per loop, seed {seed}, binary {}, work dir {}",
         a.kind.name(),

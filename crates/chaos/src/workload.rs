@@ -317,11 +317,13 @@ pub struct Writers {
 }
 
 impl Writers {
+    /// `pace`: pause after each acknowledged batch (bounds how much data a long run piles up).
     pub fn start(
         ledger: &Arc<Ledger>,
         target: &Arc<RwLock<String>>,
         n: u32,
         seed: u64,
+        pace: Duration,
     ) -> Result<Writers> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -343,6 +345,8 @@ impl Writers {
                         if outcome != WriteOutcome::Acked {
                             // The server is down or refusing: do not spin.
                             std::thread::sleep(Duration::from_millis(20));
+                        } else if !pace.is_zero() {
+                            std::thread::sleep(pace);
                         }
                     }
                     Ok(())

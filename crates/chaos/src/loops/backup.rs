@@ -12,45 +12,72 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use rand::rngs::StdRng;
 
 use super::{Ctx, data_objects, s};
-use crate::error::Result;
+use crate::error::{ChaosError, Result};
 use crate::proc::{KillOutcome, kill_child_after};
 use crate::summary::Summary;
 use crate::upto;
 use crate::workload::{Plan, Writers, now_ns};
 
+/// Kills per data directory and repository: bounds what each `verify --read-data` reads.
+const EPOCH: usize = 25;
+
 pub fn run(ctx: &Ctx) -> Result<Summary> {
     let cfg = &ctx.cfg;
     let mut rng = ctx.rng();
     let mut sum = Summary::new("backup", cfg.seed);
-    let (data, repo) = (ctx.dir.join("data"), ctx.dir.join("repo"));
+    let mut first = 0;
+    while first < cfg.iterations {
+        let last = (first + EPOCH).min(cfg.iterations);
+        let dir = ctx.dir.join(format!("epoch-{first}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(ChaosError::io(format!("create {}", dir.display())))?;
+        epoch(ctx, &dir, first..last, &mut rng, &mut sum)?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(ChaosError::io(format!("remove {}", dir.display())))?;
+        first = last;
+    }
+    Ok(sum)
+}
+
+fn epoch(
+    ctx: &Ctx,
+    dir: &Path,
+    its: std::ops::Range<usize>,
+    rng: &mut StdRng,
+    sum: &mut Summary,
+) -> Result<()> {
+    let cfg = &ctx.cfg;
+    let pace = cfg.pace * 10;
+    let (data, repo) = (dir.join("data"), dir.join("repo"));
     ctx.init_repo(&repo)?;
     let plan = Plan::new(
-        cfg.seed,
+        cfg.seed ^ its.start as u64,
         cfg.batch_points,
         Duration::from_secs(1_000 * 3600),
     );
-    let ledger = ctx.ledger(plan, "acks.log")?;
+    let ledger = ctx.ledger(plan, &format!("acks-{}.log", its.start))?;
     let mut server = ctx.server_with_groups(&data, &plan)?;
     let target = Arc::new(RwLock::new(server.url.clone()));
     // Some parts first (a graceful stop flushes), so backups have immutable files to reuse.
-    let mut writers = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
+    let mut writers = Writers::start(&ledger, &target, cfg.writers, rng.random(), pace)?;
     std::thread::sleep(Duration::from_millis(400));
     writers.stop()?;
     server.stop()?;
     server = ctx.server(&data)?;
     set(&target, &server.url);
-    writers = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
+    writers = Writers::start(&ledger, &target, cfg.writers, rng.random(), pace)?;
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
-    complete_backup(ctx, &repo, &server.url, 0, &mut sum)?;
+    complete_backup(ctx, &repo, &server.url, its.start, sum)?;
     let window = started
         .elapsed()
         .mul_f64(1.5)
         .max(Duration::from_millis(50));
 
-    for it in 0..cfg.iterations {
+    for it in its.clone() {
         let before = data_objects(&repo)?;
         let args = [
             "backup",
@@ -60,7 +87,7 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
             server.url.as_str(),
             "--json",
         ];
-        let delay = upto(&mut rng, window);
+        let delay = upto(rng, window);
         if rng.random_bool(0.25) {
             // Kill the server while a backup is being taken through it.
             let mut child = ctx.strata.spawn(&args)?;
@@ -96,7 +123,7 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
                     format!("server data after SIGKILL: {}", c.problems.join("; ")),
                 ));
             }
-            writers = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
+            writers = Writers::start(&ledger, &target, cfg.writers, rng.random(), pace)?;
         } else {
             match ctx.strata.kill_after(&args, delay)? {
                 KillOutcome::Killed => sum.kills += 1,
@@ -113,8 +140,8 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
         let orphans = data_objects(&repo)?.len().saturating_sub(before.len());
         sum.bump("objects_left_by_killed_backups", orphans as u64);
         let acked_before = ledger.acked();
-        let id = complete_backup(ctx, &repo, &server.url, it, &mut sum)?;
-        if it % 5 == 4 || it + 1 == cfg.iterations {
+        let id = complete_backup(ctx, &repo, &server.url, it, sum)?;
+        if it % 5 == 4 || it + 1 == its.end {
             let rows = ctx.restore_and_dump(&repo, &id)?;
             let c = ledger.check(&rows, Some(&acked_before), None, now_ns());
             sum.add_check(&c);
@@ -132,14 +159,14 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
             server.stop()?;
             server = ctx.server(&data)?;
             set(&target, &server.url);
-            writers = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
+            writers = Writers::start(&ledger, &target, cfg.writers, rng.random(), pace)?;
         }
         sum.iterations = it + 1;
-        ctx.progress(&sum);
+        ctx.progress(sum);
     }
     writers.stop()?;
     server.stop()?;
-    Ok(sum)
+    Ok(())
 }
 
 /// A backup that must complete and reuse what is in the repository: its count of new objects

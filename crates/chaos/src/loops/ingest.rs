@@ -5,9 +5,9 @@
 //! The server has no knob for the memtable size or age (64 MiB / 30 s) or the TTL pass (every
 //! 10 s of uptime), so the loop gets parts, merges and TTL drops by other means: a graceful
 //! restart now and then flushes the memtables into parts (six parts in a shard trigger a merge
-//! soon after the next start), and with `long_iterations` one kill in ten comes 10-40 s after
+//! soon after the next start), and with `long_iterations` one kill in fourteen comes 10-30 s after
 //! start, past the age flush of restarts and the TTL pass. The TTL group's expiring segment
-//! passes its TTL during each epoch (a fresh data directory every [`EPOCH`] kills).
+//! passes its TTL during each epoch (a fresh data directory every `--epoch` kills).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,9 +19,6 @@ use crate::error::{ChaosError, Result};
 use crate::summary::Summary;
 use crate::upto;
 use crate::workload::{Plan, Writers, now_ns};
-
-/// Kills per data directory: bounds the dump each check reads.
-const EPOCH: usize = 20;
 
 pub fn run(ctx: &Ctx) -> Result<Summary> {
     let cfg = &ctx.cfg;
@@ -40,13 +37,13 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
         let ledger = ctx.ledger(plan, &format!("acks-{epoch}.log"))?;
         let mut server = ctx.server_with_groups(&data, &plan)?;
         let target = Arc::new(RwLock::new(server.url.clone()));
-        for _ in 0..EPOCH {
+        for _ in 0..cfg.epoch.max(1) {
             if it >= cfg.iterations {
                 break;
             }
-            let writers = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
-            let delay = if cfg.long_iterations && rng.random_bool(0.1) {
-                Duration::from_millis(rng.random_range(10_000..40_000))
+            let writers = Writers::start(&ledger, &target, cfg.writers, rng.random(), cfg.pace)?;
+            let delay = if cfg.long_iterations && rng.random_bool(0.07) {
+                Duration::from_millis(rng.random_range(10_000..30_000))
             } else {
                 upto(&mut rng, Duration::from_millis(1500))
             };

@@ -106,7 +106,13 @@ fn snapshot(
     target: &Arc<RwLock<String>>,
     rng: &mut impl Rng,
 ) -> Result<Snap> {
-    let w = Writers::start(ledger, target, ctx.cfg.writers.min(2), rng.random())?;
+    let w = Writers::start(
+        ledger,
+        target,
+        ctx.cfg.writers.min(2),
+        rng.random(),
+        Duration::ZERO,
+    )?;
     std::thread::sleep(Duration::from_millis(rng.random_range(20..120)));
     w.stop()?;
     let v = ctx.strata.run_json(&[

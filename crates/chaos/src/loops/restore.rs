@@ -40,14 +40,14 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
     let target = Arc::new(RwLock::new(server.url.clone()));
     let mut snaps: Vec<(String, Vec<Row>)> = Vec::new();
     for (i, ms) in [150u64, 600].into_iter().enumerate() {
-        let w = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
+        let w = Writers::start(&ledger, &target, cfg.writers, rng.random(), Duration::ZERO)?;
         std::thread::sleep(Duration::from_millis(ms));
         w.stop()?;
         if i == 1 {
             server.stop()?;
             server = ctx.server(&data)?;
             *target.write().unwrap_or_else(|e| e.into_inner()) = server.url.clone();
-            let w = Writers::start(&ledger, &target, cfg.writers, rng.random())?;
+            let w = Writers::start(&ledger, &target, cfg.writers, rng.random(), Duration::ZERO)?;
             std::thread::sleep(Duration::from_millis(ms));
             w.stop()?;
         }
