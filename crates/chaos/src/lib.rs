@@ -57,9 +57,8 @@ pub struct Config {
     pub progress: bool,
     /// Ingest kills per data directory (each check dumps everything written since).
     pub epoch: usize,
-    /// Writers pause this long after each acknowledged batch in the ingest loop (ten times
-    /// as long in the backup loop): long runs would otherwise pile up more data than each
-    /// check can read back quickly.
+    /// Writers pause this long after each acknowledged batch (ingest and backup loops): long
+    /// runs would otherwise pile up more data than each check can read back quickly.
     pub pace: Duration,
 }
 
@@ -74,7 +73,7 @@ impl Config {
             batch_points: 50,
             long_iterations: false,
             progress: false,
-            epoch: 5,
+            epoch: 20,
             pace: Duration::from_millis(2),
         }
     }

@@ -36,8 +36,12 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     batch_points: usize,
     /// Ingest kills per fresh data directory
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 20)]
     epoch: usize,
+    /// Writers pause this long after each acknowledged batch (bounds the data each check
+    /// reads back; 0 = as fast as the server acknowledges)
+    #[arg(long, default_value_t = 20)]
+    pace_ms: u64,
     /// Never let an ingest iteration run long (by default one in fourteen runs 10-30 s, so the
     /// engine's age flush and TTL pass happen before the kill)
     #[arg(long)]
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
     cfg.long_iterations = !a.short;
     cfg.progress = true;
     cfg.epoch = a.epoch.max(1);
+    cfg.pace = std::time::Duration::from_millis(a.pace_ms);
     eprintln!(
         "strata-chaos: loop {}, {} kills per loop, seed {seed}, binary {}, work dir {}",
         a.kind.name(),

@@ -50,7 +50,7 @@ fn epoch(
     sum: &mut Summary,
 ) -> Result<()> {
     let cfg = &ctx.cfg;
-    let pace = cfg.pace * 10;
+    let pace = cfg.pace;
     let (data, repo) = (dir.join("data"), dir.join("repo"));
     ctx.init_repo(&repo)?;
     let plan = Plan::new(
