@@ -2,7 +2,7 @@
 //! through a [`Vfs`], so tests can swap the real file system for one that loses power.
 //!
 //! - [`RealVfs`] is `std::fs` with no buffering or copies of its own (the default);
-//! - `SimVfs` is an in-memory POSIX model that forgets, at a power cut, everything that was
+//! - [`SimVfs`] is an in-memory POSIX model that forgets, at a power cut, everything that was
 //!   not fsynced: file data past the last `sync_*` of the file, and directory entries (create,
 //!   rename, remove) not followed by an fsync of their parent directory.
 //!
@@ -10,6 +10,7 @@
 //! process's working directory for [`RealVfs`]).
 
 mod real;
+mod sim;
 
 use std::any::Any;
 use std::fmt;
@@ -17,6 +18,7 @@ use std::io;
 use std::path::Path;
 
 pub use real::RealVfs;
+pub use sim::{SimVfs, SplitMix};
 
 /// An open file. Writes go to the handle's cursor (or to the end for append handles).
 pub trait VfsFile: io::Write + Send + Sync {
