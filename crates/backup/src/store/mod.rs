@@ -1,13 +1,14 @@
 //! Object-store back ends and the decorators layered on them.
 //!
 //! Every repository byte goes through one `Arc<dyn ObjectStore>`: a base store chosen by the URL
-//! (local directory, S3 and compatibles, GCS, Azure, memory) wrapped in layers, innermost first:
+//! (local directory made durable by [`local::LocalStore`], S3 and compatibles, GCS, Azure, memory) wrapped in layers, innermost first:
 //! [`fault::FaultStore`] (tests only), [`retry::RetryStore`] (backoff with jitter, and resuming a
 //! download that fails mid-body), [`throttle::ThrottleStore`] (bandwidth limits) and
 //! object_store's own [`LimitStore`] (a cap on concurrent requests). The HTTP back ends also
 //! keep object_store's request-level `RetryConfig`.
 
 pub mod fault;
+pub mod local;
 pub mod retry;
 pub mod throttle;
 
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::limit::LimitStore;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -124,15 +124,11 @@ pub fn base_store(url: &str, opts: &StoreOptions, create: bool) -> Result<DynSto
         detail,
     };
     if let Some(dir) = local_dir(url) {
-        if create {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        } else if !dir.is_dir() {
+        if !create && !dir.is_dir() {
             return Err(Error::NoRepository(url.into()));
         }
-        let fs = LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| bad(e.to_string()))?
-            .with_automatic_cleanup(true);
-        return Ok(Arc::new(fs));
+        // Durable puts and deletes: see `local`.
+        return Ok(Arc::new(local::LocalStore::new(&dir, create)?));
     }
     if url == "memory://" {
         return Ok(Arc::new(InMemory::new()));
