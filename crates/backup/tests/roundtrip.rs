@@ -75,7 +75,11 @@ async fn restore_to(
 
 /// A source data dir with flushed parts and unflushed WAL, left open; and its fingerprint.
 fn make_source_open(dir: &Path) -> (Engine, (String, usize)) {
-    let e = open(dir);
+    // Snapshots would flush that WAL into parts first: keep it, so backups carry WAL.
+    let mut o = strata_engine::EngineOptions::new(dir);
+    o.background = false;
+    o.snapshot_flush = false;
+    let e = Engine::open(o).unwrap();
     ingest(&e, "metrics", base_ts(), 6000, 20);
     e.flush().unwrap();
     ingest(&e, "events", base_ts(), 1500, 5);

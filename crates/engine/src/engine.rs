@@ -73,6 +73,9 @@ fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
+/// Default of [`EngineOptions::idle_flush`].
+pub const DEFAULT_IDLE_FLUSH: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub data_dir: PathBuf,
@@ -84,10 +87,18 @@ pub struct EngineOptions {
     pub memtable_bytes: usize,
     /// ... or when its oldest row is this old.
     pub memtable_age: Duration,
+    /// ... or when it got no write for this long, so data of a quiet (or finished) ingest
+    /// leaves the WAL for parts: backups then carry parts, not WAL, and restores replay
+    /// nothing. `Duration::ZERO` turns the idle trigger off.
+    pub idle_flush: Duration,
     /// Run background merges and TTL drops (off in some tests).
     pub background: bool,
     /// The file system the engine runs on: [`RealVfs`] except in power-loss tests.
     pub vfs: Arc<dyn Vfs>,
+    /// Flush the memtables before each snapshot (default), so snapshots and backups carry
+    /// parts rather than WAL. Off, a snapshot carries the WAL since the last flush instead
+    /// (tests of WAL replay after restore use this).
+    pub snapshot_flush: bool,
 }
 
 impl EngineOptions {
@@ -98,8 +109,10 @@ impl EngineOptions {
             node_id: None,
             memtable_bytes: 64 << 20,
             memtable_age: Duration::from_secs(30),
+            idle_flush: DEFAULT_IDLE_FLUSH,
             background: true,
             vfs: Arc::new(RealVfs),
+            snapshot_flush: true,
         }
     }
 }
@@ -176,8 +189,10 @@ impl Engine {
         commit::delete_group(&self.inner, name)
     }
 
-    /// Take a consistent snapshot (see [`Snapshot`]). Writers are held only for a short
-    /// critical section. Release it with [`Engine::release_snapshot`].
+    /// Take a consistent snapshot (see [`Snapshot`]). The memtables are flushed first (writers
+    /// go on into a fresh memtable meanwhile), so the snapshot holds parts and only the WAL
+    /// written since. Writers are held only for a short critical section. Release it with
+    /// [`Engine::release_snapshot`].
     pub fn snapshot(&self) -> Result<Snapshot> {
         snap::take(&self.inner)
     }

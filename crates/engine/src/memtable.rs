@@ -67,6 +67,8 @@ pub struct Memtable {
     pub bytes: usize,
     /// When the first row went in (for the age trigger).
     pub first_insert: Option<Instant>,
+    /// When the last batch went in (for the idle trigger); set once per batch by the writer.
+    pub last_insert: Option<Instant>,
     pub points: u64,
 }
 

@@ -21,6 +21,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// WAL fsync policy: `always`, `never`, `interval:<duration>`.
     pub fsync: String,
+    /// Flush a memtable that got no write for this long (humantime, e.g. `5s`; `0s` = never),
+    /// so data of a finished ingest leaves the WAL for parts.
+    pub idle_flush: String,
 }
 
 /// One layer of configuration; `None` means "not set here".
@@ -33,6 +36,7 @@ pub struct ConfigLayer {
     pub auth_token: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub fsync: Option<String>,
+    pub idle_flush: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +65,13 @@ pub enum ConfigError {
     Fsync(String),
     #[error("max_body_bytes must be at least 1")]
     BodyLimit,
+    #[error("bad idle_flush '{0}': expected a duration such as 5s, 500ms or 0s (off)")]
+    IdleFlush(String),
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+pub const DEFAULT_IDLE_FLUSH: &str = "5s";
 
 impl ConfigLayer {
     /// Read a TOML file: the same keys as [`ConfigLayer`], e.g. `listen = "0.0.0.0:8480"`.
@@ -80,7 +87,7 @@ impl ConfigLayer {
     }
 
     /// `STRATA_DATA_DIR`, `STRATA_LISTEN`, `STRATA_REPO`, `STRATA_AUTH_TOKEN`,
-    /// `STRATA_MAX_BODY_BYTES`, `STRATA_FSYNC`; `get` is `std::env::var` outside tests.
+    /// `STRATA_MAX_BODY_BYTES`, `STRATA_FSYNC`, `STRATA_IDLE_FLUSH`; `get` is `std::env::var` outside tests.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<ConfigLayer, ConfigError> {
         let max_body_bytes = match get("STRATA_MAX_BODY_BYTES") {
             Some(v) => Some(v.trim().parse().map_err(|_| ConfigError::Env {
@@ -96,6 +103,7 @@ impl ConfigLayer {
             auth_token: get("STRATA_AUTH_TOKEN").filter(|t| !t.is_empty()),
             max_body_bytes,
             fsync: get("STRATA_FSYNC"),
+            idle_flush: get("STRATA_IDLE_FLUSH"),
         })
     }
 
@@ -108,6 +116,7 @@ impl ConfigLayer {
             auth_token: self.auth_token.or(lower.auth_token),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             fsync: self.fsync.or(lower.fsync),
+            idle_flush: self.idle_flush.or(lower.idle_flush),
         }
     }
 
@@ -122,6 +131,9 @@ impl ConfigLayer {
             auth_token: self.auth_token.filter(|t| !t.is_empty()),
             max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             fsync: self.fsync.unwrap_or_else(|| "always".to_string()),
+            idle_flush: self
+                .idle_flush
+                .unwrap_or_else(|| DEFAULT_IDLE_FLUSH.to_string()),
         };
         c.validate()?;
         Ok(c)
@@ -157,12 +169,19 @@ impl Config {
             .map_err(|_| ConfigError::Fsync(self.fsync.clone()))
     }
 
+    /// The idle-flush delay; zero turns the trigger off.
+    pub fn idle_flush(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(self.idle_flush.trim())
+            .map_err(|_| ConfigError::IdleFlush(self.idle_flush.clone()))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let addr = self.listen_addr()?;
         if !addr.ip().is_loopback() && self.auth_token.is_none() {
             return Err(ConfigError::TokenRequired(addr));
         }
         self.fsync_policy()?;
+        self.idle_flush()?;
         if self.max_body_bytes == 0 {
             return Err(ConfigError::BodyLimit);
         }
@@ -199,6 +218,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8480");
         assert_eq!(c.repo, "./strata-backups");
         assert_eq!(c.fsync, "always");
+        assert_eq!(c.idle_flush().unwrap(), std::time::Duration::from_secs(5));
         assert_eq!(c.auth_token, None);
     }
 
@@ -218,12 +238,17 @@ mod tests {
         let env = env(&[
             ("STRATA_LISTEN", "127.0.0.1:2222"),
             ("STRATA_REPO", "/env/repo"),
+            ("STRATA_IDLE_FLUSH", "250ms"),
         ]);
         let c = Config::resolve(flags, env, Some(&file)).unwrap();
         assert_eq!(c.listen, "127.0.0.1:3333"); // flag
         assert_eq!(c.repo, "/env/repo"); // env
         assert_eq!(c.data_dir, PathBuf::from("/file/data")); // file
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES); // default
+        assert_eq!(
+            c.idle_flush().unwrap(),
+            std::time::Duration::from_millis(250)
+        ); // env
     }
 
     #[test]
@@ -259,6 +284,11 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(bad_fsync.finish(), Err(ConfigError::Fsync(_))));
+        let bad_idle = ConfigLayer {
+            idle_flush: Some("soon".into()),
+            ..Default::default()
+        };
+        assert!(matches!(bad_idle.finish(), Err(ConfigError::IdleFlush(_))));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();

@@ -52,6 +52,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
     let mut opts = EngineOptions::new(&config.data_dir);
     opts.fsync = config.fsync_policy()?;
+    opts.idle_flush = config.idle_flush()?;
     let engine = Arc::new(Engine::open(opts)?);
     tracing::info!(data_dir = %config.data_dir.display(), node_id = engine.node_id(), "engine open");
 

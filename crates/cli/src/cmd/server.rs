@@ -7,7 +7,7 @@ use strata_server::{Config, ConfigLayer};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// TOML configuration file (keys: data_dir, listen, repo, auth_token, max_body_bytes, fsync)
+    /// TOML configuration file (keys: data_dir, listen, repo, auth_token, max_body_bytes, fsync, idle_flush)
     #[arg(long, env = "STRATA_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory [default: ./strata-data]
@@ -28,6 +28,9 @@ pub struct Args {
     /// WAL fsync policy: always, never, interval:<duration> [default: always]
     #[arg(long)]
     fsync: Option<String>,
+    /// Flush a memtable idle this long to parts, e.g. 5s; 0s turns it off [default: 5s]
+    #[arg(long)]
+    idle_flush: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         auth_token: args.auth_token,
         max_body_bytes: args.max_body_bytes,
         fsync: args.fsync,
+        idle_flush: args.idle_flush,
     };
     let env = ConfigLayer::from_env(|k| std::env::var(k).ok())?;
     let config = Config::resolve(flags, env, args.config.as_deref())?;

@@ -1,4 +1,4 @@
-//! Named worker threads: `strata-flush` (memtable size/age trigger, interval fsync, TTL,
+//! Named worker threads: `strata-flush` (memtable size/age/idle trigger, interval fsync, TTL,
 //! snapshot expiry) and `strata-merge` (bounded part count).
 
 use std::sync::Arc;
@@ -30,9 +30,11 @@ pub fn spawn(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
 fn flush_due(inner: &Inner) -> bool {
     let st = read(&inner.state);
     let m = read(&st.active);
+    let idle = inner.opts.idle_flush;
     m.bytes >= inner.opts.memtable_bytes
         || m.first_insert
             .is_some_and(|t| t.elapsed() >= inner.opts.memtable_age)
+        || (!idle.is_zero() && m.last_insert.is_some_and(|t| t.elapsed() >= idle))
 }
 
 fn flush_loop(inner: &Inner) {

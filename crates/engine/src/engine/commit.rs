@@ -99,6 +99,7 @@ pub fn write(inner: &Inner, group: &str, points: &[Point]) -> Result<u64> {
         for p in sorted.iter() {
             m.insert(group, p, lsn);
         }
+        m.last_insert = Some(Instant::now());
         let bytes = m.bytes;
         drop(m);
         c.last_lsn = lsn;

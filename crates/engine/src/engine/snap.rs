@@ -3,16 +3,18 @@
 //! ENGINE file, and the WAL from the checkpoint up to the cut (sealed segments linked, the
 //! active one copied up to the cut).
 //!
-//! Writers are held only while the cut LSN is read under the commit lock. The `layout` lock is
-//! held while linking, so no merge, flush publish or TTL drop changes the part set meanwhile;
-//! afterwards the hard links keep the snapshot's files alive whatever the live engine deletes.
+//! The memtables are flushed first, so the WAL part of a snapshot is only what was written
+//! between that flush and the cut. Writers are held only while the cut LSN is read under the
+//! commit lock. The `layout` lock is held while linking, so no merge, flush publish or TTL drop
+//! changes the part set meanwhile; afterwards the hard links keep the snapshot's files alive
+//! whatever the live engine deletes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::{create_dir_all, fsync_dir, remove_all, write_new};
+use crate::format::{create_dir_all, remove_all, write_new};
 use crate::meta_files;
 use crate::part::{DATA_FILE, INDEX_FILE, META_FILE};
 use crate::snapshot::{Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo};
@@ -75,6 +77,13 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
     let snaps = inner.dir.join("snapshots");
     let tmp = snaps.join(format!("{id}.tmp"));
     let dir = snaps.join(&id);
+    // Move the memtables into parts first: the snapshot (and every backup of it) then carries
+    // immutable parts that incremental backups never upload twice, and only the WAL written
+    // since this flush, instead of re-copying the active WAL segment each time. Writers are
+    // not held: the flush freezes the memtable and they go on into a fresh one.
+    if inner.opts.snapshot_flush {
+        super::flush::flush(inner)?;
+    }
     let vfs = inner.vfs();
     let layout = lock(&inner.layout);
     let (cut, catalog) = {
@@ -89,13 +98,13 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
         let engine_bytes = vfs
             .read(&inner.dir.join(meta_files::ENGINE_FILE))
             .map_err(|e| Error::io(inner.dir.join(meta_files::ENGINE_FILE), e))?;
-        write_new(vfs, &tmp.join(meta_files::ENGINE_FILE), &engine_bytes)?;
+        write_plain(vfs, &tmp.join(meta_files::ENGINE_FILE), &engine_bytes)?;
         let ckpt = super::open::checkpoint_for(
             &catalog,
             ckpt_lsn,
             inner.next_part_id.load(Ordering::SeqCst),
         );
-        write_new(
+        write_plain(
             vfs,
             &tmp.join(meta_files::CHECKPOINT_FILE),
             &meta_files::encode_checkpoint(&ckpt)?,
@@ -112,24 +121,20 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
                 for f in [DATA_FILE, INDEX_FILE, META_FILE] {
                     link_or_copy(vfs, &p.dir.join(f), &pdir.join(f))?;
                 }
-                fsync_dir(vfs, &pdir)?;
                 parts.push(p.meta.to_info(rel.join(&name)));
             }
             let m = manifest_of(inner, key, s);
-            write_new(
+            write_plain(
                 vfs,
                 &sdir.join(crate::manifest::file_name(m.epoch)),
                 &crate::manifest::encode(&m)?,
             )?;
-            fsync_dir(vfs, &sdir)?;
         }
         let wal_infos = copy_wal(inner, &tmp, ckpt_lsn, cut)?;
         for d in ["wal", "data"] {
             create_dir_all(vfs, &tmp.join(d))?;
         }
-        fsync_tree(vfs, &tmp)?;
         vfs.rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        fsync_dir(vfs, &snaps)?;
         Ok((parts, wal_infos))
     })();
     drop(layout);
@@ -210,7 +215,7 @@ fn copy_wal(inner: &Inner, tmp: &Path, ckpt: u64, cut: u64) -> Result<Vec<WalSeg
         let Some((first, last)) = lsns else {
             continue;
         };
-        write_new(vfs, &dest, &bytes[..end])?;
+        write_plain(vfs, &dest, &bytes[..end])?;
         out.push(WalSegmentInfo {
             rel_path: rel,
             first_lsn: first,
@@ -218,17 +223,17 @@ fn copy_wal(inner: &Inner, tmp: &Path, ckpt: u64, cut: u64) -> Result<Vec<WalSeg
             size: end as u64,
         });
     }
-    fsync_dir(vfs, &wdir)?;
     Ok(out)
 }
 
-fn fsync_tree(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
-    for ent in vfs.read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        if ent.is_dir {
-            fsync_tree(vfs, &dir.join(&ent.name))?;
-        }
-    }
-    fsync_dir(vfs, dir)
+/// Write a new snapshot file without fsync. Snapshots never need to survive a crash: open
+/// removes `snapshots/` wholesale, and a backup reads the snapshot while it is live (from the
+/// page cache). Skipping the thousands of file and directory fsyncs of a large part set is
+/// most of what makes a nothing-new backup cheap. (Hard-linked parts are durable already.)
+fn write_plain(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = vfs.create_new(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Every file of the snapshot with size and BLAKE3; part data files take their digest from the
