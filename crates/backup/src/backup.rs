@@ -145,6 +145,20 @@ async fn parent_of(repo: &Repository, node_id: &str) -> Result<Option<String>> {
         .map(|m| m.id.clone()))
 }
 
+/// Seconds spent in each phase of [`backup_timed`] (reported by `strata backup --json` and
+/// the benchmark; never persisted).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PhaseTimings {
+    /// Listing the repository's objects and finding the parent snapshot.
+    pub list_s: f64,
+    /// Matching the snapshot's files against the repository (what to upload).
+    pub plan_s: f64,
+    /// Reading, checking, compressing, encrypting and uploading new objects.
+    pub upload_s: f64,
+    /// Building, validating and writing the manifest.
+    pub manifest_s: f64,
+}
+
 /// Uploads `snap` and writes its manifest. Returns the manifest written.
 pub async fn backup(
     repo: Arc<Repository>,
@@ -152,9 +166,28 @@ pub async fn backup(
     opts: &BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<Manifest> {
+    backup_timed(repo, snap, opts, progress)
+        .await
+        .map(|(m, _)| m)
+}
+
+/// [`backup`], also returning how long each phase took.
+pub async fn backup_timed(
+    repo: Arc<Repository>,
+    snap: &Snapshot,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<(Manifest, PhaseTimings)> {
+    let mut timings = PhaseTimings::default();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |slot: &mut f64| {
+        *slot = clock.elapsed().as_secs_f64();
+        clock = std::time::Instant::now();
+    };
     progress.set_phase("listing repository");
     let existing = repo.list_objects().await?;
     let parent = parent_of(&repo, &snap.node_id).await?;
+    lap(&mut timings.list_s);
 
     let mut files = Vec::with_capacity(snap.files.len());
     let mut jobs: HashMap<String, Job> = HashMap::new();
@@ -173,6 +206,7 @@ pub async fn backup(
         });
     }
     let job_bytes: u64 = jobs.values().map(|j| j.size).sum();
+    lap(&mut timings.plan_s);
     progress.start("uploading", jobs.len() as u64, job_bytes);
 
     let sem = Arc::new(Semaphore::new(opts.parallelism.max(1)));
@@ -225,6 +259,7 @@ pub async fn backup(
         }
     }
 
+    lap(&mut timings.upload_s);
     let entries = files
         .into_iter()
         .map(|(path, f, id)| FileEntry {
@@ -295,6 +330,7 @@ pub async fn backup(
     manifest.validate(&manifest.id)?;
     progress.set_phase("writing manifest");
     repo.save_manifest(&manifest).await?;
+    lap(&mut timings.manifest_s);
     progress.set_phase("done");
-    Ok(manifest)
+    Ok((manifest, timings))
 }

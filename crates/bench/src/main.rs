@@ -7,6 +7,7 @@ mod datagen;
 mod lineproto;
 mod load;
 mod machine;
+mod parts;
 mod pipeline;
 mod procs;
 mod promwrite;
@@ -112,6 +113,10 @@ struct Args {
     /// Only generate the data sets and print their sizes and the generation speed
     #[arg(long)]
     gen_only: bool,
+    /// Parts of the nothing-new backup scenario (`backup_nothing_new_1000_parts`); 0 skips it
+    /// [default: 1000; smoke: 40]
+    #[arg(long)]
+    nothing_new_parts: Option<usize>,
 }
 
 /// What a size preset means.
@@ -361,6 +366,26 @@ fn run(mut args: Args) -> Result<(), String> {
         for t in order {
             let st = (t.system() == "strata").then_some(&strata);
             pipeline.run(t, st, rep, &mut records);
+        }
+        let parts = args
+            .nothing_new_parts
+            .unwrap_or(if args.size == Size::Smoke { 40 } else { 1000 });
+        if parts > 0 && args.systems.iter().any(|s| s == "strata") {
+            eprintln!("rep {rep}: {} ({parts} parts)", parts::SCENARIO);
+            let (metrics, skipped) = match parts::run(&strata, &work, parts) {
+                Ok(m) => (m, None),
+                Err(e) => {
+                    eprintln!("  {}: skipped: {e}", parts::SCENARIO);
+                    (Vec::new(), Some(e))
+                }
+            };
+            records.push(pipeline::Record {
+                rep,
+                scenario: parts::SCENARIO.into(),
+                system: "strata".into(),
+                metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                skipped,
+            });
         }
     }
 

@@ -138,6 +138,17 @@ impl Server {
         args: &[String],
         log: &Path,
     ) -> Result<Server, ProcError> {
+        Self::start_env(name, program, args, &[], log)
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_env(
+        name: &str,
+        program: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Server, ProcError> {
         let out = File::create(log).map_err(|source| ProcError::Io {
             what: format!("create {}", log.display()),
             source,
@@ -153,7 +164,11 @@ impl Server {
         } else {
             Command::new(program)
         };
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         let child = cmd.spawn().map_err(|source| ProcError::Spawn {
             program: program.to_string(),
             source,

@@ -10,7 +10,7 @@ use crate::spool::Protocol;
 
 pub const GROUP: &str = "bench";
 /// The password of the benchmark repositories (a throwaway; repositories live in temp dirs).
-const PASSWORD: &str = "strata-bench-password";
+pub const PASSWORD: &str = "strata-bench-password";
 
 pub struct Strata {
     pub bin: PathBuf,
@@ -25,6 +25,32 @@ impl Strata {
         let m = run_measured(&self.bin(), args, &[("STRATA_REPO_PASSWORD", PASSWORD)])
             .map_err(|e| e.to_string())?;
         check(&format!("strata {what}"), m)
+    }
+
+    /// A fresh repository with compression and encryption on.
+    pub fn init_encrypted(&self, repo: &Path) -> Result<(), String> {
+        self.init_repo(repo, true)
+    }
+
+    /// `strata backup --server URL --json`: the measured process and its JSON answer.
+    pub fn backup_json(
+        &self,
+        base_url: &str,
+        repo: &Path,
+    ) -> Result<(Measured, serde_json::Value), String> {
+        let args = [
+            "backup",
+            "--repo",
+            &repo.to_string_lossy(),
+            "--server",
+            base_url,
+            "--json",
+        ]
+        .map(String::from);
+        let m = self.cli("backup", &args)?;
+        let v = serde_json::from_str(&m.stdout)
+            .map_err(|e| format!("strata backup --json: not JSON ({e})"))?;
+        Ok((m, v))
     }
 
     /// `DELETE /api/v1/snapshots/{id}`: lets the server drop the snapshot's hard links.
