@@ -150,7 +150,10 @@ pub fn scan_segment(
         let h = &bytes[off..off + FRAME_HEADER_LEN];
         let hcrc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
         if crc32c::crc32c(&h[..20]) != hcrc {
-            if all_zero(off) {
+            // A torn append leaves a prefix of the frame and then zeros (sectors the power cut
+            // never wrote, possibly inside the header itself). Nothing but zeros after the
+            // header means no acknowledged frame can follow: a torn tail, not corruption.
+            if all_zero(off) || all_zero(off + FRAME_HEADER_LEN) {
                 return torn_here("zeroed tail");
             }
             return Err(corrupt(off, "WAL frame header checksum mismatch"));
@@ -379,6 +382,24 @@ mod tests {
         assert_eq!(lsns.len(), 3);
         assert!(out.torn);
         assert_eq!(out.valid_len, b.len() as u64);
+    }
+
+    #[test]
+    fn frame_header_torn_by_a_zeroed_sector_is_a_torn_tail() {
+        // Power-loss seed 10118: the new frame's first bytes reached the disk, the rest of its
+        // header fell in a sector that reads back as zeros.
+        let b = segment_with(3);
+        let mut next = Vec::new();
+        encode_frame(4, 1, b"payload 4", &mut next);
+        for kept in 1..FRAME_HEADER_LEN {
+            let mut t = b.clone();
+            t.extend_from_slice(&next[..kept]);
+            t.extend_from_slice(&[0u8; 40]);
+            let (lsns, out) = collect(Path::new("w"), &t, true).unwrap();
+            assert_eq!(lsns, vec![1, 2, 3], "kept {kept}");
+            assert!(out.torn && out.valid_len == b.len() as u64);
+            assert!(collect(Path::new("w"), &t, false).is_err());
+        }
     }
 
     #[test]

@@ -261,7 +261,9 @@ fn run(seed: u64) -> Result<u64, String> {
 /// Seeds that found a defect, run on every test run whatever the knobs say.
 /// - 21: `wal/` created at first open without an fsync of the data directory; a cut before the
 ///   first flush lost the whole WAL and every acknowledged write.
-const REGRESSION_SEEDS: [u64; 1] = [21];
+/// - 10118: a torn append whose frame header ended in a zeroed sector was reported as WAL
+///   corruption and the engine refused to open.
+const REGRESSION_SEEDS: [u64; 2] = [21, 10118];
 
 #[test]
 fn regression_seeds() {
