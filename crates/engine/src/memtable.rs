@@ -20,13 +20,19 @@ impl SeriesMeta {
     /// by the map it lives in).
     pub fn tag_key(tags: &[(String, String)]) -> String {
         let mut k = String::new();
+        Self::tag_key_into(tags, &mut k);
+        k
+    }
+
+    /// [`SeriesMeta::tag_key`] into `k` (cleared first).
+    pub fn tag_key_into(tags: &[(String, String)], k: &mut String) {
+        k.clear();
         for (a, b) in tags {
             k.push_str(a);
             k.push('\u{1}');
             k.push_str(b);
             k.push('\0');
         }
-        k
     }
 
     pub fn sid(&self) -> u64 {
@@ -70,6 +76,9 @@ pub struct Memtable {
     /// When the last batch went in (for the idle trigger); set once per batch by the writer.
     pub last_insert: Option<Instant>,
     pub points: u64,
+    /// Reused buffer for the series key of each inserted point: an existing series (the
+    /// common case) is then found without allocating.
+    key_buf: String,
 }
 
 impl Memtable {
@@ -91,10 +100,11 @@ impl Memtable {
             Some(m) => m,
             None => g.entry(p.measure.clone()).or_default(),
         };
-        let key = SeriesMeta::tag_key(&p.tags);
-        let s = match m.get_mut(&key) {
+        SeriesMeta::tag_key_into(&p.tags, &mut self.key_buf);
+        let s = match m.get_mut(self.key_buf.as_str()) {
             Some(s) => s,
             None => {
+                let key = self.key_buf.clone();
                 self.bytes += key.len() * 2 + 64;
                 m.entry(key).or_insert_with(|| SeriesBuf {
                     meta: Arc::new(SeriesMeta {
