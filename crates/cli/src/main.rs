@@ -40,6 +40,8 @@ enum Command {
     Restore(cmd::restore::Args),
     /// Remove snapshots by retention policy and free unreferenced objects
     Prune(cmd::prune::Args),
+    /// Check every file of a data directory or snapshot without opening it for writing
+    Check(cmd::check::Args),
 }
 
 fn main() {
@@ -56,6 +58,7 @@ fn main() {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Restore(a) => cmd::restore::run(a),
         Command::Prune(a) => cmd::prune::run(a),
+        Command::Check(a) => cmd::check::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod check;
 pub mod diff;
 pub mod prune;
 pub mod query;
