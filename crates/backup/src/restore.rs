@@ -1,5 +1,6 @@
 //! `strata restore`: plan, verify the plan's objects, download into a staging directory beside
-//! the target, check every digest, open the engine on it (WAL replay to the cut, index rebuild),
+//! the target, check every digest, check the staged data dir (`strata_engine::check`), open the
+//! engine on it (WAL replay to the cut, index rebuild),
 //! fsync, then swap atomically, keeping the old directory as `DIR.pre-restore-<time>`.
 //!
 //! The swap is two renames guarded by a journal (`.DIR.restore-journal` beside the target),
@@ -154,6 +155,31 @@ pub fn recover(target: &Path) -> Result<Option<String>> {
     Ok(Some(j.snapshot))
 }
 
+/// Resolves `spec`; for `latest`, every manifest must be readable. `Repository::resolve`
+/// skips manifests it cannot load, so a transient store error on the newest one (or damage to
+/// it) would silently restore an older snapshot: found by the S3 fault test
+/// (`tests/faults.rs`). Restore refuses instead: a transient error is returned as such
+/// (retrying can help), a damaged manifest asks the operator to name the snapshot.
+async fn resolve_strictly(repo: &Repository, spec: &str) -> Result<String> {
+    if spec != "latest" {
+        return repo.resolve(spec).await;
+    }
+    let (manifests, bad) = repo.manifests().await?;
+    if let Some((id, e)) = bad.into_iter().next() {
+        return Err(match e {
+            Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => Error::Refused(format!(
+                "cannot tell which snapshot is the latest: the manifest of snapshot {id} cannot \
+                 be read ({e}); name the snapshot to restore with --snapshot ID"
+            )),
+            e => e,
+        });
+    }
+    manifests
+        .last()
+        .map(|m| m.id.clone())
+        .ok_or_else(|| Error::SnapshotNotFound("latest (the repository is empty)".into()))
+}
+
 /// Builds the plan; fails early on a locked or (without `force`) non-empty target.
 pub async fn plan_restore(
     repo: &Repository,
@@ -161,7 +187,7 @@ pub async fn plan_restore(
     target: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestorePlan> {
-    let id = repo.resolve(spec).await?;
+    let id = resolve_strictly(repo, spec).await?;
     let manifest = repo.load_manifest(&id).await?;
     if is_locked(target)? {
         return Err(Error::Refused(format!(
@@ -300,6 +326,38 @@ async fn download_all(
     Ok(())
 }
 
+/// Every object matched its digest on download, but the snapshot itself may hold a file that
+/// was already damaged when it was backed up: the full data-dir check (every manifest epoch,
+/// every part digest, every WAL frame) runs before the engine opens the staged copy, and any
+/// finding fails the restore, naming the repository object that holds the file.
+fn refuse_damage(plan: &RestorePlan, report: &strata_engine::check::CheckReport) -> Result<()> {
+    let Some(first) = report.damaged.first() else {
+        return Ok(());
+    };
+    let rel = first.path.to_string_lossy().replace('\\', "/");
+    let name = plan
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.path == rel)
+        .map_or_else(
+            || rel.clone(),
+            |f| crate::repo::object_path(&f.object).to_string(),
+        );
+    Err(Error::Corrupt {
+        name,
+        detail: format!(
+            "restored file {rel} of snapshot {} fails the data-dir check: {}{}",
+            plan.snapshot,
+            first.detail,
+            match report.damaged.len() {
+                1 => String::new(),
+                n => format!(" (and {} more findings)", n - 1),
+            }
+        ),
+    })
+}
+
 /// Opens the staged directory once: replays the WAL to the cut, rebuilds the series index,
 /// records the node id, closes (flush + fsync).
 fn open_staged(staging: &Path, node_id: Option<&str>) -> Result<()> {
@@ -350,6 +408,12 @@ pub async fn restore(
     std::fs::create_dir(&plan.staging).map_err(io(&plan.staging))?;
     let staged = async {
         download_all(repo.clone(), plan, opts.parallelism, progress.clone()).await?;
+        progress.set_phase("checking the restored files");
+        let staging = plan.staging.clone();
+        let report = tokio::task::spawn_blocking(move || strata_engine::check::check_dir(&staging))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        refuse_damage(plan, &report)?;
         progress.set_phase("replaying WAL and rebuilding the index");
         let (staging, node) = (plan.staging.clone(), opts.node_id.clone());
         tokio::task::spawn_blocking(move || open_staged(&staging, node.as_deref()))
