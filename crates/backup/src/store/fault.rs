@@ -1,9 +1,15 @@
 //! A fault-injecting layer for tests: fails the next N puts or gets with a transient error,
 //! breaks download bodies half way, and counts requests and uploaded bytes (the incremental
 //! tests assert on those counts).
+//!
+//! It also injects random faults on a configurable fraction of requests ([`RandomFaults`],
+//! seeded): errors before the request reaches the store, errors after it succeeded (the reply
+//! was lost: the object exists but the caller was told it failed), stalls, and download bodies
+//! cut off at a random byte. Every injected fault is counted by kind ([`Injected`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
@@ -25,6 +31,138 @@ pub struct Faults {
     pub puts: AtomicUsize,
     pub gets: AtomicUsize,
     pub bytes_put: AtomicU64,
+    /// Random faults on a fraction of requests (off when `None`).
+    random: Mutex<Option<RandomState>>,
+    pub injected: Injected,
+}
+
+/// Random faults: each request draws once; with probability `rate` it gets one fault of a kind
+/// that fits the request.
+#[derive(Debug, Clone, Copy)]
+pub struct RandomFaults {
+    pub seed: u64,
+    /// Fraction of requests, 0.0..=1.0.
+    pub rate: f64,
+    /// How long an injected stall holds the request before letting it through.
+    pub stall: Duration,
+}
+
+#[derive(Debug)]
+struct RandomState {
+    cfg: RandomFaults,
+    rng: u64,
+}
+
+/// Counts of the random faults injected, by kind.
+#[derive(Debug, Default)]
+pub struct Injected {
+    /// Failed before reaching the store.
+    pub errors: AtomicU64,
+    /// Reached the store and succeeded, then reported as failed.
+    pub lost_replies: AtomicU64,
+    pub stalls: AtomicU64,
+    /// Download bodies that broke after a random number of bytes.
+    pub cut_bodies: AtomicU64,
+}
+
+impl Injected {
+    pub fn total(&self) -> u64 {
+        [
+            &self.errors,
+            &self.lost_replies,
+            &self.stalls,
+            &self.cut_bodies,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::SeqCst))
+        .sum()
+    }
+}
+
+/// What a request draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    Error,
+    LostReply,
+    Stall(Duration),
+    /// Cut the body after this fraction (per mille) of its bytes.
+    Cut(u64),
+}
+
+/// The kinds a request can suffer.
+#[derive(Clone, Copy)]
+enum Req {
+    /// A write: error, lost reply or stall.
+    Write,
+    /// A read with a body: error, stall or cut body.
+    Read,
+    /// Metadata (head, list): error or stall.
+    Meta,
+}
+
+impl Faults {
+    /// Turns random faults on (or off with `None`).
+    pub fn set_random(&self, cfg: Option<RandomFaults>) {
+        let mut g = self.random.lock().unwrap_or_else(|p| p.into_inner());
+        *g = cfg.map(|cfg| RandomState {
+            cfg,
+            rng: cfg.seed | 1,
+        });
+    }
+
+    fn draw(&self, req: Req) -> Fault {
+        let mut g = self.random.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(st) = g.as_mut() else {
+            return Fault::None;
+        };
+        let mut next = || {
+            st.rng ^= st.rng >> 12;
+            st.rng ^= st.rng << 25;
+            st.rng ^= st.rng >> 27;
+            st.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let roll = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        if roll >= st.cfg.rate {
+            return Fault::None;
+        }
+        let pick = next();
+        let stall = st.cfg.stall;
+        let f = match (req, pick % 3) {
+            (Req::Write, 0) | (Req::Read, 0) | (Req::Meta, 0) => Fault::Error,
+            (Req::Write, 1) => Fault::LostReply,
+            (Req::Read, 1) => Fault::Cut((pick >> 8) % 1000),
+            _ => Fault::Stall(stall),
+        };
+        let counter = match f {
+            Fault::Error => &self.injected.errors,
+            Fault::LostReply => &self.injected.lost_replies,
+            Fault::Stall(_) => &self.injected.stalls,
+            Fault::Cut(_) => &self.injected.cut_bodies,
+            Fault::None => return f,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        f
+    }
+}
+
+/// Applies a drawn fault around `op`: fail before, stall, or run and then fail.
+async fn around<T, F>(fault: Fault, what: &str, op: F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    match fault {
+        Fault::Error => Err(injected(what)),
+        Fault::Stall(d) => {
+            tokio::time::sleep(d).await;
+            op.await
+        }
+        Fault::LostReply => {
+            op.await?;
+            Err(injected(&format!("{what} reply")))
+        }
+        Fault::None | Fault::Cut(_) => op.await,
+    }
 }
 
 /// Takes one unit from `c` if it is positive.
@@ -76,12 +214,15 @@ impl MultipartUpload for CountedUpload {
         if take(&self.faults.fail_puts) {
             return Box::pin(async { Err(injected("part upload")) });
         }
-        self.inner.put_part(data)
+        let fault = self.faults.draw(Req::Write);
+        let part = self.inner.put_part(data);
+        Box::pin(around(fault, "part upload", part))
     }
 
     async fn complete(&mut self) -> Result<PutResult> {
         self.faults.puts.fetch_add(1, Ordering::SeqCst);
-        self.inner.complete().await
+        let fault = self.faults.draw(Req::Write);
+        around(fault, "multipart complete", self.inner.complete()).await
     }
 
     async fn abort(&mut self) -> Result<()> {
@@ -101,7 +242,8 @@ impl ObjectStore for FaultStore {
             return Err(injected("put"));
         }
         let n = payload.content_length() as u64;
-        let r = self.inner.put_opts(location, payload, opts).await?;
+        let fault = self.faults.draw(Req::Write);
+        let r = around(fault, "put", self.inner.put_opts(location, payload, opts)).await?;
         self.faults.puts.fetch_add(1, Ordering::SeqCst);
         self.faults.bytes_put.fetch_add(n, Ordering::SeqCst);
         Ok(r)
@@ -112,7 +254,13 @@ impl ObjectStore for FaultStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        let fault = self.faults.draw(Req::Meta);
+        let inner = around(
+            fault,
+            "multipart start",
+            self.inner.put_multipart_opts(location, opts),
+        )
+        .await?;
         Ok(Box::new(CountedUpload {
             inner,
             faults: self.faults.clone(),
@@ -125,11 +273,15 @@ impl ObjectStore for FaultStore {
             return Err(injected("get"));
         }
         let head = options.head;
-        let r = self.inner.get_opts(location, options).await?;
-        if head || !take(&self.faults.cut_bodies) {
-            return Ok(r);
-        }
-        let limit = self.faults.cut_after.load(Ordering::SeqCst);
+        let fault = self.faults.draw(if head { Req::Meta } else { Req::Read });
+        let r = around(fault, "get", self.inner.get_opts(location, options)).await?;
+        let limit = match fault {
+            Fault::Cut(per_mille) if !head => (r.range.end - r.range.start) * per_mille / 1000,
+            _ if !head && take(&self.faults.cut_bodies) => {
+                self.faults.cut_after.load(Ordering::SeqCst)
+            }
+            _ => return Ok(r),
+        };
         let (meta, range, attributes, extensions) = (
             r.meta.clone(),
             r.range.clone(),
@@ -174,11 +326,22 @@ impl ObjectStore for FaultStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        match self.faults.draw(Req::Meta) {
+            Fault::Error => futures::stream::once(async { Err(injected("list")) }).boxed(),
+            Fault::Stall(d) => {
+                let inner = self.inner.list(prefix);
+                futures::stream::once(tokio::time::sleep(d))
+                    .filter_map(|()| async { None::<Result<ObjectMeta>> })
+                    .chain(inner)
+                    .boxed()
+            }
+            _ => self.inner.list(prefix),
+        }
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
+        let fault = self.faults.draw(Req::Meta);
+        around(fault, "list", self.inner.list_with_delimiter(prefix)).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
