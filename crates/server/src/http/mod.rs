@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 pub mod error;
 mod groups;
+mod limits;
 mod query;
 mod write;
 
@@ -54,4 +55,8 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> R
             auth::require_token,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            limits::refuse_announced_oversize,
+        ))
 }
