@@ -298,17 +298,18 @@ async fn download_all(
                 .acquire_owned()
                 .await
                 .map_err(|e| Error::Task(e.to_string()))?;
+            // Synchronous on purpose: tokio::fs runs these on the blocking pool, where an
+            // aborted task's mkdir or create still completes later and can recreate the
+            // staging tree after a failed restore removed it. Both calls are short.
             if let Some(parent) = dest.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(io(parent))?;
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
-            let mut file = tokio::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&dest)
-                .await
                 .map_err(io(&dest))?;
+            let mut file = tokio::fs::File::from_std(file);
             repo.download(&f.object, f.size, &digest, Some(&mut file), &dest)
                 .await?;
             file.sync_all().await.map_err(io(&dest))?;
@@ -319,7 +320,11 @@ async fn download_all(
     while let Some(r) = tasks.join_next().await {
         let r = r.map_err(|e| Error::Task(e.to_string())).and_then(|r| r);
         if let Err(e) = r {
+            // Wait for the aborted downloads to stop before the caller removes the staging
+            // tree: a failed restore left `.DIR.restore-ID` behind (found by the corruption
+            // sweep).
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
             return Err(e);
         }
     }
