@@ -291,7 +291,26 @@ pub fn release(inner: &Inner, id: &str) -> Result<()> {
     let s = lock(&inner.snapshots)
         .remove(id)
         .ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
-    remove_all(inner.vfs(), &s.dir)
+    // Unlinking thousands of hard links takes long and nobody needs to wait for it: move the
+    // snapshot into `tmp/` (one rename; open removes `tmp/` wholesale) and delete it there on
+    // a short-lived thread.
+    let trash = inner.dir.join("tmp").join(format!("released-{id}"));
+    if inner.vfs().rename(&s.dir, &trash).is_err() {
+        return remove_all(inner.vfs(), &s.dir);
+    }
+    let vfs = inner.opts.vfs.clone();
+    let gone = trash.clone();
+    let spawned = std::thread::Builder::new()
+        .name("strata-snap-rm".into())
+        .spawn(move || {
+            if let Err(e) = remove_all(&*vfs, &gone) {
+                tracing::warn!(error = %e, "removing a released snapshot failed");
+            }
+        });
+    match spawned {
+        Ok(_) => Ok(()),
+        Err(_) => remove_all(inner.vfs(), &trash),
+    }
 }
 
 /// Remove snapshots nobody released within [`SNAPSHOT_TTL`].
