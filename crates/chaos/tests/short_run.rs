@@ -107,14 +107,12 @@ fn killed_restores_leave_no_staging_directory() {
     );
 }
 
-/// Defect found by the ingest loop (seed 20261124, iteration 140; reported to the lead, the
-/// fix belongs in `crates/server/src/lib.rs`): `strata server` prints its listening line before
-/// its SIGTERM handler is installed (the signal stream is created on the first poll of the
-/// shutdown future inside `axum::serve`), so a SIGTERM sent right after start-up kills it by the
-/// default action: exit by signal 15, no flush, no clean close. Enable once the handler is
-/// armed before the listening line.
+/// Regression for a defect found by the ingest loop (seed 20261124, iteration 140): `strata
+/// server` printed its listening line before its SIGTERM handler was installed (the signal
+/// stream was created on the first poll of the shutdown future inside `axum::serve`), so a
+/// SIGTERM sent right after start-up killed it by the default action: no flush, no clean
+/// close. The handlers are now armed before the line is printed.
 #[test]
-#[ignore = "open defect: SIGTERM right after the listening line kills the server uncleanly"]
 fn sigterm_right_after_start_is_handled() {
     use strata_chaos::proc::{Server, Strata};
     let t = tempfile::Builder::new()

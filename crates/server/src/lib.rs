@@ -74,6 +74,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let bound = listener
             .local_addr()
             .map_err(io("read the bound address"))?;
+        // Arm the signal handlers before announcing the address: a SIGTERM sent as soon as
+        // the line is read must shut down gracefully, not kill by the default action.
+        let shutdown = shutdown_signal()?;
         tracing::info!(%bound, "listening");
         // Tests and scripts read the bound address from this line.
         let mut out = std::io::stdout().lock();
@@ -81,7 +84,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let _ = out.flush();
         drop(out);
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await
             .map_err(io("serve HTTP"))
     });
@@ -106,29 +109,29 @@ fn close_engine(engine: Arc<Engine>) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the SIGINT/SIGTERM handlers now (so no signal is missed from here on) and returns
+/// the future that completes on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerError> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io("listen for SIGTERM"))?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(io("listen for SIGINT"))?;
+    Ok(async move {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
-        () = term => tracing::info!("SIGTERM: shutting down"),
-    }
+    })
 }
