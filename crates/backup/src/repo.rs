@@ -148,6 +148,20 @@ impl Repository {
             let password = password.ok_or(Error::PasswordRequired)?;
             Some(unlock(&store, &cfg, password).await?)
         } else {
+            // The config's checksum is unkeyed, so anyone who can write to the repository can
+            // flip it to `none`; key files beside it show the repository was created encrypted.
+            // Refuse rather than let the next backup write plaintext beside encrypted objects.
+            let mut keys = store.list(Some(&Path::from("keys")));
+            if let Some(k) = keys.try_next().await? {
+                return Err(Error::corrupt(
+                    "config",
+                    format!(
+                        "says the repository is unencrypted, but key file {} exists: the config \
+                         was tampered with or damaged; restore it from a copy",
+                        k.location
+                    ),
+                ));
+            }
             None
         };
         Ok(Repository {

@@ -503,12 +503,10 @@ fn tampered_config_and_keys_with_valid_checksums_are_refused() {
 /// Downgrading `config` to `encryption: none` (checksum valid) must not make the next backup
 /// write plaintext into an encrypted repository.
 ///
-/// Open defect (found by this sweep): `Repository::open` trusts the unkeyed config, so the
-/// backup uploads every file in clear (32 objects here) beside the encrypted ones. The fix
-/// belongs in `crates/backup/src/repo.rs` (refuse an unencrypted config while `keys/` holds key
-/// files); remove the `ignore` with it.
+/// Regression for a defect found by the corruption sweep: `Repository::open` trusted the
+/// unkeyed config, so the backup uploaded every file in clear (32 objects here) beside the
+/// encrypted ones. It now refuses an unencrypted config while `keys/` holds key files.
 #[test]
-#[ignore = "open defect: encryption downgrade of config is not detected (repo.rs)"]
 fn encryption_downgrade_of_config_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let (data, repo) = (t.path().join("data"), t.path().join("repo"));
