@@ -124,8 +124,73 @@ fn non_empty(dir: &Path) -> Result<bool> {
     }
 }
 
+/// Locks a staging directory for the restore filling it (an advisory lock on the directory
+/// itself, so nothing is left behind). `None` when another process holds it.
+fn lock_dir(dir: &Path) -> Result<Option<std::fs::File>> {
+    let f = std::fs::File::open(dir).map_err(io(dir))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(dir, e)),
+    }
+}
+
+/// Removes what killed restores leave beside `target` when no journal names it: staging copies
+/// (`.NAME.restore-<snapshot>`, full-size and incomplete by construction) and a half-written
+/// journal. Call only once the journal is handled; a staging copy a running restore holds
+/// locked is left alone.
+fn remove_stale_staging(target: &Path) -> Result<usize> {
+    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+        return Ok(0);
+    };
+    let parent = target.parent().unwrap_or(Path::new("."));
+    let staging_prefix = format!(".{name}.restore-");
+    let journal_tmp = journal_path(target)?.with_extension("tmp");
+    let rd = match std::fs::read_dir(parent) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(parent, e)),
+    };
+    let mut removed = 0;
+    for e in rd {
+        let e = e.map_err(io(parent))?;
+        let p = e.path();
+        let file_name = e.file_name();
+        let Some(n) = file_name.to_str() else {
+            continue;
+        };
+        let is_dir = e.file_type().map_err(io(&p))?.is_dir();
+        let stale_staging = is_dir
+            && n.strip_prefix(&staging_prefix)
+                .is_some_and(|rest| rest != "journal");
+        if stale_staging {
+            let Some(_lock) = lock_dir(&p)? else {
+                continue; // a restore is filling it right now
+            };
+            tracing::warn!(path = %p.display(), "removing the staging copy of an interrupted restore");
+            std::fs::remove_dir_all(&p).map_err(io(&p))?;
+            removed += 1;
+        } else if !is_dir && p == journal_tmp {
+            std::fs::remove_file(&p).map_err(io(&p))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(parent)?;
+    }
+    Ok(removed)
+}
+
 /// Finishes a restore swap a crash interrupted. Returns the snapshot id it completed, if any.
 pub fn recover(target: &Path) -> Result<Option<String>> {
+    let finished = finish_swap(target)?;
+    // With no journal left, a staging copy beside the target belongs to a restore that was
+    // killed before its swap, unless a restore is filling it right now (it holds it locked).
+    remove_stale_staging(target)?;
+    Ok(finished)
+}
+
+fn finish_swap(target: &Path) -> Result<Option<String>> {
     let jp = journal_path(target)?;
     let bytes = match std::fs::read(&jp) {
         Ok(b) => b,
@@ -406,11 +471,21 @@ pub async fn restore(
     }
     let parent = plan.target.parent().unwrap_or(Path::new(".")).to_path_buf();
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    // A staging dir left by an interrupted run is incomplete by construction: start over.
+    // A staging dir left by an interrupted run is incomplete by construction: start over,
+    // unless another restore of the same snapshot is filling it right now.
     if plan.staging.exists() {
+        if lock_dir(&plan.staging)?.is_none() {
+            return Err(Error::Refused(format!(
+                "another restore into {} is running",
+                plan.target.display()
+            )));
+        }
         std::fs::remove_dir_all(&plan.staging).map_err(io(&plan.staging))?;
     }
     std::fs::create_dir(&plan.staging).map_err(io(&plan.staging))?;
+    // Held until the swap: `recover` (a server starting on the target, another restore)
+    // leaves a locked staging copy alone.
+    let _staging_lock = lock_dir(&plan.staging)?;
     let staged = async {
         download_all(repo.clone(), plan, opts.parallelism, progress.clone()).await?;
         progress.set_phase("checking the restored files");

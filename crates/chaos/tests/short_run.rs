@@ -88,13 +88,11 @@ fn restore_kills_leave_the_old_or_the_new_data() {
     assert_eq!(old + new, 5);
 }
 
-/// Defect found by the restore loop (reported to the lead; the fix belongs in
-/// `crates/backup/src/restore.rs`): a restore killed before its swap leaves its staging copy
-/// `.DIR.restore-<snapshot>` beside the data directory, a full-size copy that neither
-/// `restore::recover` nor `strata server` removes (only a later restore of the same snapshot
-/// does). Enable once recovery removes staging directories that have no journal.
+/// Regression for a defect found by the restore loop: a restore killed before its swap left its
+/// staging copy `.DIR.restore-<snapshot>` beside the data directory, a full-size copy that
+/// neither `restore::recover` nor `strata server` removed. Recovery now removes staging copies
+/// no journal names (unless a running restore holds the copy locked).
 #[test]
-#[ignore = "open defect: killed restores leave their staging directory behind"]
 fn killed_restores_leave_no_staging_directory() {
     let s = short(LoopKind::Restore, 5);
     assert!(s.kills > 0);

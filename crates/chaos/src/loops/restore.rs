@@ -165,6 +165,8 @@ fn staging_dirs(tgt: &Path) -> Result<usize> {
     Ok(std::fs::read_dir(parent)
         .map_err(ChaosError::io(format!("list {}", parent.display())))?
         .flatten()
+        // Staging copies are directories; the journal is a file.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .count())
 }
