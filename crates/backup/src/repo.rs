@@ -469,16 +469,26 @@ async fn put_create(store: &DynStore, path: &Path, bytes: Vec<u8>) -> Result<()>
         mode: PutMode::Create,
         ..Default::default()
     };
-    store
-        .put_opts(path, PutPayload::from(bytes), opts)
+    let bytes = bytes::Bytes::from(bytes);
+    match store
+        .put_opts(path, PutPayload::from(bytes.clone()), opts)
         .await
-        .map(|_| ())
-        .map_err(|e| match e {
-            object_store::Error::AlreadyExists { path, .. } => {
-                Error::Refused(format!("{path} already exists in the repository"))
+    {
+        Ok(_) => Ok(()),
+        // When the reply to a successful PUT is lost, the retry finds the object already
+        // there. If it holds exactly these bytes, it is our own write: the put succeeded.
+        Err(object_store::Error::AlreadyExists { path: p, .. }) => {
+            let stored = store.get(path).await?.bytes().await?;
+            if stored == bytes {
+                Ok(())
+            } else {
+                Err(Error::Refused(format!(
+                    "{p} already exists in the repository"
+                )))
             }
-            e => e.into(),
-        })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Tries every key file; a damaged one is reported only if no other key opens the repository.

@@ -24,7 +24,12 @@ use super::DynStore;
 #[derive(Debug, Default)]
 pub struct Faults {
     pub fail_puts: AtomicUsize,
+    /// Let this many puts reach the store, then report them failed (a reply lost on the way
+    /// back): the caller's retry finds its own object already there.
+    pub lose_put_replies: AtomicUsize,
     pub fail_gets: AtomicUsize,
+    /// Break this many listings after their first entry (a LIST page failing mid-stream).
+    pub break_lists: AtomicUsize,
     /// Break this many download bodies after `cut_after` bytes.
     pub cut_bodies: AtomicUsize,
     pub cut_after: AtomicU64,
@@ -246,6 +251,9 @@ impl ObjectStore for FaultStore {
         let r = around(fault, "put", self.inner.put_opts(location, payload, opts)).await?;
         self.faults.puts.fetch_add(1, Ordering::SeqCst);
         self.faults.bytes_put.fetch_add(n, Ordering::SeqCst);
+        if take(&self.faults.lose_put_replies) {
+            return Err(injected("put reply"));
+        }
         Ok(r)
     }
 
@@ -326,6 +334,14 @@ impl ObjectStore for FaultStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        if take(&self.faults.break_lists) {
+            return self
+                .inner
+                .list(prefix)
+                .take(1)
+                .chain(futures::stream::once(async { Err(injected("list page")) }))
+                .boxed();
+        }
         match self.faults.draw(Req::Meta) {
             Fault::Error => futures::stream::once(async { Err(injected("list")) }).boxed(),
             Fault::Stall(d) => {

@@ -201,7 +201,12 @@ impl ObjectStore for RetryStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        retrying_list(
+            self.inner.clone(),
+            prefix.cloned(),
+            self.max_retries,
+            self.backoff.clone(),
+        )
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
@@ -212,4 +217,57 @@ impl ObjectStore for RetryStore {
         self.retry(|| self.inner.copy_opts(from, to, options.clone()))
             .await
     }
+}
+
+struct ListState {
+    store: DynStore,
+    prefix: Option<Path>,
+    stream: BoxStream<'static, Result<ObjectMeta>>,
+    /// Everything already handed to the caller: a restarted listing skips these. Back ends do
+    /// not all list in key order (the local file system does not), so resuming "after the last
+    /// key" could skip entries; starting over and filtering cannot.
+    seen: std::collections::HashSet<Path>,
+    attempts: usize,
+    max: usize,
+    backoff: BackoffConfig,
+}
+
+/// A listing that survives transient errors mid-stream: one failed LIST page used to fail a
+/// whole backup or restore (found by the S3 fault loop).
+fn retrying_list(
+    store: DynStore,
+    prefix: Option<Path>,
+    max: usize,
+    backoff: BackoffConfig,
+) -> BoxStream<'static, Result<ObjectMeta>> {
+    let state = ListState {
+        stream: store.list(prefix.as_ref()),
+        store,
+        prefix,
+        seen: std::collections::HashSet::new(),
+        attempts: 0,
+        max,
+        backoff,
+    };
+    futures::stream::unfold(Some(state), |st| async move {
+        let mut st = st?;
+        loop {
+            match st.stream.next().await {
+                None => return None,
+                Some(Ok(meta)) => {
+                    if st.seen.insert(meta.location.clone()) {
+                        return Some((Ok(meta), Some(st)));
+                    }
+                }
+                Some(Err(e)) if is_transient(&e) && st.attempts < st.max => {
+                    tracing::debug!(error = %e, attempt = st.attempts, "restarting a listing");
+                    tokio::time::sleep(backoff_delay(&st.backoff, st.attempts)).await;
+                    st.attempts += 1;
+                    st.stream = st.store.list(st.prefix.as_ref());
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+            }
+        }
+    })
+    .boxed()
 }
