@@ -2,9 +2,14 @@
 //! any of it is read. Without this, such a request was read until the body ended or hit the
 //! limit, and a client that stopped sending early got a 400 about a broken body instead of
 //! the 413 it deserves (found by `crates/cli/tests/reliability_hostile.rs`).
+//!
+//! Every 413 also says `Connection: close`. The server does not read the rest of a body it
+//! refused, so it cannot keep the connection; without the header a keep-alive client put the
+//! connection back in its pool and its next request could land on the closed socket
+//! (`IncompleteMessage` in reqwest; a flaky CI run of the hostile-input test found it).
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -20,7 +25,7 @@ pub async fn refuse_announced_oversize(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    match announced {
+    let mut resp = match announced {
         Some(n) if n > max_body as u64 => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -29,5 +34,10 @@ pub async fn refuse_announced_oversize(
         )
         .into_response(),
         _ => next.run(req).await,
+    };
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    resp
 }
