@@ -213,7 +213,13 @@ impl Engine {
 
     /// Run merges until no shard needs one (tests and tools; the background does it too).
     pub fn compact(&self) -> Result<()> {
-        while merge::merge_once(&self.inner, 2)? {}
+        while merge::merge_once(&self.inner, merge::Policy::Full)? {}
+        Ok(())
+    }
+
+    /// Run the background merge policy until no shard needs a merge (tests and tools).
+    pub fn merge_pending(&self) -> Result<()> {
+        while merge::merge_once(&self.inner, merge::Policy::Tiered)? {}
         Ok(())
     }
 

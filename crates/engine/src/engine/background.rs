@@ -62,7 +62,7 @@ fn flush_loop(inner: &Inner) {
 
 fn merge_loop(inner: &Inner) {
     while !inner.shutdown.load(Ordering::SeqCst) {
-        match super::merge::merge_once(inner, super::merge::MERGE_TRIGGER) {
+        match super::merge::merge_once(inner, super::merge::Policy::Tiered) {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "background merge failed"),
