@@ -310,3 +310,74 @@ fn prometheus_remote_write() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 }
+
+/// InfluxDB 1.x clients (Telegraf's `outputs.influxdb`) send `CREATE DATABASE` to `/query`
+/// before writing: it creates the group, twice is fine, other InfluxQL is a clear 400.
+#[test]
+fn influx_v1_query_url_creates_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let send = |m: reqwest::Method, path: &str, form: Option<&str>| {
+        let mut r = s.request(m, path);
+        if let Some(f) = form {
+            r = r
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(f.to_string());
+        }
+        let r = r.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap())
+    };
+    // As Telegraf sends it (q in the URL, POST), then as the influx CLI does (form body).
+    let (st, v) = send(
+        reqwest::Method::POST,
+        "/query?q=CREATE%20DATABASE%20%22telegraf%22",
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["results"][0]["statement_id"], 0);
+    let (st, _) = send(
+        reqwest::Method::POST,
+        "/query",
+        Some("q=CREATE+DATABASE+telegraf%3B+CREATE+DATABASE+other"),
+    );
+    assert_eq!(st, 200);
+    let (st, v) = send(reqwest::Method::GET, "/query?q=SHOW%20DATABASES", None);
+    assert_eq!(st, 200);
+    let names: Vec<&str> = v["results"][0]["series"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"telegraf") && names.contains(&"other"),
+        "{v}"
+    );
+    // Writes then go to the group as usual.
+    let t = base_secs();
+    let r = s
+        .request(reqwest::Method::POST, "/write?db=telegraf&precision=s")
+        .body(format!("cpu,host=a usage=1 {t}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    // Anything else changes nothing and says what to use instead.
+    let before = send(reqwest::Method::GET, "/query?q=SHOW%20DATABASES", None).1;
+    for q in [
+        "SELECT%20*%20FROM%20cpu",
+        "DROP%20DATABASE%20telegraf",
+        "CREATE%20DATABASE%20x%20WITH%20DURATION%207d",
+    ] {
+        let (st, v) = send(reqwest::Method::GET, &format!("/query?q={q}"), None);
+        assert_eq!(st, 400, "{q}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("api/v1"), "{q}: {v}");
+    }
+    let (st, v) = send(reqwest::Method::GET, "/query", None);
+    assert_eq!(st, 400);
+    assert!(v["error"].as_str().unwrap().contains("\"q\""), "{v}");
+    assert_eq!(
+        send(reqwest::Method::GET, "/query?q=SHOW%20DATABASES", None).1,
+        before
+    );
+}

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 pub mod error;
 mod groups;
+mod influxql;
 mod limits;
 mod query;
 mod write;
@@ -38,6 +39,7 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> R
         .route("/api/v2/write", post(write::write_influx_v2))
         .route("/api/v1/prom/write", post(write::write_prometheus))
         .route("/api/v1/query", post(query::query))
+        .route("/query", get(influxql::query).post(influxql::query))
         .route("/api/v1/groups", get(groups::list))
         .route(
             "/api/v1/groups/{name}",
