@@ -332,11 +332,24 @@ pub fn verify_part_files(vfs: &dyn Vfs, dir: &Path) -> Result<PartMeta> {
             return Err(Error::corrupt(dir.join(super::META_FILE), "bad file name"));
         }
         let path = dir.join(&f.name);
-        let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
-        if bytes.len() as u64 != f.size {
+        // Streamed in 1 MiB pieces: reading whole data files made a restore's memory grow with
+        // the largest part (73 -> 132 MiB peak at 10x the data in the headline benchmark).
+        let file = vfs.open(&path).map_err(|e| Error::io(&path, e))?;
+        let size = file.size().map_err(|e| Error::io(&path, e))?;
+        if size != f.size {
             return Err(Error::corrupt(&path, "size does not match part metadata"));
         }
-        if blake3::hash(&bytes).to_hex().as_str() != f.blake3 {
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; (1usize << 20).min(size as usize)];
+        let mut at = 0u64;
+        while at < size {
+            let n = buf.len().min((size - at) as usize);
+            file.read_exact_at(&mut buf[..n], at)
+                .map_err(|e| Error::io(&path, e))?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        if hasher.finalize().to_hex().as_str() != f.blake3 {
             return Err(Error::corrupt(
                 &path,
                 "BLAKE3 digest does not match part metadata",
