@@ -28,6 +28,18 @@ fn backup_restore_round_trip_through_the_binary() {
     ]);
     let id1 = b1["snapshot"].as_str().unwrap().to_string();
     assert_eq!(b1["kind"], "full");
+    // Backups yield the CPU: 10 steps nicer than the caller by default (`--nice`).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let own: i64 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(b1["nice"].as_i64(), Some((own + 10).min(19)), "{b1}");
     // Nothing new: nothing but the manifest.
     let b2 = json(&["backup", "--repo", r, "--data-dir", s(&data), "--json"]);
     assert_eq!(b2["stats"]["new_objects"], 0, "{b2}");
@@ -141,6 +153,42 @@ fn unencrypted_repository_is_said_so_and_bad_input_is_one_line() {
     assert!(err.contains("no retention rule"), "{err}");
     let err = fails(&["show", "--repo", s(&repo), "ffffffff"]);
     assert!(err.contains("not found"), "{err}");
+    let out = strata()
+        .args([
+            "backup",
+            "--repo",
+            s(&repo),
+            "--data-dir",
+            s(&data),
+            "--nice",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--nice") && err.contains("0..=19"), "{err}");
+    let b = json(&[
+        "backup",
+        "--repo",
+        s(&repo),
+        "--data-dir",
+        s(&data),
+        "--nice",
+        "0",
+        "--json",
+    ]);
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let own: i64 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(b["nice"].as_i64(), Some(own), "{b}");
 }
 
 /// Flips a byte in the middle of a file.

@@ -38,10 +38,28 @@ pub struct Args {
     /// Print the result as JSON
     #[arg(long)]
     json: bool,
+    /// Lower this backup's CPU priority by N (as nice(1) does, 0-19) so that it yields the
+    /// CPU to a server on the same machine; 0 keeps the priority it was started with
+    #[arg(long, env = "STRATA_BACKUP_NICE", default_value_t = 10,
+          value_parser = clap::value_parser!(u8).range(0..=19))]
+    nice: u8,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    // Before the runtime exists: every thread it starts inherits the priority.
+    lower_priority(a.nice);
     runtime()?.block_on(run_async(a))
+}
+
+/// Adds `n` to the process's nice value (Linux threads inherit it from their creator). Not
+/// being allowed to is no reason to fail a backup: it is logged and the backup goes on.
+fn lower_priority(n: u8) {
+    if n == 0 {
+        return;
+    }
+    if let Err(e) = rustix::process::nice(i32::from(n)) {
+        tracing::warn!(error = %e, "could not lower the backup's priority");
+    }
 }
 
 async fn run_async(a: Args) -> anyhow::Result<()> {
@@ -185,6 +203,8 @@ fn report(m: &Manifest, started: Instant, t: &Timings, json: bool) -> anyhow::Re
             "stats": m.stats,
             "seconds": took.as_secs_f64(),
             "timings": t,
+            // The priority the backup ran at (see --nice).
+            "nice": rustix::process::getpriority_process(None).ok(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
