@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::batch::{PointBatch, PointRef};
 use crate::error::{Error, Result};
 use crate::model::{Catalog, FieldType, GroupCatalog, GroupSettings, MeasureCatalog, Point};
 
@@ -67,7 +68,7 @@ pub fn validate_settings(s: &GroupSettings) -> Result<()> {
     Ok(())
 }
 
-fn validate_point(p: &Point) -> Result<()> {
+fn validate_point(p: &PointRef<'_, '_>) -> Result<()> {
     let bad = |what: &str| {
         Err(Error::InvalidInput(format!(
             "measure '{}': {what}",
@@ -82,12 +83,12 @@ fn validate_point(p: &Point) -> Result<()> {
     if p.fields.is_empty() {
         return bad("a point needs at least one field");
     }
-    for (k, v) in &p.tags {
+    for (k, v) in p.tags {
         if k.is_empty() || k.contains('\0') || v.contains('\0') {
             return bad("tag keys must be non-empty; tags must contain no NUL");
         }
     }
-    for (k, _) in &p.fields {
+    for (k, _) in p.fields {
         if k.is_empty() {
             return bad("field names must be non-empty");
         }
@@ -95,44 +96,72 @@ fn validate_point(p: &Point) -> Result<()> {
     Ok(())
 }
 
+/// Same measure and the same field names and types in the same order.
+fn same_schema(a: &PointRef<'_, '_>, b: &PointRef<'_, '_>) -> bool {
+    a.measure == b.measure
+        && a.fields.len() == b.fields.len()
+        && a.fields
+            .iter()
+            .zip(b.fields)
+            .all(|((ka, va), (kb, vb))| ka == kb && va.field_type() == vb.field_type())
+}
+
 impl CatalogState {
-    /// Check a batch against the catalog without changing it.
+    /// [`CatalogState::validate_batch`] for owned points.
+    #[cfg(test)]
     pub fn validate(&self, group: &str, points: &[Point]) -> Result<CatalogDelta> {
+        self.validate_batch(group, &PointBatch::from_points(points))
+    }
+
+    /// Check a batch against the catalog without changing it.
+    pub fn validate_batch(&self, group: &str, batch: &PointBatch<'_>) -> Result<CatalogDelta> {
         validate_group_name(group)?;
         let g = self.groups.get(group);
         let mut delta = CatalogDelta::default();
         let mut known: Option<(&str, Option<&BTreeMap<String, FieldType>>)> = None;
-        for p in points {
-            validate_point(p)?;
+        let mut prev: Option<PointRef<'_, '_>> = None;
+        for p in batch.iter() {
+            validate_point(&p)?;
+            // Points of a batch mostly repeat the previous point's measure and field names and
+            // types: those were checked already, skip the schema lookups.
+            if prev.is_some_and(|q| same_schema(&q, &p)) {
+                continue;
+            }
+            prev = Some(p);
             // Batches are mostly one measure: look its schema up once per run of points.
             let schema = match known {
                 Some((m, s)) if m == p.measure => s,
                 _ => {
-                    let s = g.and_then(|g| g.measures.get(&p.measure));
-                    known = Some((&p.measure, s));
+                    let s = g.and_then(|g| g.measures.get(p.measure));
+                    known = Some((p.measure, s));
                     s
                 }
             };
-            for (name, value) in &p.fields {
+            for (name, value) in p.fields {
                 let t = value.field_type();
-                let existing = schema.and_then(|m| m.get(name)).copied().or_else(|| {
-                    delta
-                        .new_fields
-                        .iter()
-                        .find(|(m, f, _)| *m == p.measure && f == name)
-                        .map(|x| x.2)
-                });
+                let existing = schema
+                    .and_then(|m| m.get(name.as_ref()))
+                    .copied()
+                    .or_else(|| {
+                        delta
+                            .new_fields
+                            .iter()
+                            .find(|(m, f, _)| m == p.measure && f == name)
+                            .map(|x| x.2)
+                    });
                 match existing {
                     Some(e) if e != t => {
                         return Err(Error::FieldTypeConflict {
-                            measure: p.measure.clone(),
-                            field: name.clone(),
+                            measure: p.measure.to_string(),
+                            field: name.to_string(),
                             existing: e,
                             attempted: t,
                         });
                     }
                     Some(_) => {}
-                    None => delta.new_fields.push((p.measure.clone(), name.clone(), t)),
+                    None => delta
+                        .new_fields
+                        .push((p.measure.to_string(), name.to_string(), t)),
                 }
             }
         }

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::batch::PointBatch;
 use crate::error::{Error, Result};
 use crate::model::{Catalog, GroupSettings, Point};
 use crate::scan::{ScanRequest, SeriesData};
@@ -130,8 +131,6 @@ pub struct EngineStats {
     pub segments_dropped: u64,
     pub memtable_bytes: u64,
     pub last_lsn: u64,
-    /// Parts whose series table is in memory (loaded by a scan; see `part::read`).
-    pub series_tables_loaded: u64,
 }
 
 /// An open data directory. Cheap to share (`Arc<Engine>`); all methods take `&self`.
@@ -170,7 +169,13 @@ impl Engine {
     /// conflict rejects the whole batch). Returns the batch's LSN once durable per the fsync
     /// policy. Creates the group with default settings if it does not exist.
     pub fn write(&self, group: &str, points: &[Point]) -> Result<u64> {
-        commit::write(&self.inner, group, points)
+        commit::write(&self.inner, group, PointBatch::from_points(points))
+    }
+
+    /// [`Engine::write`] for a batch that may borrow its strings (the ingest path: no
+    /// allocation per point). The batch's tags are sorted by key in place.
+    pub fn write_batch(&self, group: &str, batch: PointBatch<'_>) -> Result<u64> {
+        commit::write(&self.inner, group, batch)
     }
 
     pub fn scan(&self, req: &ScanRequest) -> Result<Vec<SeriesData>> {
@@ -236,10 +241,8 @@ impl Engine {
         // Approximate (cheap at millions of series): per shard, the largest part's count.
         let mut series = 0;
         let mut parts = 0;
-        let mut series_tables_loaded = 0;
         for s in st.version.shards.values() {
             parts += s.parts.len() as u64;
-            series_tables_loaded += s.parts.iter().filter(|p| p.index_loaded()).count() as u64;
             series += s.parts.iter().map(|p| p.meta.series).max().unwrap_or(0);
         }
         let memtable_bytes = st
@@ -259,7 +262,6 @@ impl Engine {
             segments_dropped: i.stats.segments_dropped.load(Ordering::Relaxed),
             memtable_bytes,
             last_lsn: lock(&i.commit).last_lsn,
-            series_tables_loaded,
         }
     }
 

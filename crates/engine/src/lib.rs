@@ -12,6 +12,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod batch;
 pub mod check;
 pub mod encoding;
 pub mod error;
@@ -32,6 +33,7 @@ mod record;
 mod rows;
 mod wal;
 
+pub use batch::{FieldRef, PointBatch, PointRef};
 pub use engine::{Engine, EngineOptions, EngineStats, FsyncPolicy, set_node_id};
 pub use error::{Error, Result};
 pub use model::{FieldType, FieldValue, GroupSettings, Point};

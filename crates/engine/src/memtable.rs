@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::model::{FieldValue, Point};
+use crate::batch::{FieldRef, PointRef};
 use crate::rows::{Rows, empty_column, push_value};
+use crate::scan::Column;
 
 /// Identity of a series: measure and tags sorted by key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,12 +26,12 @@ impl SeriesMeta {
     }
 
     /// [`SeriesMeta::tag_key`] into `k` (cleared first).
-    pub fn tag_key_into(tags: &[(String, String)], k: &mut String) {
+    pub fn tag_key_into<K: AsRef<str>, V: AsRef<str>>(tags: &[(K, V)], k: &mut String) {
         k.clear();
         for (a, b) in tags {
-            k.push_str(a);
+            k.push_str(a.as_ref());
             k.push('\u{1}');
-            k.push_str(b);
+            k.push_str(b.as_ref());
             k.push('\0');
         }
     }
@@ -87,7 +88,7 @@ impl Memtable {
     }
 
     /// Insert one point whose tags are already sorted by key and unique.
-    pub fn insert(&mut self, group: &str, p: &Point, lsn: u64) {
+    pub fn insert(&mut self, group: &str, p: &PointRef<'_, '_>, lsn: u64) {
         if self.first_insert.is_none() {
             self.first_insert = Some(Instant::now());
         }
@@ -96,11 +97,11 @@ impl Memtable {
             Some(g) => g,
             None => self.groups.entry(group.to_string()).or_default(),
         };
-        let m = match g.get_mut(&p.measure) {
+        let m = match g.get_mut(p.measure) {
             Some(m) => m,
-            None => g.entry(p.measure.clone()).or_default(),
+            None => g.entry(p.measure.to_string()).or_default(),
         };
-        SeriesMeta::tag_key_into(&p.tags, &mut self.key_buf);
+        SeriesMeta::tag_key_into(p.tags, &mut self.key_buf);
         let s = match m.get_mut(self.key_buf.as_str()) {
             Some(s) => s,
             None => {
@@ -108,8 +109,12 @@ impl Memtable {
                 self.bytes += key.len() * 2 + 64;
                 m.entry(key).or_insert_with(|| SeriesBuf {
                     meta: Arc::new(SeriesMeta {
-                        measure: p.measure.clone(),
-                        tags: p.tags.clone(),
+                        measure: p.measure.to_string(),
+                        tags: p
+                            .tags
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
                     }),
                     rows: Rows::default(),
                     lsn: Vec::new(),
@@ -129,15 +134,15 @@ impl Memtable {
                 _ => p.fields.iter().find(|(f, _)| f == name).map(|(_, v)| v),
             };
             matched += usize::from(v.is_some());
-            push_value(col, v);
+            push_ref(col, v);
         }
-        for (_, v) in &p.fields {
+        for (_, v) in p.fields {
             self.bytes += 16 + value_heap(v);
         }
         if matched == p.fields.len() {
             return;
         }
-        for (name, v) in &p.fields {
+        for (name, v) in p.fields {
             if s.rows.cols.iter().any(|(f, _)| f == name) {
                 continue;
             }
@@ -145,8 +150,8 @@ impl Memtable {
             for _ in 0..n {
                 push_value(&mut col, None);
             }
-            push_value(&mut col, Some(v));
-            s.rows.cols.push((name.clone(), col));
+            push_ref(&mut col, Some(v));
+            s.rows.cols.push((name.to_string(), col));
         }
     }
 
@@ -155,17 +160,33 @@ impl Memtable {
     }
 }
 
-fn value_heap(v: &FieldValue) -> usize {
+fn value_heap(v: &FieldRef<'_>) -> usize {
     match v {
-        FieldValue::Str(s) => s.len(),
+        FieldRef::Str(s) => s.len(),
         _ => 0,
+    }
+}
+
+/// [`push_value`] for a borrowed value: a type mismatch (impossible after catalog
+/// validation) pushes a null, as `push_value` does.
+fn push_ref(dst: &mut Column, v: Option<&FieldRef<'_>>) {
+    match (dst, v) {
+        (Column::F64(d), Some(FieldRef::F64(x))) => d.push(Some(*x)),
+        (Column::I64(d), Some(FieldRef::I64(x))) => d.push(Some(*x)),
+        (Column::Bool(d), Some(FieldRef::Bool(x))) => d.push(Some(*x)),
+        (Column::Str(d), Some(FieldRef::Str(x))) => d.push(Some(x.to_string())),
+        (Column::F64(d), _) => d.push(None),
+        (Column::I64(d), _) => d.push(None),
+        (Column::Bool(d), _) => d.push(None),
+        (Column::Str(d), _) => d.push(None),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::Column;
+    use crate::batch::PointBatch;
+    use crate::model::{FieldValue, Point};
 
     #[test]
     fn insert_pads_new_fields_and_resolves() {
@@ -179,9 +200,15 @@ mod tests {
                 .collect(),
             timestamp: ts,
         };
-        m.insert("g", &p(2, vec![("x", FieldValue::F64(1.0))]), 1);
-        m.insert("g", &p(1, vec![("y", FieldValue::I64(7))]), 2);
-        m.insert("g", &p(2, vec![("y", FieldValue::I64(8))]), 3);
+        let pts = [
+            p(2, vec![("x", FieldValue::F64(1.0))]),
+            p(1, vec![("y", FieldValue::I64(7))]),
+            p(2, vec![("y", FieldValue::I64(8))]),
+        ];
+        let batch = PointBatch::from_points(&pts);
+        for (i, p) in batch.iter().enumerate() {
+            m.insert("g", &p, i as u64 + 1);
+        }
         let s = &m.groups["g"]["cpu"][&SeriesMeta::tag_key(&[("host".into(), "a".into())])];
         let r = s.resolved();
         assert_eq!(r.ts, vec![1, 2]);

@@ -3,6 +3,7 @@
 //! Every state change goes through the log in LSN order: batches of points, group settings and
 //! group deletion. Tags are stored sorted by key, so replay needs no canonicalisation.
 
+use crate::batch::{FieldRef, PointBatch};
 use crate::format::{ByteReader, ByteWriter, ReadError};
 use crate::model::{FieldValue, GroupSettings, Point};
 
@@ -30,39 +31,38 @@ pub const TYPE_I64: u8 = 2;
 pub const TYPE_BOOL: u8 = 3;
 pub const TYPE_STR: u8 = 4;
 
-/// Encode a batch. `order[i]` lists point i's tag indices sorted by key.
-pub fn encode_write(group: &str, points: &[Point], order: &[Vec<u16>], out: &mut Vec<u8>) {
+/// Encode a batch whose tags are already sorted by key ([`PointBatch::sort_tags`]).
+pub fn encode_write(group: &str, batch: &PointBatch<'_>, out: &mut Vec<u8>) {
     let mut w = ByteWriter {
         buf: std::mem::take(out),
     };
     w.str(group);
-    w.uvarint(points.len() as u64);
-    for (p, ord) in points.iter().zip(order) {
-        w.str(&p.measure);
+    w.uvarint(batch.len() as u64);
+    for p in batch.iter() {
+        w.str(p.measure);
         w.i64(p.timestamp);
-        w.uvarint(ord.len() as u64);
-        for &i in ord {
-            let (k, v) = &p.tags[i as usize];
+        w.uvarint(p.tags.len() as u64);
+        for (k, v) in p.tags {
             w.str(k);
             w.str(v);
         }
         w.uvarint(p.fields.len() as u64);
-        for (name, v) in &p.fields {
+        for (name, v) in p.fields {
             w.str(name);
             match v {
-                FieldValue::F64(x) => {
+                FieldRef::F64(x) => {
                     w.u8(TYPE_F64);
                     w.f64(*x);
                 }
-                FieldValue::I64(x) => {
+                FieldRef::I64(x) => {
                     w.u8(TYPE_I64);
                     w.ivarint(*x);
                 }
-                FieldValue::Bool(x) => {
+                FieldRef::Bool(x) => {
                     w.u8(TYPE_BOOL);
                     w.u8(*x as u8);
                 }
-                FieldValue::Str(s) => {
+                FieldRef::Str(s) => {
                     w.u8(TYPE_STR);
                     w.str(s);
                 }
@@ -169,7 +169,9 @@ mod tests {
             timestamp: -5,
         };
         let mut buf = Vec::new();
-        encode_write("g", std::slice::from_ref(&p), &[vec![1, 0]], &mut buf);
+        let mut batch = PointBatch::from_points(std::slice::from_ref(&p));
+        assert_eq!(batch.sort_tags(), None);
+        encode_write("g", &batch, &mut buf);
         let Record::Write { group, points } = decode(KIND_WRITE, &buf).unwrap() else {
             panic!("wrong kind")
         };

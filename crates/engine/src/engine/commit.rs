@@ -6,14 +6,14 @@
 //! the `wal` mutex first becomes the leader, writes everything pending in one `write(2)` and
 //! fsyncs once for all of it (group commit).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::batch::PointBatch;
 use crate::catalog::{validate_group_name, validate_settings};
 use crate::error::{Error, Result};
-use crate::model::{GroupSettings, Point};
+use crate::model::GroupSettings;
 use crate::record;
 use crate::wal::encode_frame;
 
@@ -33,61 +33,23 @@ fn check_writable(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
-/// Tag order of each point (sorted by key); duplicate tag keys are rejected.
-fn tag_orders(points: &[Point]) -> Result<Vec<Vec<u16>>> {
-    points
-        .iter()
-        .map(|p| {
-            if p.tags.len() > usize::from(u16::MAX) {
-                return Err(Error::InvalidInput("too many tags".into()));
-            }
-            let mut ord: Vec<u16> = (0..p.tags.len() as u16).collect();
-            ord.sort_by(|&a, &b| p.tags[a as usize].0.cmp(&p.tags[b as usize].0));
-            for w in ord.windows(2) {
-                if p.tags[w[0] as usize].0 == p.tags[w[1] as usize].0 {
-                    return Err(Error::InvalidInput(format!(
-                        "measure '{}': duplicate tag key '{}'",
-                        p.measure, p.tags[w[0] as usize].0
-                    )));
-                }
-            }
-            Ok(ord)
-        })
-        .collect()
-}
-
-pub fn write(inner: &Inner, group: &str, points: &[Point]) -> Result<u64> {
+pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<u64> {
     check_writable(inner)?;
-    if points.is_empty() {
+    if batch.is_empty() {
         return Ok(lock(&inner.commit).last_lsn);
     }
-    let orders = tag_orders(points)?;
+    // Sorted in place: the WAL record and the memtable both want tags in key order.
+    if let Some((measure, key)) = batch.sort_tags() {
+        return Err(Error::InvalidInput(format!(
+            "measure '{measure}': duplicate tag key '{key}'"
+        )));
+    }
     let mut payload = Vec::new();
-    record::encode_write(group, points, &orders, &mut payload);
-    // The memtable wants sorted tags; most clients already send them sorted.
-    let sorted: Cow<'_, [Point]> = if orders
-        .iter()
-        .all(|o| o.iter().enumerate().all(|(i, &x)| i == x as usize))
-    {
-        Cow::Borrowed(points)
-    } else {
-        Cow::Owned(
-            points
-                .iter()
-                .zip(&orders)
-                .map(|(p, o)| Point {
-                    measure: p.measure.clone(),
-                    tags: o.iter().map(|&i| p.tags[i as usize].clone()).collect(),
-                    fields: p.fields.clone(),
-                    timestamp: p.timestamp,
-                })
-                .collect(),
-        )
-    };
-    let oldest = points.iter().map(|p| p.timestamp).min().unwrap_or(i64::MAX);
+    record::encode_write(group, &batch, &mut payload);
+    let oldest = batch.iter().map(|p| p.timestamp).min().unwrap_or(i64::MAX);
     let (lsn, mem_bytes) = {
         let mut c = lock(&inner.commit);
-        let delta = c.catalog.validate(group, points)?;
+        let delta = c.catalog.validate_batch(group, &batch)?;
         reject_expired(group, &c.catalog.settings(group), oldest, now_ns())?;
         let lsn = c.last_lsn + 1;
         if c.pending.is_empty() {
@@ -96,8 +58,8 @@ pub fn write(inner: &Inner, group: &str, points: &[Point]) -> Result<u64> {
         encode_frame(lsn, record::KIND_WRITE, &payload, &mut c.pending);
         c.catalog.apply(group, delta);
         let mut m = write_lock(&c.active);
-        for p in sorted.iter() {
-            m.insert(group, p, lsn);
+        for p in batch.iter() {
+            m.insert(group, &p, lsn);
         }
         m.last_insert = Some(Instant::now());
         let bytes = m.bytes;
@@ -108,7 +70,7 @@ pub fn write(inner: &Inner, group: &str, points: &[Point]) -> Result<u64> {
     inner
         .stats
         .points_written
-        .fetch_add(points.len() as u64, Ordering::Relaxed);
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
     wait_durable(inner, lsn, false)?;
     if mem_bytes >= inner.opts.memtable_bytes.saturating_mul(4) {
         // Flushing fell far behind: this writer helps (bounded memory beats latency here).

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use crate::batch::PointBatch;
 use crate::catalog::CatalogState;
 use crate::error::{Error, Result};
 use crate::format::{create_dir_all, fsync_dir, remove_all};
@@ -136,7 +137,9 @@ impl Replay<'_> {
             Record::Write { group, points } => {
                 self.catalog.apply_points(&group, &points);
                 let settings = self.catalog.settings(&group);
-                for p in &points {
+                // WAL records hold tags sorted by key already, as the memtable wants them.
+                let batch = PointBatch::from_points(&points);
+                for (p, pref) in points.iter().zip(batch.iter()) {
                     let seg = segment_of(p.timestamp, settings.segment_interval_ns);
                     if expired(
                         seg.saturating_add(settings.segment_interval_ns),
@@ -167,7 +170,7 @@ impl Replay<'_> {
                     {
                         continue;
                     }
-                    self.mem.insert(&group, p, lsn);
+                    self.mem.insert(&group, &pref, lsn);
                 }
             }
             Record::PutGroup { name, settings } => {

@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde_json::json;
-use strata_engine::Point;
+use strata_engine::PointBatch;
 
 use super::AppState;
 use super::error::ApiError;
@@ -102,7 +102,7 @@ async fn write_lines(
                         "reason": e.reason,
                     }),
                 })?;
-            commit(&st, &group, &points, "line", body.len())
+            commit(&st, &group, points, "line", body.len())
         })
         .await?
     }
@@ -126,7 +126,8 @@ pub async fn write_prometheus(
             let decoded = remote_write::decode(&raw)
                 .map_err(|e| ApiError::bad_request(format!("remote write: {e}")))?;
             st.metrics.stale_markers(decoded.stale_markers);
-            commit(&st, &group, &decoded.points, "prometheus", raw.len())
+            let points = PointBatch::from_points(&decoded.points);
+            commit(&st, &group, points, "prometheus", raw.len())
         })
         .await?
     }
@@ -141,7 +142,7 @@ pub async fn write_prometheus(
 fn commit(
     st: &AppState,
     group: &str,
-    points: &[Point],
+    points: PointBatch<'_>,
     protocol: &'static str,
     bytes: usize,
 ) -> Result<(), ApiError> {
@@ -149,9 +150,10 @@ fn commit(
         return Ok(());
     }
     let start = Instant::now();
-    st.engine.write(group, points)?;
+    let n = points.len() as u64;
+    st.engine.write_batch(group, points)?;
     st.metrics
-        .ingested(protocol, points.len() as u64, bytes as u64, start.elapsed());
+        .ingested(protocol, n, bytes as u64, start.elapsed());
     Ok(())
 }
 

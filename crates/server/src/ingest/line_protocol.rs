@@ -8,7 +8,9 @@
 //! `t T true True TRUE f F false False FALSE`; floats must be finite. Blank lines and `#`
 //! comments are skipped. Parsing stops at the first bad line, because a batch is atomic.
 
-use strata_engine::{FieldValue, Point};
+use std::borrow::Cow;
+
+use strata_engine::{FieldRef, PointBatch};
 
 /// Timestamp unit of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +57,17 @@ pub struct LineError {
     pub reason: String,
 }
 
-/// Parse a whole batch. Points without a timestamp get `now_ns`.
-pub fn parse(body: &[u8], precision: Precision, now_ns: i64) -> Result<Vec<Point>, LineError> {
+/// Parse a whole batch. Points without a timestamp get `now_ns`. Names, tag values and
+/// strings borrow from `body` unless they had to be unescaped.
+pub fn parse(body: &[u8], precision: Precision, now_ns: i64) -> Result<PointBatch<'_>, LineError> {
     let mut c = Cursor {
         b: body,
         pos: 0,
         line: 1,
     };
-    // A rough guess (one point per ~60 bytes) saves most reallocations.
-    let mut points = Vec::with_capacity(body.len() / 60 + 1);
+    // A rough guess (one point per ~60 bytes, a tag and a field per ~15) saves most
+    // reallocations without reserving much for bodies of long lines.
+    let mut points = PointBatch::with_capacity(body.len() / 60 + 1, 2, 2);
     loop {
         c.skip(|b| matches!(b, b' ' | b'\t' | b'\r'));
         match c.peek() {
@@ -74,10 +78,8 @@ pub fn parse(body: &[u8], precision: Precision, now_ns: i64) -> Result<Vec<Point
             }
             Some(_) => {
                 let line = c.line;
-                let p = c
-                    .point(precision, now_ns)
+                c.point(&mut points, precision, now_ns)
                     .map_err(|reason| LineError { line, reason })?;
-                points.push(p);
             }
         }
     }
@@ -92,7 +94,7 @@ struct Cursor<'a> {
 
 type R<T> = Result<T, String>;
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
@@ -112,9 +114,10 @@ impl Cursor<'_> {
         matches!(self.peek(), None | Some(b'\n'))
     }
 
-    fn point(&mut self, precision: Precision, now_ns: i64) -> R<Point> {
+    /// One line into `out`; on error `out` is left with a partial point, which is fine because
+    /// the whole batch is then rejected.
+    fn point(&mut self, out: &mut PointBatch<'a>, precision: Precision, now_ns: i64) -> R<()> {
         let measure = self.ident(b", \n", "measurement")?;
-        let mut tags = Vec::new();
         while self.peek() == Some(b',') {
             self.pos += 1;
             let key = self.ident(b",= \n", "tag key")?;
@@ -123,7 +126,7 @@ impl Cursor<'_> {
             }
             self.pos += 1;
             let value = self.ident(b", \n", "tag value")?;
-            tags.push((key, value));
+            out.push_tag(key, value);
         }
         if self.peek() != Some(b' ') {
             return Err(format!("measurement '{measure}' has no fields"));
@@ -132,7 +135,6 @@ impl Cursor<'_> {
         if self.at_line_end() {
             return Err(format!("measurement '{measure}' has no fields"));
         }
-        let mut fields: Vec<(String, FieldValue)> = Vec::new();
         loop {
             let key = self.ident(b",= \n", "field key")?;
             if self.peek() != Some(b'=') {
@@ -140,11 +142,8 @@ impl Cursor<'_> {
             }
             self.pos += 1;
             let value = self.field_value(&key)?;
-            // A repeated field key: the last value wins, as in InfluxDB.
-            match fields.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => fields.push((key, value)),
-            }
+            // A repeated field key: the last value wins, as in InfluxDB (push_field does it).
+            out.push_field(key, value);
             if self.peek() != Some(b',') {
                 break;
             }
@@ -163,16 +162,12 @@ impl Cursor<'_> {
         if self.peek() == Some(b'\n') {
             self.newline();
         }
-        Ok(Point {
-            measure,
-            tags,
-            fields,
-            timestamp,
-        })
+        out.finish_point(measure, timestamp);
+        Ok(())
     }
 
     /// A measurement, tag key/value or field key, unescaped; ends before any byte of `stops`.
-    fn ident(&mut self, stops: &[u8], what: &str) -> R<String> {
+    fn ident(&mut self, stops: &[u8], what: &str) -> R<Cow<'a, str>> {
         let start = self.pos;
         let mut escaped = false;
         while let Some(b) = self.peek() {
@@ -185,17 +180,26 @@ impl Cursor<'_> {
                 self.pos += 1;
             }
         }
-        let raw = &self.b[start..self.pos];
+        let b: &'a [u8] = self.b;
+        let raw = &b[start..self.pos];
         if raw.is_empty() {
             return Err(format!("empty {what}"));
         }
-        let bytes = if escaped { unescape(raw) } else { raw.to_vec() };
-        String::from_utf8(bytes).map_err(|_| format!("{what} is not valid UTF-8"))
+        let bad = || format!("{what} is not valid UTF-8");
+        if escaped {
+            String::from_utf8(unescape(raw))
+                .map(Cow::Owned)
+                .map_err(|_| bad())
+        } else {
+            std::str::from_utf8(raw)
+                .map(Cow::Borrowed)
+                .map_err(|_| bad())
+        }
     }
 
-    fn field_value(&mut self, key: &str) -> R<FieldValue> {
+    fn field_value(&mut self, key: &str) -> R<FieldRef<'a>> {
         if self.peek() == Some(b'"') {
-            return self.string_value(key).map(FieldValue::Str);
+            return self.string_value(key).map(|s| FieldRef::Str(Cow::Owned(s)));
         }
         let start = self.pos;
         self.skip(|b| !matches!(b, b',' | b' ' | b'\n' | b'\r' | b'\t'));
@@ -257,17 +261,17 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-fn parse_scalar(tok: &str) -> R<FieldValue> {
+fn parse_scalar(tok: &str) -> R<FieldRef<'static>> {
     match tok {
         "" => return Err("missing value".to_string()),
-        "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Bool(true)),
-        "f" | "F" | "false" | "False" | "FALSE" => return Ok(FieldValue::Bool(false)),
+        "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldRef::Bool(true)),
+        "f" | "F" | "false" | "False" | "FALSE" => return Ok(FieldRef::Bool(false)),
         _ => {}
     }
     if let Some(int) = tok.strip_suffix('i') {
         return int
             .parse::<i64>()
-            .map(FieldValue::I64)
+            .map(FieldRef::I64)
             .map_err(|_| format!("bad integer '{tok}'"));
     }
     if let Some(uint) = tok.strip_suffix('u') {
@@ -275,7 +279,7 @@ fn parse_scalar(tok: &str) -> R<FieldValue> {
             .parse()
             .map_err(|_| format!("bad unsigned integer '{tok}'"))?;
         return i64::try_from(v)
-            .map(FieldValue::I64)
+            .map(FieldRef::I64)
             .map_err(|_| format!("unsigned integer {v} does not fit in a signed 64-bit integer"));
     }
     // Only plain decimal notation: Rust would also accept "inf" and "NaN", InfluxDB does not.
@@ -286,7 +290,7 @@ fn parse_scalar(tok: &str) -> R<FieldValue> {
         return Err(format!("bad value '{tok}' (strings must be double-quoted)"));
     }
     match tok.parse::<f64>() {
-        Ok(f) if f.is_finite() => Ok(FieldValue::F64(f)),
+        Ok(f) if f.is_finite() => Ok(FieldRef::F64(f)),
         Ok(_) => Err(format!("float '{tok}' is out of range")),
         Err(_) => Err(format!("bad float '{tok}'")),
     }
@@ -296,15 +300,21 @@ fn parse_scalar(tok: &str) -> R<FieldValue> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use strata_engine::{FieldValue, Point};
+
+    /// The batch as owned points, so the assertions read as before.
+    fn parse_v(body: &[u8], p: Precision, now: i64) -> Result<Vec<Point>, LineError> {
+        parse(body, p, now).map(|b| b.to_points())
+    }
 
     fn one(line: &str) -> Point {
-        let mut v = parse(line.as_bytes(), Precision::Nanos, 42).unwrap();
+        let mut v = parse_v(line.as_bytes(), Precision::Nanos, 42).unwrap();
         assert_eq!(v.len(), 1, "{line}");
         v.remove(0)
     }
 
     fn err(body: &str) -> LineError {
-        parse(body.as_bytes(), Precision::Nanos, 0).unwrap_err()
+        parse_v(body.as_bytes(), Precision::Nanos, 0).unwrap_err()
     }
 
     fn tags(p: &Point) -> Vec<(&str, &str)> {
@@ -371,7 +381,7 @@ mod tests {
         let body = "m s=\"a\nb\" 1\nm x=1 2\nm x= 3\n";
         let e = err(body);
         assert_eq!(e.line, 4);
-        let ok = parse(b"m s=\"a\nb\" 1\nm x=1 2\n", Precision::Nanos, 0).unwrap();
+        let ok = parse_v(b"m s=\"a\nb\" 1\nm x=1 2\n", Precision::Nanos, 0).unwrap();
         assert_eq!(ok[0].fields[0].1, FieldValue::Str("a\nb".into()));
         assert_eq!(ok.len(), 2);
     }
@@ -384,13 +394,13 @@ mod tests {
             (Precision::Millis, 7_000_000),
             (Precision::Seconds, 7_000_000_000),
         ] {
-            assert_eq!(parse(b"m x=1 7", p, 0).unwrap()[0].timestamp, want);
+            assert_eq!(parse_v(b"m x=1 7", p, 0).unwrap()[0].timestamp, want);
         }
         assert_eq!(one("m x=1").timestamp, 42);
         assert_eq!(one("m x=1   \r").timestamp, 42);
         assert_eq!(one("m x=1 -5").timestamp, -5);
         assert!(
-            parse(b"m x=1 9223372036854775807", Precision::Seconds, 0)
+            parse_v(b"m x=1 9223372036854775807", Precision::Seconds, 0)
                 .unwrap_err()
                 .reason
                 .contains("out of range")
@@ -402,9 +412,9 @@ mod tests {
 
     #[test]
     fn blank_lines_comments_and_crlf_are_skipped() {
-        let v = parse(b"\n# c\r\n  m x=1 1\r\n\n\tm x=2 2\n", Precision::Nanos, 0).unwrap();
+        let v = parse_v(b"\n# c\r\n  m x=1 1\r\n\n\tm x=2 2\n", Precision::Nanos, 0).unwrap();
         assert_eq!(v.len(), 2);
-        assert!(parse(b"", Precision::Nanos, 0).unwrap().is_empty());
+        assert!(parse_v(b"", Precision::Nanos, 0).unwrap().is_empty());
     }
 
     #[test]
@@ -456,6 +466,6 @@ mod tests {
             one("m x=1,x=2").fields,
             vec![("x".into(), FieldValue::F64(2.0))]
         );
-        assert!(parse(b"m\xff x=1", Precision::Nanos, 0).is_err());
+        assert!(parse_v(b"m\xff x=1", Precision::Nanos, 0).is_err());
     }
 }

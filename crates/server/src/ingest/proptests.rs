@@ -105,7 +105,7 @@ proptest! {
         // A measurement starting with '#' would read as a comment line.
         prop_assume!(points.iter().all(|p| !p.measure.starts_with('#')));
         let body: String = points.iter().map(|p| encode(p) + "\n").collect();
-        let parsed = parse(body.as_bytes(), Precision::Nanos, 0);
+        let parsed = parse(body.as_bytes(), Precision::Nanos, 0).map(|b| b.to_points());
         prop_assert_eq!(parsed, Ok(points), "{}", body);
     }
 }
