@@ -131,6 +131,8 @@ pub struct EngineStats {
     pub segments_dropped: u64,
     pub memtable_bytes: u64,
     pub last_lsn: u64,
+    /// Parts whose series table is in memory (loaded by a scan; see `part::read`).
+    pub series_tables_loaded: u64,
 }
 
 /// An open data directory. Cheap to share (`Arc<Engine>`); all methods take `&self`.
@@ -241,8 +243,10 @@ impl Engine {
         // Approximate (cheap at millions of series): per shard, the largest part's count.
         let mut series = 0;
         let mut parts = 0;
+        let mut series_tables_loaded = 0;
         for s in st.version.shards.values() {
             parts += s.parts.len() as u64;
+            series_tables_loaded += s.parts.iter().filter(|p| p.index_loaded()).count() as u64;
             series += s.parts.iter().map(|p| p.meta.series).max().unwrap_or(0);
         }
         let memtable_bytes = st
@@ -262,6 +266,7 @@ impl Engine {
             segments_dropped: i.stats.segments_dropped.load(Ordering::Relaxed),
             memtable_bytes,
             last_lsn: lock(&i.commit).last_lsn,
+            series_tables_loaded,
         }
     }
 

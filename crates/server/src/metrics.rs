@@ -29,6 +29,7 @@ pub struct Metrics {
     merges: Counter,
     segments_dropped: Counter,
     parts: Gauge,
+    series_tables_loaded: Gauge,
     series: Gauge,
     memtable_bytes: Gauge,
     last_lsn: Gauge,
@@ -55,6 +56,7 @@ impl Metrics {
             merges: Counter::default(),
             segments_dropped: Counter::default(),
             parts: Gauge::default(),
+            series_tables_loaded: Gauge::default(),
             series: Gauge::default(),
             memtable_bytes: Gauge::default(),
             last_lsn: Gauge::default(),
@@ -98,6 +100,11 @@ impl Metrics {
             m.segments_dropped.clone(),
         );
         registry.register("parts", "Immutable parts on disk", m.parts.clone());
+        registry.register(
+            "part_series_tables_loaded",
+            "Parts whose series table a scan has loaded into memory",
+            m.series_tables_loaded.clone(),
+        );
         registry.register("series", "Series in the index", m.series.clone());
         registry.register(
             "memtable_bytes",
@@ -143,6 +150,8 @@ impl Metrics {
             .inner()
             .store(stats.segments_dropped, Ordering::Relaxed);
         self.parts.set(saturating_i64(stats.parts));
+        self.series_tables_loaded
+            .set(saturating_i64(stats.series_tables_loaded));
         self.series.set(saturating_i64(stats.series));
         self.memtable_bytes
             .set(saturating_i64(stats.memtable_bytes));
@@ -171,6 +180,7 @@ mod tests {
             wal_fsyncs: 9,
             parts: 3,
             series: 4,
+            series_tables_loaded: 2,
             ..Default::default()
         });
         for want in [
@@ -181,6 +191,7 @@ mod tests {
             "strata_wal_fsyncs_total 9",
             "strata_parts 3",
             "strata_series 4",
+            "strata_part_series_tables_loaded 2",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

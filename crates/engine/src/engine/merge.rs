@@ -127,9 +127,13 @@ fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Res
         max_lsn: inputs.iter().map(|p| p.meta.max_lsn).max().unwrap_or(0),
     };
     // Series in key order, each with its entries in the inputs.
+    let indexes = inputs
+        .iter()
+        .map(|p| p.index_once(inner.vfs()))
+        .collect::<Result<Vec<_>>>()?;
     let mut all: BTreeMap<&SeriesMeta, Vec<(usize, usize)>> = BTreeMap::new();
-    for (pi, p) in inputs.iter().enumerate() {
-        for (si, e) in p.series.iter().enumerate() {
+    for (pi, idx) in indexes.iter().enumerate() {
+        for (si, e) in idx.series.iter().enumerate() {
             all.entry(&e.meta).or_default().push((pi, si));
         }
     }
@@ -140,7 +144,7 @@ fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Res
             let mut sources: Vec<(Rows, Vec<u64>)> = Vec::new();
             for &(pi, si) in entries {
                 let p = &inputs[pi];
-                for r in p.read_series(&p.series[si], i64::MIN, i64::MAX, None)? {
+                for r in p.read_series(&indexes[pi].series[si], i64::MIN, i64::MAX, None)? {
                     let prio = vec![p.meta.max_lsn; r.len()];
                     sources.push((r, prio));
                 }

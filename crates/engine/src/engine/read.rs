@@ -59,8 +59,13 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             if p.meta.max_ts < req.from || p.meta.min_ts >= req.to {
                 continue;
             }
-            for i in p.postings.select(&req.measure, &req.matchers) {
-                let e = &p.series[i as usize];
+            // The part's metadata lists its measures: a part without this one is not read.
+            if !p.meta.measures.contains(&req.measure) {
+                continue;
+            }
+            let idx = p.index(inner.vfs())?;
+            for i in idx.postings.select(&req.measure, &req.matchers) {
+                let e = &idx.series[i as usize];
                 for rows in p.read_series(e, req.from, req.to, wanted)? {
                     let prio = vec![p.meta.max_lsn; rows.len()];
                     per_series
@@ -188,7 +193,11 @@ pub fn rebuild_index(inner: &Inner) -> Result<()> {
     let mut v = (*read(&inner.state).version).clone();
     for s in v.shards.values_mut() {
         for p in s.parts.iter_mut() {
-            *p = Arc::new(crate::part::PartReader::open(inner.vfs(), &p.dir)?);
+            // Re-read and re-parse each part's series table one at a time, keeping none: a
+            // scan loads what it needs (a restore used to hold every table at once here).
+            let fresh = crate::part::PartReader::open(inner.vfs(), &p.dir)?;
+            fresh.index_once(inner.vfs())?;
+            *p = Arc::new(fresh);
         }
     }
     write(&inner.state).version = Arc::new(v);

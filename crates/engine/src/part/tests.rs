@@ -57,10 +57,13 @@ fn part_round_trips_with_nulls_and_many_blocks() {
     assert_eq!(meta.series, 2);
     assert_eq!(meta.blocks, 4);
     let p = PartReader::open(&RealVfs, &dir).unwrap();
-    assert_eq!(p.measure_range("cpu"), 0..2);
-    assert_eq!(p.measure_range("mem"), 2..2);
+    assert!(!p.index_loaded(), "the series table loads on first use");
+    let idx = p.index(&RealVfs).unwrap();
+    assert!(p.index_loaded());
+    assert_eq!(idx.measure_range("cpu"), 0..2);
+    assert_eq!(idx.measure_range("mem"), 2..2);
     let got: Vec<Rows> = p
-        .read_series(&p.series[0], i64::MIN, i64::MAX, None)
+        .read_series(&idx.series[0], i64::MIN, i64::MAX, None)
         .unwrap();
     let mut ts = Vec::new();
     for r in &got {
@@ -69,7 +72,7 @@ fn part_round_trips_with_nulls_and_many_blocks() {
     assert_eq!(ts, big.ts);
     assert_eq!(got[0].cols[0].1, big.slice(0, BLOCK_ROWS).cols[0].1);
     let only_s = p
-        .read_series(&p.series[1], 0, 20, Some(&["s".to_string()]))
+        .read_series(&idx.series[1], 0, 20, Some(&["s".to_string()]))
         .unwrap();
     assert_eq!(only_s[0].ts, vec![0, 10]);
     assert_eq!(only_s[0].cols.len(), 1);
@@ -93,7 +96,8 @@ fn every_flipped_byte_of_data_is_caught_naming_the_file() {
         b[i] ^= 0x40;
         std::fs::write(&data, &b).unwrap();
         let res = PartReader::open(&RealVfs, &dir).and_then(|p| {
-            p.read_series(&p.series[0], i64::MIN, i64::MAX, None)
+            let idx = p.index(&RealVfs)?;
+            p.read_series(&idx.series[0], i64::MIN, i64::MAX, None)
                 .map(|_| ())
         });
         let err = res.expect_err("flip not detected");
