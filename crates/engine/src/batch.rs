@@ -70,6 +70,9 @@ pub struct PointBatch<'a> {
     heads: Vec<Head<'a>>,
     tags: Vec<TagRef<'a>>,
     fields: Vec<FieldEntry<'a>>,
+    /// One bit per field key of the point being assembled (a hash of its length and last
+    /// byte): a key whose bit is clear is new, which spares the search for a repeated key.
+    pending_keys: u64,
 }
 
 /// One point of a batch, as slices of the batch's vectors.
@@ -88,6 +91,7 @@ impl<'a> PointBatch<'a> {
             heads: Vec::with_capacity(points),
             tags: Vec::with_capacity(points.saturating_mul(tags)),
             fields: Vec::with_capacity(points.saturating_mul(fields)),
+            pending_keys: 0,
         }
     }
 
@@ -139,6 +143,12 @@ impl<'a> PointBatch<'a> {
     /// A field of the point being assembled; a repeated key replaces the earlier value (the
     /// last value wins, as in InfluxDB).
     pub fn push_field(&mut self, key: Cow<'a, str>, value: FieldRef<'a>) {
+        let bit = key_bit(&key);
+        if self.pending_keys & bit == 0 {
+            self.pending_keys |= bit;
+            self.fields.push((key, value));
+            return;
+        }
         let start = self.heads.last().map_or(0, |h| h.fields_end);
         match self.fields[start..].iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
@@ -148,6 +158,7 @@ impl<'a> PointBatch<'a> {
 
     /// Close the point being assembled.
     pub fn finish_point(&mut self, measure: Cow<'a, str>, timestamp: Timestamp) {
+        self.pending_keys = 0;
         self.heads.push(Head {
             measure,
             timestamp,
@@ -200,6 +211,12 @@ impl<'a> PointBatch<'a> {
         }
         None
     }
+}
+
+/// [`PointBatch::pending_keys`]'s bit for a field key.
+fn key_bit(key: &str) -> u64 {
+    let last = key.as_bytes().last().copied().unwrap_or(0) as usize;
+    1 << ((key.len().wrapping_mul(7) ^ last) % 64)
 }
 
 #[cfg(test)]
@@ -280,5 +297,33 @@ mod tests {
         b.finish_point("m".into(), 2);
         assert_eq!(b.get(0).fields, &[("x".into(), FieldRef::F64(1.0))]);
         assert_eq!(b.get(1).fields, &[("x".into(), FieldRef::F64(3.0))]);
+    }
+
+    #[test]
+    fn keys_sharing_a_filter_bit_stay_distinct_and_repeats_still_replace() {
+        // Same length and last byte: the same bit, so the slow path decides.
+        assert_eq!(key_bit("ab"), key_bit("cb"));
+        let mut b = PointBatch::default();
+        for (k, v) in [("ab", 1), ("cb", 2), ("ab", 3), ("xyz", 4), ("cb", 5)] {
+            b.push_field(k.into(), FieldRef::I64(v));
+        }
+        b.finish_point("m".into(), 1);
+        b.push_field("ab".into(), FieldRef::I64(6));
+        b.finish_point("m".into(), 2);
+        let got: Vec<(&str, FieldRef<'_>)> = b
+            .get(0)
+            .fields
+            .iter()
+            .map(|(k, v)| (&**k, v.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ab", FieldRef::I64(3)),
+                ("cb", FieldRef::I64(5)),
+                ("xyz", FieldRef::I64(4))
+            ]
+        );
+        assert_eq!(b.get(1).fields, &[("ab".into(), FieldRef::I64(6))]);
     }
 }

@@ -62,6 +62,7 @@ pub struct LineError {
 pub fn parse(body: &[u8], precision: Precision, now_ns: i64) -> Result<PointBatch<'_>, LineError> {
     let mut c = Cursor {
         b: body,
+        text: std::str::from_utf8(body).ok(),
         pos: 0,
         line: 1,
     };
@@ -88,6 +89,10 @@ pub fn parse(body: &[u8], precision: Precision, now_ns: i64) -> Result<PointBatc
 
 struct Cursor<'a> {
     b: &'a [u8],
+    /// `b` as text when all of it is valid UTF-8 (checked once): names are then sliced out
+    /// without validating each one. Every slice boundary is next to an ASCII delimiter, so it
+    /// is a char boundary.
+    text: Option<&'a str>,
     pos: usize,
     line: usize,
 }
@@ -107,6 +112,17 @@ impl<'a> Cursor<'a> {
     fn skip(&mut self, f: impl Fn(u8) -> bool) {
         while self.peek().is_some_and(&f) {
             self.pos += 1;
+        }
+    }
+
+    /// The text from `start` to the cursor.
+    fn str_at(&self, start: usize) -> Result<&'a str, std::str::Utf8Error> {
+        match self.text.and_then(|t| t.get(start..self.pos)) {
+            Some(s) => Ok(s),
+            None => {
+                let b: &'a [u8] = self.b;
+                std::str::from_utf8(&b[start..self.pos])
+            }
         }
     }
 
@@ -186,6 +202,11 @@ impl<'a> Cursor<'a> {
             return Err(format!("empty {what}"));
         }
         let bad = || format!("{what} is not valid UTF-8");
+        if let Some(s) = self.text.and_then(|t| t.get(start..self.pos))
+            && !escaped
+        {
+            return Ok(Cow::Borrowed(s));
+        }
         if escaped {
             String::from_utf8(unescape(raw))
                 .map(Cow::Owned)
@@ -203,7 +224,8 @@ impl<'a> Cursor<'a> {
         }
         let start = self.pos;
         self.skip(|b| !matches!(b, b',' | b' ' | b'\n' | b'\r' | b'\t'));
-        let tok = std::str::from_utf8(&self.b[start..self.pos])
+        let tok = self
+            .str_at(start)
             .map_err(|_| format!("field '{key}': value is not valid UTF-8"))?;
         parse_scalar(tok).map_err(|reason| format!("field '{key}': {reason}"))
     }
@@ -237,7 +259,7 @@ impl<'a> Cursor<'a> {
     fn timestamp(&mut self, precision: Precision) -> R<i64> {
         let start = self.pos;
         self.skip(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
-        let tok = std::str::from_utf8(&self.b[start..self.pos]).unwrap_or("?");
+        let tok = self.str_at(start).unwrap_or("?");
         let n: i64 = tok
             .parse()
             .map_err(|_| format!("bad timestamp '{tok}' (expected an integer)"))?;
