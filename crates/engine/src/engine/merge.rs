@@ -129,7 +129,7 @@ fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Res
     // Series in key order, each with its entries in the inputs.
     let indexes = inputs
         .iter()
-        .map(|p| p.index_once(inner.vfs()))
+        .map(|p| p.index_once())
         .collect::<Result<Vec<_>>>()?;
     let mut all: BTreeMap<&SeriesMeta, Vec<(usize, usize)>> = BTreeMap::new();
     for (pi, idx) in indexes.iter().enumerate() {

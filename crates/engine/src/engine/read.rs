@@ -63,7 +63,7 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             if !p.meta.measures.contains(&req.measure) {
                 continue;
             }
-            let idx = p.index(inner.vfs())?;
+            let idx = p.index()?;
             for i in idx.postings.select(&req.measure, &req.matchers) {
                 let e = &idx.series[i as usize];
                 for rows in p.read_series(e, req.from, req.to, wanted)? {
@@ -196,7 +196,7 @@ pub fn rebuild_index(inner: &Inner) -> Result<()> {
             // Re-read and re-parse each part's series table one at a time, keeping none: a
             // scan loads what it needs (a restore used to hold every table at once here).
             let fresh = crate::part::PartReader::open(inner.vfs(), &p.dir)?;
-            fresh.index_once(inner.vfs())?;
+            fresh.index_once()?;
             *p = Arc::new(fresh);
         }
     }

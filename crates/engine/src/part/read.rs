@@ -1,6 +1,7 @@
-//! Reading a part: metadata is loaded at open, and the series table's frame (magic, version,
-//! CRC) is checked then; the table itself is decompressed and parsed on first use (a scan) and
-//! kept, or parsed without being kept (merges, checks). Column chunks are read on demand with
+//! Reading a part: metadata is loaded at open, and so is the series table's frame (magic,
+//! version, CRC checked; the payload kept compressed, ~1 % of the part); the table itself is
+//! decompressed and parsed on first use (a scan) and kept, or parsed without being kept
+//! (merges, checks). Column chunks are read on demand with
 //! `pread`, their CRC checked before decoding.
 //!
 //! Loading every table at open made the engine's memory grow with the data: opening a data dir
@@ -83,6 +84,11 @@ pub struct PartReader {
     pub meta: PartMeta,
     /// The series table once a scan needed it.
     index: OnceLock<Arc<PartIndex>>,
+    /// `index.bin`'s checked, still compressed payload (about 1 % of the part's size): the
+    /// table is parsed from it, never from the file, because a merge may delete the file while
+    /// a reader of an older version still needs the table (a 500 on a query found by
+    /// strata-chaos when the table was read from the file on first use).
+    index_compressed: Box<[u8]>,
     data: Box<dyn VfsFile>,
 }
 
@@ -176,8 +182,8 @@ fn parse_index(body: &[u8]) -> Result<Vec<SeriesEntry>, ReadError> {
 impl PartReader {
     pub fn open(vfs: &dyn Vfs, dir: &Path) -> Result<PartReader> {
         let meta = PartMeta::read(vfs, dir)?;
-        // The frame only (a flipped or cut index is refused here, as before); the bytes go.
-        read_index_frame(vfs, dir)?;
+        // The frame is checked here (a flipped or cut index is refused at open, as before).
+        let index_compressed = read_index_frame(vfs, dir)?.into_boxed_slice();
         let data_path = dir.join(DATA_FILE);
         let data = vfs.open(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let len = data.size().map_err(|e| Error::io(&data_path, e))?;
@@ -205,26 +211,27 @@ impl PartReader {
             dir: dir.to_path_buf(),
             meta,
             index: OnceLock::new(),
+            index_compressed,
             data,
         })
     }
 
     /// The series table, loaded on first use and kept (scans).
-    pub fn index(&self, vfs: &dyn Vfs) -> Result<Arc<PartIndex>> {
+    pub fn index(&self) -> Result<Arc<PartIndex>> {
         if let Some(i) = self.index.get() {
             return Ok(i.clone());
         }
-        let loaded = Arc::new(self.load_index(vfs)?);
+        let loaded = Arc::new(self.load_index()?);
         // A concurrent scan may have loaded it too: either copy is the same table.
         Ok(self.index.get_or_init(|| loaded).clone())
     }
 
     /// The series table, kept if it was loaded already, else parsed and not kept (merges and
     /// checks read each part once).
-    pub fn index_once(&self, vfs: &dyn Vfs) -> Result<Arc<PartIndex>> {
+    pub fn index_once(&self) -> Result<Arc<PartIndex>> {
         match self.index.get() {
             Some(i) => Ok(i.clone()),
-            None => self.load_index(vfs).map(Arc::new),
+            None => self.load_index().map(Arc::new),
         }
     }
 
@@ -233,10 +240,9 @@ impl PartReader {
         self.index.get().is_some()
     }
 
-    fn load_index(&self, vfs: &dyn Vfs) -> Result<PartIndex> {
+    fn load_index(&self) -> Result<PartIndex> {
         let index_path = self.dir.join(INDEX_FILE);
-        let compressed = read_index_frame(vfs, &self.dir)?;
-        let body = zstd::bulk::decompress(&compressed, MAX_INDEX_BYTES)
+        let body = zstd::bulk::decompress(&self.index_compressed, MAX_INDEX_BYTES)
             .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
         let series = parse_index(&body)
             .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
@@ -421,6 +427,6 @@ pub fn verify_part_files(vfs: &dyn Vfs, dir: &Path) -> Result<PartMeta> {
             ));
         }
     }
-    PartReader::open(vfs, dir)?.index_once(vfs)?;
+    PartReader::open(vfs, dir)?.index_once()?;
     Ok(meta)
 }
