@@ -29,16 +29,7 @@ fn backup_restore_round_trip_through_the_binary() {
     let id1 = b1["snapshot"].as_str().unwrap().to_string();
     assert_eq!(b1["kind"], "full");
     // Backups yield the CPU: 10 steps nicer than the caller by default (`--nice`).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let own: i64 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(16)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let own = own_nice();
     assert_eq!(b1["nice"].as_i64(), Some((own + 10).min(19)), "{b1}");
     // Nothing new: nothing but the manifest.
     let b2 = json(&["backup", "--repo", r, "--data-dir", s(&data), "--json"]);
@@ -178,17 +169,21 @@ fn unencrypted_repository_is_said_so_and_bad_input_is_one_line() {
         "0",
         "--json",
     ]);
+    let own = own_nice();
+    assert_eq!(b["nice"].as_i64(), Some(own), "{b}");
+}
+
+/// This test process's nice value (field 19 of `/proc/self/stat`); a backup it starts inherits it.
+fn own_nice() -> i64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let own: i64 = stat
-        .rsplit(')')
+    stat.rsplit(')')
         .next()
         .unwrap()
         .split_whitespace()
         .nth(16)
         .unwrap()
         .parse()
-        .unwrap();
-    assert_eq!(b["nice"].as_i64(), Some(own), "{b}");
+        .unwrap()
 }
 
 /// Flips a byte in the middle of a file.

@@ -84,6 +84,16 @@ pub struct PointRef<'b, 'a> {
     pub timestamp: Timestamp,
 }
 
+impl PointRef<'_, '_> {
+    /// The tags as owned strings (a new series' metadata, owned copies of points).
+    pub fn owned_tags(&self) -> Vec<(String, String)> {
+        self.tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
 impl<'a> PointBatch<'a> {
     /// Room for `points` points of `tags` tags and `fields` fields each.
     pub fn with_capacity(points: usize, tags: usize, fields: usize) -> Self {
@@ -115,11 +125,7 @@ impl<'a> PointBatch<'a> {
         self.iter()
             .map(|p| Point {
                 measure: p.measure.to_string(),
-                tags: p
-                    .tags
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                tags: p.owned_tags(),
                 fields: p
                     .fields
                     .iter()

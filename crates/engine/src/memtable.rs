@@ -110,11 +110,7 @@ impl Memtable {
                 m.entry(key).or_insert_with(|| SeriesBuf {
                     meta: Arc::new(SeriesMeta {
                         measure: p.measure.to_string(),
-                        tags: p
-                            .tags
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect(),
+                        tags: p.owned_tags(),
                     }),
                     rows: Rows::default(),
                     lsn: Vec::new(),

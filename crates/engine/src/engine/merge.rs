@@ -57,7 +57,8 @@ pub fn pick_window(sizes: &[u64], policy: Policy) -> Option<std::ops::Range<usiz
     }
     // Best ratio (total / largest: the fewest rewrites per byte), then the most parts, then the
     // smallest total. Sizes count at least 1 so empty parts still tier.
-    let mut best: Option<(u128, u128, usize, u64, std::ops::Range<usize>)> = None;
+    // (total, largest, range) of the best window so far.
+    let mut best: Option<(u64, u64, std::ops::Range<usize>)> = None;
     for i in 0..n {
         let (mut sum, mut max) = (0u64, 0u64);
         for (j, size) in sizes
@@ -76,18 +77,19 @@ pub fn pick_window(sizes: &[u64], policy: Policy) -> Option<std::ops::Range<usiz
             // Compare sum/max ratios exactly: a/b > c/d  ⇔  a·d > c·b.
             let better = match &best {
                 None => true,
-                Some((bs, bm, bw, btotal, _)) => {
-                    let (l, r) = (u128::from(sum) * bm, bs * u128::from(max));
-                    l > r || (l == r && (width > *bw || (width == *bw && sum < *btotal)))
+                Some((bsum, bmax, br)) => {
+                    let l = u128::from(sum) * u128::from(*bmax);
+                    let r = u128::from(*bsum) * u128::from(max);
+                    l > r || (l == r && (width > br.len() || (width == br.len() && sum < *bsum)))
                 }
             };
             if better {
-                best = Some((u128::from(sum), u128::from(max), width, sum, i..j + 1));
+                best = Some((sum, max, i..j + 1));
             }
         }
     }
     match best {
-        Some(b) => Some(b.4),
+        Some((_, _, range)) => Some(range),
         None if n > MAX_PARTS_PER_SHARD => {
             cheapest((n - MAX_PARTS_PER_SHARD + 1).clamp(2, MAX_MERGE_WIDTH))
         }
