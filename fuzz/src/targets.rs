@@ -261,8 +261,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             b"# comment\nmem free=10u\nnet\\ in,if=eth\\,0 rx=1e3 1700000000\n".to_vec(),
         ],
         "remote_write" => {
-            use prost::Message;
-            use strata_server::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+            use strata_prompb::{Label, Message, Sample, TimeSeries, WriteRequest};
             let req = WriteRequest {
                 timeseries: vec![TimeSeries {
                     labels: vec![

@@ -1,39 +1,10 @@
-//! Rows → Prometheus remote-write 1.0 bodies: a `WriteRequest` protobuf (structs written by
-//! hand for prost, no codegen), snappy block-compressed. Each row becomes 10 series
+//! Rows → Prometheus remote-write 1.0 bodies: a `WriteRequest` protobuf (`strata_prompb`'s
+//! messages, the ones the server decodes), snappy block-compressed. Each row becomes 10 series
 //! `cpu_<field>{<tags>}` with one sample each, as a scraper would send them.
 
 use crate::datagen::{FIELDS, MEASURE, Row, TAG_KEYS};
 use crate::lineproto::Encoder;
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    pub labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    pub samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Label {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Sample {
-    #[prost(double, tag = "1")]
-    pub value: f64,
-    #[prost(int64, tag = "2")]
-    pub timestamp: i64,
-}
+use strata_prompb::{Label, Message, Sample, TimeSeries, WriteRequest};
 
 pub struct RemoteWrite {
     req: WriteRequest,
@@ -92,7 +63,7 @@ impl Encoder for RemoteWrite {
     fn finish(&mut self) -> Vec<u8> {
         let req = std::mem::take(&mut self.req);
         self.rows = 0;
-        let raw = prost::Message::encode_to_vec(&req);
+        let raw = req.encode_to_vec();
         // Compressing a Vec we just built cannot fail except on absurd sizes (> 4 GiB bodies,
         // which batch sizes never reach); fall back to an empty body rather than panic.
         snap::raw::Encoder::new()
@@ -124,7 +95,7 @@ mod tests {
         let body = e.finish();
         let raw = snap::raw::Decoder::new().decompress_vec(&body);
         assert!(raw.is_ok());
-        let req = <WriteRequest as prost::Message>::decode(&raw.unwrap_or_default()[..]);
+        let req = WriteRequest::decode(&raw.unwrap_or_default()[..]);
         let req = req.unwrap_or_default();
         assert_eq!(req.timeseries.len(), 30);
         let ts = &req.timeseries[0];

@@ -8,6 +8,8 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 use server_support::{Opts, Server, base_secs, only_rows};
+// Remote write 1.0 messages: the one shared declaration (its own tests pin the bytes).
+use strata_prompb as prom;
 
 fn raw(server: &Server, group: &str, measure: &str) -> Value {
     server.query_ok(&json!({"group": group, "measure": measure}))
@@ -195,39 +197,9 @@ fn gzip_bodies_and_the_body_limit() {
     assert_eq!(post(b"plain".to_vec(), true).0, 400);
 }
 
-/// Remote write 1.0 messages, encoded here independently of the server's own structs.
-mod prom {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-}
-
 #[test]
 fn prometheus_remote_write() {
-    use prost::Message;
+    use prom::Message;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     let ms = base_secs() * 1000;

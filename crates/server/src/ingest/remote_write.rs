@@ -1,7 +1,8 @@
 //! Prometheus remote write 1.0: `prometheus.WriteRequest` (protobuf, snappy block format).
 //!
-//! The messages are written by hand with `prost` derives (no protoc); only the fields Strata
-//! uses are declared, and prost skips the rest (exemplars, histograms, metadata).
+//! The messages are `strata_prompb`'s (declared once for the server, the benchmark harness
+//! and the tests); only the fields Strata uses are declared, and prost skips the rest
+//! (exemplars, histograms, metadata).
 //!
 //! Mapping: measure = `__name__`, tags = the other labels (empty values dropped: Prometheus
 //! treats an empty label as absent), one f64 field `value`, timestamp ms → ns.
@@ -13,44 +14,12 @@
 
 use strata_engine::{FieldValue, Point};
 
-/// The value Prometheus writes to mark a series stale.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    pub labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    pub samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Label {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Sample {
-    #[prost(double, tag = "1")]
-    pub value: f64,
-    /// Milliseconds since the epoch.
-    #[prost(int64, tag = "2")]
-    pub timestamp: i64,
-}
+pub use strata_prompb::{Label, STALE_NAN_BITS, Sample, TimeSeries, WriteRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWriteError {
     #[error("bad protobuf: {0}")]
-    Protobuf(#[from] prost::DecodeError),
+    Protobuf(#[from] strata_prompb::DecodeError),
     #[error("time series #{index} has no __name__ label")]
     MissingName { index: usize },
     #[error("time series #{index}: timestamp {ms} ms is out of range")]
@@ -66,7 +35,7 @@ pub struct Decoded {
 
 /// Decode an uncompressed `WriteRequest`.
 pub fn decode(buf: &[u8]) -> Result<Decoded, RemoteWriteError> {
-    let req = <WriteRequest as prost::Message>::decode(buf)?;
+    let req = <WriteRequest as strata_prompb::Message>::decode(buf)?;
     let mut out = Decoded::default();
     for (index, ts) in req.timeseries.into_iter().enumerate() {
         let mut measure = None;
@@ -107,7 +76,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, RemoteWriteError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use prost::Message;
+    use strata_prompb::Message;
 
     use super::*;
 
