@@ -66,4 +66,20 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Io { .. } | Error::Locked { .. })
     }
+
+    /// Whether this is a failure to *open* a file because the process (`EMFILE`) or the system
+    /// (`ENFILE`) ran out of file descriptors. Nothing was written or lost by such a failure:
+    /// it passes once descriptors are free again, so the engine retries it instead of refusing
+    /// writes until reopened (the rule for failed writes and fsyncs).
+    pub fn is_descriptor_exhaustion(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => is_descriptor_exhaustion(source),
+            _ => false,
+        }
+    }
+}
+
+/// `EMFILE` or `ENFILE`.
+pub fn is_descriptor_exhaustion(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }

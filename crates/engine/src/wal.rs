@@ -210,10 +210,18 @@ fn segment_header_from(bytes: &[u8]) -> [u8; HEADER_LEN] {
 fn create_segment(vfs: &dyn Vfs, dir: &Path, seq: u64) -> Result<(Box<dyn VfsFile>, SegmentMeta)> {
     let path = dir.join(segment_name(seq));
     let mut file = vfs.create(&path).map_err(|e| Error::io(&path, e))?;
-    file.write_all(&segment_header(seq))
-        .map_err(|e| Error::io(&path, e))?;
-    file.sync_all().map_err(|e| Error::io(&path, e))?;
-    fsync_dir(vfs, dir)?;
+    let started = (|| {
+        file.write_all(&segment_header(seq))
+            .map_err(|e| Error::io(&path, e))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        fsync_dir(vfs, dir)
+    })();
+    if let Err(e) = started {
+        // The writer goes on with its current segment (see `append`): a stray empty segment
+        // after it would make that segment's torn tail look like corruption at open.
+        let _ = vfs.remove_file(&path);
+        return Err(e);
+    }
     let meta = SegmentMeta {
         seq,
         path,
@@ -278,7 +286,15 @@ impl WalWriter {
     /// Write frames covering `[first_lsn, last_lsn]`.
     pub fn append(&mut self, bytes: &[u8], first_lsn: u64, last_lsn: u64) -> Result<()> {
         if self.active.size >= SEGMENT_TARGET {
-            self.rotate()?;
+            match self.rotate() {
+                // No descriptor for the next segment: nothing was lost (the sealed one was
+                // synced, the new one not started), so keep appending to the current segment
+                // and rotate on a later append rather than refuse the write.
+                Err(e) if e.is_descriptor_exhaustion() => {
+                    tracing::warn!(error = %e, "cannot start a new WAL segment; appending to the current one");
+                }
+                r => r?,
+            }
         }
         self.file
             .write_all(bytes)

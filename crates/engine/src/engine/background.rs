@@ -37,18 +37,71 @@ fn flush_due(inner: &Inner) -> bool {
         || (!idle.is_zero() && m.last_insert.is_some_and(|t| t.elapsed() >= idle))
 }
 
+/// Delay before retrying background work that failed: doubles from [`TICK`] up to
+/// [`MAX_BACKOFF`], so a persistent failure (no file descriptor free, say) neither spins nor
+/// floods the log, and work resumes within seconds once the cause is gone.
+pub struct Backoff {
+    delay: Duration,
+    next: Option<Instant>,
+    failures: u32,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff {
+            delay: TICK,
+            next: None,
+            failures: 0,
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.next.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Record a failure; returns whether it is worth logging (the first of a run, then
+    /// every time the delay reached its ceiling).
+    pub fn failed(&mut self) -> bool {
+        self.failures += 1;
+        self.next = Some(Instant::now() + self.delay);
+        let log = self.failures == 1 || self.delay == MAX_BACKOFF;
+        self.delay = (self.delay * 2).min(MAX_BACKOFF);
+        log
+    }
+
+    /// Record a success; returns how many failures preceded it.
+    pub fn succeeded(&mut self) -> u32 {
+        let n = self.failures;
+        *self = Backoff::new();
+        n
+    }
+}
+
 fn flush_loop(inner: &Inner) {
     let mut last_ttl = Instant::now();
+    let mut backoff = Backoff::new();
     while !inner.shutdown.load(Ordering::SeqCst) {
         let _ = inner.wake.1.recv_timeout(TICK);
         if inner.shutdown.load(Ordering::SeqCst) {
             break;
         }
         super::commit::sync_if_due(inner);
-        if flush_due(inner)
-            && let Err(e) = super::flush::flush(inner)
-        {
-            tracing::error!(error = %e, "background flush failed");
+        if backoff.ready() && (flush_due(inner) || flush_retry_pending(inner)) {
+            match super::flush::flush(inner) {
+                Ok(()) => {
+                    let n = backoff.succeeded();
+                    if n > 0 {
+                        tracing::info!(failures = n, "background flush recovered");
+                    }
+                }
+                Err(e) => {
+                    if backoff.failed() {
+                        tracing::error!(error = %e, "background flush failed");
+                    }
+                }
+            }
         }
         if last_ttl.elapsed() >= TTL_EVERY {
             last_ttl = Instant::now();
@@ -60,12 +113,29 @@ fn flush_loop(inner: &Inner) {
     }
 }
 
+/// A flush postponed for want of file descriptors waits for its retry.
+fn flush_retry_pending(inner: &Inner) -> bool {
+    lock(&inner.flush_lock).is_some()
+}
+
 fn merge_loop(inner: &Inner) {
+    let mut backoff = Backoff::new();
     while !inner.shutdown.load(Ordering::SeqCst) {
-        match super::merge::merge_once(inner, super::merge::Policy::Tiered) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "background merge failed"),
+        if backoff.ready() {
+            match super::merge::merge_once(inner, super::merge::Policy::Tiered) {
+                Ok(true) => {
+                    backoff.succeeded();
+                    continue;
+                }
+                Ok(false) => {
+                    backoff.succeeded();
+                }
+                Err(e) => {
+                    if backoff.failed() {
+                        tracing::error!(error = %e, "background merge failed");
+                    }
+                }
+            }
         }
         std::thread::sleep(TICK * 2);
     }

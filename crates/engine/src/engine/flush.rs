@@ -24,8 +24,25 @@ pub fn flush(inner: &Inner) -> Result<()> {
     if inner.read_only {
         return Ok(());
     }
-    let _f = lock(&inner.flush_lock);
-    flush_locked(inner)
+    let mut retry = lock(&inner.flush_lock);
+    flush_locked(inner, &mut retry)
+}
+
+/// A memtable frozen at an LSN cut, on its way to parts.
+pub struct Frozen {
+    mem: MemRef,
+    /// Rows of `mem` are in `(prev_cut, cut]`.
+    prev_cut: u64,
+    cut: u64,
+    /// The catalog as of the cut (the checkpoint records it).
+    catalog: CatalogState,
+}
+
+impl Frozen {
+    /// Forget a deleted group's rows (its deletion is in the WAL after `cut`).
+    pub fn remove_group(&self, group: &str) {
+        write(&self.mem).remove_group(group);
+    }
 }
 
 /// Record a failed flush: the frozen memtable stays readable, but nothing more is accepted
@@ -39,39 +56,94 @@ fn fail(inner: &Inner, e: Error) -> Error {
     e
 }
 
-/// Caller holds `flush_lock`.
-pub fn flush_locked(inner: &Inner) -> Result<()> {
+/// Caller holds `flush_lock`; `retry` is what it guards.
+///
+/// A flush that failed because no file descriptor was free (`EMFILE`, `ENFILE`: a new part,
+/// manifest or WAL segment could not be opened) wrote nothing that matters and lost nothing:
+/// its memtable stays frozen and readable, its rows stay in the WAL, and the next flush writes
+/// it first with its own cut, so the checkpoint never passes a row that is not in a part.
+/// Writes go on meanwhile. Any other failure poisons the engine as before.
+pub fn flush_locked(inner: &Inner, retry: &mut Option<Frozen>) -> Result<()> {
     if let Some(msg) = lock(&inner.poisoned).as_ref() {
         return Err(Error::Poisoned(msg.clone()));
     }
-    let (frozen, cut, prev_cut, catalog) = {
-        let mut c = lock(&inner.commit);
-        if read(&c.active).is_empty() {
-            return Ok(());
-        }
-        let cut = c.last_lsn;
-        let prev = c.last_freeze;
-        let fresh: MemRef = Arc::new(RwLock::new(Memtable::default()));
-        let old = std::mem::replace(&mut c.active, fresh.clone());
-        c.last_freeze = cut;
-        let mut st = write(&inner.state);
-        st.frozen.push(old.clone());
-        st.active = fresh;
-        (old, cut, prev, c.catalog.clone())
+    if let Some(f) = retry.take() {
+        write_frozen(inner, f).map_err(|(f, e)| {
+            *retry = Some(f);
+            e
+        })?;
+        tracing::info!("flush succeeded after running out of file descriptors");
+    }
+    let Some(f) = freeze(inner) else {
+        return Ok(());
     };
     // Parts must never hold writes whose log records are not durable.
-    wait_durable(inner, cut, true)?;
-    if let Some(w) = lock(&inner.wal).as_mut() {
-        w.rotate().map_err(|e| fail(inner, e))?;
+    wait_durable(inner, f.cut, true)?;
+    write_frozen(inner, f).map_err(|(f, e)| {
+        *retry = Some(f);
+        e
+    })
+}
+
+/// Swap in a fresh active memtable; `None` when there is nothing to flush.
+fn freeze(inner: &Inner) -> Option<Frozen> {
+    let mut c = lock(&inner.commit);
+    if read(&c.active).is_empty() {
+        return None;
     }
-    let built =
-        build_parts(inner, &read(&frozen), &catalog, prev_cut, cut).map_err(|e| fail(inner, e))?;
-    publish(inner, built, cut, &catalog).map_err(|e| fail(inner, e))?;
-    {
-        let mut st = write(&inner.state);
-        st.frozen.retain(|m| !Arc::ptr_eq(m, &frozen));
+    let cut = c.last_lsn;
+    let prev_cut = c.last_freeze;
+    let fresh: MemRef = Arc::new(RwLock::new(Memtable::default()));
+    let old = std::mem::replace(&mut c.active, fresh.clone());
+    c.last_freeze = cut;
+    let mut st = write(&inner.state);
+    st.frozen.push(old.clone());
+    st.active = fresh;
+    Some(Frozen {
+        mem: old,
+        prev_cut,
+        cut,
+        catalog: c.catalog.clone(),
+    })
+}
+
+/// Write a frozen memtable to parts, publish them and the checkpoint. On descriptor
+/// exhaustion, hands the memtable back for a retry; on any other failure, poisons.
+fn write_frozen(inner: &Inner, f: Frozen) -> Result<(), (Frozen, Error)> {
+    let mut built = Vec::new();
+    let res = (|| {
+        if let Some(w) = lock(&inner.wal).as_mut() {
+            w.rotate()?;
+        }
+        build_parts(
+            inner,
+            &read(&f.mem),
+            &f.catalog,
+            f.prev_cut,
+            f.cut,
+            &mut built,
+        )?;
+        publish(inner, &mut built, f.cut, &f.catalog)
+    })();
+    match res {
+        Ok(()) => {
+            let mut st = write(&inner.state);
+            st.frozen.retain(|m| !Arc::ptr_eq(m, &f.mem));
+            Ok(())
+        }
+        Err(e) if e.is_descriptor_exhaustion() => {
+            // Parts no manifest lists; what is left behind anyway is removed at open.
+            for b in built {
+                let _ = crate::format::remove_all(inner.vfs(), &b.part.dir);
+            }
+            tracing::warn!(error = %e, cut = f.cut, "flush postponed: out of file descriptors; writes go on, the flush is retried");
+            Err((f, e))
+        }
+        Err(e) => {
+            let e = fail(inner, e);
+            Err((f, e))
+        }
     }
-    Ok(())
 }
 
 pub struct BuiltPart {
@@ -89,9 +161,9 @@ fn build_parts(
     catalog: &CatalogState,
     prev_cut: u64,
     cut: u64,
-) -> Result<Vec<BuiltPart>> {
+    out: &mut Vec<BuiltPart>,
+) -> Result<()> {
     let version = read(&inner.state).version.clone();
-    let mut out = Vec::new();
     let mut groups: Vec<&String> = mem.groups.keys().collect();
     groups.sort();
     for group in groups {
@@ -155,7 +227,7 @@ fn build_parts(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Write a part under `tmp/` and move it into its shard directory (not yet published).
@@ -166,7 +238,15 @@ pub fn write_part_into_shard<'a>(
     series: impl IntoIterator<Item = (&'a SeriesMeta, Rows)>,
 ) -> Result<Option<PartReader>> {
     let tmp = tmp_part_dir(inner, ident.part_id);
-    if write_part(inner.vfs(), &tmp, ident, series)?.is_none() {
+    let written = match write_part(inner.vfs(), &tmp, ident, series) {
+        Ok(w) => w,
+        Err(e) => {
+            // Best effort: open removes whatever is left in tmp/ anyway.
+            let _ = crate::format::remove_all(inner.vfs(), &tmp);
+            return Err(e);
+        }
+    };
+    if written.is_none() {
         return Ok(None);
     }
     install_part(inner, key, &tmp).map(Some)
@@ -189,7 +269,11 @@ pub fn install_part(inner: &Inner, key: &ShardKey, tmp: &std::path::Path) -> Res
         .to_string();
     let shard_dir = inner.dir.join(shard_rel(key));
     let vfs = inner.vfs();
-    if !vfs.exists(&shard_dir) {
+    // A shard of the published version has a durable directory (its manifest is in it). Any
+    // other may have been created by an attempt that failed before making it durable (out of
+    // file descriptors, say): existing is not enough.
+    let published = read(&inner.state).version.shards.contains_key(key);
+    if !published {
         create_dir_all(vfs, &shard_dir)?;
         // Make the new directory chain durable.
         let mut d = shard_dir.as_path();
@@ -202,16 +286,33 @@ pub fn install_part(inner: &Inner, key: &ShardKey, tmp: &std::path::Path) -> Res
         }
     }
     let dest = shard_dir.join(&name);
-    vfs.rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-    fsync_dir(vfs, &shard_dir)?;
-    PartReader::open(vfs, &dest)
+    if let Err(e) = vfs.rename(tmp, &dest) {
+        let _ = crate::format::remove_all(vfs, tmp);
+        return Err(Error::io(&dest, e));
+    }
+    // No manifest lists the part yet, so removing it on failure is safe.
+    let opened = fsync_dir(vfs, &shard_dir).and_then(|()| PartReader::open(vfs, &dest));
+    if opened.is_err() {
+        let _ = crate::format::remove_all(vfs, &dest);
+    }
+    opened
 }
 
 /// Publish new parts (one manifest per shard) and the checkpoint at `cut`.
-fn publish(inner: &Inner, built: Vec<BuiltPart>, cut: u64, catalog: &CatalogState) -> Result<()> {
+///
+/// Parts still in `built` when this fails are in no manifest (the caller may remove them); a
+/// part whose manifest write failed may be listed by that manifest on disk, so it is taken out
+/// of `built` first. A retry rewrites every manifest from the in-memory version (same epochs).
+fn publish(
+    inner: &Inner,
+    built: &mut Vec<BuiltPart>,
+    cut: u64,
+    catalog: &CatalogState,
+) -> Result<()> {
     let _l = lock(&inner.layout);
     let mut v = (*read(&inner.state).version).clone();
-    for b in built {
+    built.reverse();
+    while let Some(b) = built.pop() {
         if !catalog.groups.contains_key(&b.key.group) {
             crate::format::remove_all(inner.vfs(), &b.part.dir)?;
             continue;

@@ -140,7 +140,11 @@ fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Res
         }
     }
     let tmp = tmp_part_dir(inner, id);
-    let mut w = PartWriter::create(inner.vfs(), &tmp, ident)?;
+    // Out of file descriptors (or any failure) before publishing: the output is removed and
+    // the inputs stay as they are; the merge loop retries after a back-off.
+    let mut w = PartWriter::create(inner.vfs(), &tmp, ident).inspect_err(|_| {
+        let _ = remove_all(inner.vfs(), &tmp);
+    })?;
     let written = (|| {
         for (meta, entries) in &all {
             let mut sources: Vec<(Rows, Vec<u64>)> = Vec::new();
@@ -172,7 +176,9 @@ fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Res
         remove_all(inner.vfs(), &tmp)?;
         None
     } else {
-        w.finish()?;
+        w.finish().inspect_err(|_| {
+            let _ = remove_all(inner.vfs(), &tmp);
+        })?;
         Some(install_part(inner, key, &tmp)?)
     };
     publish_merge(inner, key, inputs, out)

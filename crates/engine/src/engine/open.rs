@@ -344,7 +344,7 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         read_only,
         node_id: engine_file.node_id,
         _lock: lock_file,
-        flush_lock: Mutex::new(()),
+        flush_lock: Mutex::new(None),
         layout: Mutex::new(()),
         wal: Mutex::new(wal_writer),
         commit: Mutex::new(Commit {

@@ -99,7 +99,9 @@ pub struct Inner {
     pub read_only: bool,
     pub node_id: String,
     pub _lock: Option<LockGuard>,
-    pub flush_lock: Mutex<()>,
+    /// Serialises flushes; holds the memtable of a flush that failed for want of file
+    /// descriptors, which the next flush writes first (see `flush::Frozen`).
+    pub flush_lock: Mutex<Option<super::flush::Frozen>>,
     pub layout: Mutex<()>,
     pub wal: Mutex<Option<WalWriter>>,
     pub commit: Mutex<Commit>,
