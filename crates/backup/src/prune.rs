@@ -28,6 +28,9 @@ pub struct RetentionPolicy {
     pub keep_weekly: Option<usize>,
     pub keep_monthly: Option<usize>,
     pub keep_within: Option<Duration>,
+    /// Allow a plan that removes every snapshot (`--allow-empty`). Without it, a policy that
+    /// keeps nothing (`--keep-last 0`) or a plan that would leave no snapshot is refused.
+    pub allow_empty: bool,
 }
 
 impl RetentionPolicy {
@@ -38,6 +41,21 @@ impl RetentionPolicy {
             && self.keep_weekly.is_none()
             && self.keep_monthly.is_none()
             && self.keep_within.is_none()
+    }
+
+    /// Whether the policy can keep no snapshot at all, whatever the repository holds: every
+    /// count given is 0 and there is no `keep-within` (which always keeps the newest).
+    pub fn keeps_nothing(&self) -> bool {
+        self.keep_within.is_none()
+            && [
+                self.keep_last,
+                self.keep_hourly,
+                self.keep_daily,
+                self.keep_weekly,
+                self.keep_monthly,
+            ]
+            .into_iter()
+            .all(|n| n.is_none_or(|n| n == 0))
     }
 }
 
@@ -170,12 +188,25 @@ pub async fn plan_prune(
                 .into(),
         ));
     }
+    if policy.keeps_nothing() && !policy.allow_empty {
+        return Err(Error::InvalidArgument(
+            "this policy keeps no snapshot (every --keep-* count is 0); refusing to remove \
+             every snapshot (pass --allow-empty to do that on purpose)"
+                .into(),
+        ));
+    }
     let (ms, _) = repo.manifests().await?;
     let snaps: Vec<(String, DateTime<Utc>)> = ms
         .iter()
         .map(|m| (m.id.clone(), m.recorded_time()))
         .collect();
     let decisions = apply_policy(&snaps, policy);
+    if !decisions.is_empty() && decisions.iter().all(|d| !d.keep) && !policy.allow_empty {
+        return Err(Error::InvalidArgument(format!(
+            "this policy would remove all {} snapshots; refusing (pass --allow-empty to do that on purpose)",
+            decisions.len()
+        )));
+    }
     let kept: HashSet<String> = decisions
         .iter()
         .filter(|d| d.keep)
@@ -359,5 +390,30 @@ mod tests {
         assert!(kept(&apply_policy(&s, &p)).is_empty());
         assert!(RetentionPolicy::default().is_empty());
         assert!(!p.is_empty());
+    }
+
+    #[test]
+    fn a_policy_of_zero_counts_keeps_nothing() {
+        let zero_daily = RetentionPolicy {
+            keep_daily: Some(0),
+            keep_last: Some(0),
+            ..Default::default()
+        };
+        assert!(zero_daily.keeps_nothing());
+        let some = RetentionPolicy {
+            keep_daily: Some(0),
+            keep_weekly: Some(1),
+            ..Default::default()
+        };
+        assert!(!some.keeps_nothing());
+        // keep-within always keeps the newest snapshot, even at zero.
+        let within = RetentionPolicy {
+            keep_last: Some(0),
+            keep_within: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        assert!(!within.keeps_nothing());
+        let s = snaps(&["2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z"]);
+        assert_eq!(kept(&apply_policy(&s, &within)), ["s01"]);
     }
 }

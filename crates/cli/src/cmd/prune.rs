@@ -32,6 +32,9 @@ pub struct Args {
     /// Unreferenced objects younger than this are kept (protects running backups)
     #[arg(long, default_value = "1h")]
     grace: String,
+    /// Allow a policy that removes every snapshot (e.g. --keep-last 0); refused without it
+    #[arg(long)]
+    allow_empty: bool,
     /// Show what would be removed; change nothing
     #[arg(long)]
     dry_run: bool,
@@ -57,6 +60,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .as_deref()
             .map(|s| duration(s, "--keep-within"))
             .transpose()?,
+        allow_empty: a.allow_empty,
     };
     let grace = duration(&a.grace, "--grace")?;
     runtime()?.block_on(async {
