@@ -24,6 +24,17 @@ pub struct Config {
     /// Flush a memtable that got no write for this long (humantime, e.g. `5s`; `0s` = never),
     /// so data of a finished ingest leaves the WAL for parts.
     pub idle_flush: String,
+    /// Most connections served at once; `None`: derived from the open-file limit (see
+    /// [`crate::serve::fds`]). Further connections wait in the kernel's accept queue.
+    pub max_connections: Option<usize>,
+    /// A client must send a request's headers within this long (also how long an idle
+    /// keep-alive connection is kept, and how long a new connection may stay silent).
+    pub header_timeout: String,
+    /// A client must send a request's whole body within this long.
+    pub body_timeout: String,
+    /// A connection with no request being handled and no byte moving either way for this long
+    /// is closed (stalled responses, idle HTTP/2 connections).
+    pub idle_timeout: String,
 }
 
 /// One layer of configuration; `None` means "not set here".
@@ -37,6 +48,10 @@ pub struct ConfigLayer {
     pub max_body_bytes: Option<usize>,
     pub fsync: Option<String>,
     pub idle_flush: Option<String>,
+    pub max_connections: Option<usize>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +82,22 @@ pub enum ConfigError {
     BodyLimit,
     #[error("bad idle_flush '{0}': expected a duration such as 5s, 500ms or 0s (off)")]
     IdleFlush(String),
+    #[error(
+        "the auth token is empty or starts or ends with whitespace; set a real token (at least one visible character, no surrounding spaces) or leave it unset"
+    )]
+    BlankToken,
+    #[error("bad {key} '{value}': expected a duration of at least 1ms, such as 10s or 500ms")]
+    Timeout { key: &'static str, value: String },
+    #[error("max_connections must be at least 1")]
+    MaxConnections,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 pub const DEFAULT_IDLE_FLUSH: &str = "5s";
+pub const DEFAULT_HEADER_TIMEOUT: &str = "10s";
+pub const DEFAULT_BODY_TIMEOUT: &str = "60s";
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 
 impl ConfigLayer {
     /// Read a TOML file: the same keys as [`ConfigLayer`], e.g. `listen = "0.0.0.0:8480"`.
@@ -87,15 +113,21 @@ impl ConfigLayer {
     }
 
     /// `STRATA_DATA_DIR`, `STRATA_LISTEN`, `STRATA_REPO`, `STRATA_AUTH_TOKEN`,
-    /// `STRATA_MAX_BODY_BYTES`, `STRATA_FSYNC`, `STRATA_IDLE_FLUSH`; `get` is `std::env::var` outside tests.
+    /// `STRATA_MAX_BODY_BYTES`, `STRATA_FSYNC`, `STRATA_IDLE_FLUSH`, `STRATA_MAX_CONNECTIONS`,
+    /// `STRATA_HEADER_TIMEOUT`, `STRATA_BODY_TIMEOUT`, `STRATA_IDLE_TIMEOUT`; `get` is
+    /// `std::env::var` outside tests. An empty `STRATA_AUTH_TOKEN` counts as unset.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<ConfigLayer, ConfigError> {
-        let max_body_bytes = match get("STRATA_MAX_BODY_BYTES") {
-            Some(v) => Some(v.trim().parse().map_err(|_| ConfigError::Env {
-                var: "STRATA_MAX_BODY_BYTES",
-                reason: format!("'{v}' is not a number of bytes"),
-            })?),
-            None => None,
+        let number = |var: &'static str, what: &str| -> Result<Option<usize>, ConfigError> {
+            match get(var) {
+                Some(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Env {
+                    var,
+                    reason: format!("'{v}' is not a number of {what}"),
+                }),
+                None => Ok(None),
+            }
         };
+        let max_body_bytes = number("STRATA_MAX_BODY_BYTES", "bytes")?;
+        let max_connections = number("STRATA_MAX_CONNECTIONS", "connections")?;
         Ok(ConfigLayer {
             data_dir: get("STRATA_DATA_DIR").map(PathBuf::from),
             listen: get("STRATA_LISTEN"),
@@ -104,6 +136,10 @@ impl ConfigLayer {
             max_body_bytes,
             fsync: get("STRATA_FSYNC"),
             idle_flush: get("STRATA_IDLE_FLUSH"),
+            max_connections,
+            header_timeout: get("STRATA_HEADER_TIMEOUT"),
+            body_timeout: get("STRATA_BODY_TIMEOUT"),
+            idle_timeout: get("STRATA_IDLE_TIMEOUT"),
         })
     }
 
@@ -117,6 +153,10 @@ impl ConfigLayer {
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             fsync: self.fsync.or(lower.fsync),
             idle_flush: self.idle_flush.or(lower.idle_flush),
+            max_connections: self.max_connections.or(lower.max_connections),
+            header_timeout: self.header_timeout.or(lower.header_timeout),
+            body_timeout: self.body_timeout.or(lower.body_timeout),
+            idle_timeout: self.idle_timeout.or(lower.idle_timeout),
         }
     }
 
@@ -128,16 +168,36 @@ impl ConfigLayer {
                 .unwrap_or_else(|| PathBuf::from("./strata-data")),
             listen: self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             repo: self.repo.unwrap_or_else(|| "./strata-backups".to_string()),
-            auth_token: self.auth_token.filter(|t| !t.is_empty()),
+            auth_token: self.auth_token,
             max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             fsync: self.fsync.unwrap_or_else(|| "always".to_string()),
             idle_flush: self
                 .idle_flush
                 .unwrap_or_else(|| DEFAULT_IDLE_FLUSH.to_string()),
+            max_connections: self.max_connections,
+            header_timeout: self
+                .header_timeout
+                .unwrap_or_else(|| DEFAULT_HEADER_TIMEOUT.to_string()),
+            body_timeout: self
+                .body_timeout
+                .unwrap_or_else(|| DEFAULT_BODY_TIMEOUT.to_string()),
+            idle_timeout: self
+                .idle_timeout
+                .unwrap_or_else(|| DEFAULT_IDLE_TIMEOUT.to_string()),
         };
         c.validate()?;
         Ok(c)
     }
+}
+
+fn timeout(key: &'static str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    humantime::parse_duration(value.trim())
+        .ok()
+        .filter(|d| *d >= std::time::Duration::from_millis(1))
+        .ok_or_else(|| ConfigError::Timeout {
+            key,
+            value: value.to_string(),
+        })
 }
 
 impl Config {
@@ -175,7 +235,26 @@ impl Config {
             .map_err(|_| ConfigError::IdleFlush(self.idle_flush.clone()))
     }
 
+    pub fn header_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        timeout("header_timeout", &self.header_timeout)
+    }
+
+    pub fn body_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        timeout("body_timeout", &self.body_timeout)
+    }
+
+    pub fn idle_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        timeout("idle_timeout", &self.idle_timeout)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        // A blank token would "protect" a server bound off loopback with a secret anyone can
+        // send (or, trimmed by clients, one nobody can).
+        if let Some(t) = &self.auth_token
+            && (t.trim().is_empty() || t.trim() != t)
+        {
+            return Err(ConfigError::BlankToken);
+        }
         let addr = self.listen_addr()?;
         if !addr.ip().is_loopback() && self.auth_token.is_none() {
             return Err(ConfigError::TokenRequired(addr));
@@ -185,6 +264,12 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err(ConfigError::BodyLimit);
         }
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::MaxConnections);
+        }
+        self.header_timeout()?;
+        self.body_timeout()?;
+        self.idle_timeout()?;
         Ok(())
     }
 
@@ -267,6 +352,81 @@ mod tests {
         };
         let c = with_token.finish().unwrap();
         assert_eq!(c.redacted().auth_token.as_deref(), Some("<set>"));
+    }
+
+    #[test]
+    fn a_blank_token_is_refused_not_taken_for_a_token() {
+        for blank in ["", " ", "\t", "  \n", " s3cret", "s3cret "] {
+            let layer = ConfigLayer {
+                listen: Some("0.0.0.0:0".into()),
+                auth_token: Some(blank.into()),
+                ..Default::default()
+            };
+            assert!(
+                matches!(layer.finish(), Err(ConfigError::BlankToken)),
+                "token {blank:?} accepted"
+            );
+        }
+        // An empty environment variable means "unset" (then off loopback: token required).
+        let e = env(&[("STRATA_AUTH_TOKEN", ""), ("STRATA_LISTEN", "0.0.0.0:0")]);
+        assert!(matches!(e.finish(), Err(ConfigError::TokenRequired(_))));
+        let e = env(&[("STRATA_AUTH_TOKEN", "  ")]);
+        assert!(matches!(e.finish(), Err(ConfigError::BlankToken)));
+    }
+
+    #[test]
+    fn connection_limits_resolve_and_validate() {
+        let c = Config::resolve(ConfigLayer::default(), env(&[]), None).unwrap();
+        assert_eq!(c.max_connections, None);
+        assert_eq!(
+            c.header_timeout().unwrap(),
+            std::time::Duration::from_secs(10)
+        );
+        assert_eq!(
+            c.body_timeout().unwrap(),
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(
+            c.idle_timeout().unwrap(),
+            std::time::Duration::from_secs(60)
+        );
+        let flags = ConfigLayer {
+            header_timeout: Some("2s".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(
+            flags,
+            env(&[
+                ("STRATA_MAX_CONNECTIONS", "64"),
+                ("STRATA_HEADER_TIMEOUT", "9s"),
+                ("STRATA_BODY_TIMEOUT", "750ms"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.max_connections, Some(64));
+        assert_eq!(
+            c.header_timeout().unwrap(),
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            c.body_timeout().unwrap(),
+            std::time::Duration::from_millis(750)
+        );
+        for (key, bad) in [("header_timeout", "0s"), ("idle_timeout", "soon")] {
+            let layer: ConfigLayer = toml::from_str(&format!("{key} = \"{bad}\"")).unwrap();
+            let err = layer.finish().unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let zero = ConfigLayer {
+            max_connections: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(zero.finish(), Err(ConfigError::MaxConnections)));
+        assert!(
+            ConfigLayer::from_env(|k| (k == "STRATA_MAX_CONNECTIONS").then(|| "many".into()))
+                .is_err()
+        );
     }
 
     #[test]

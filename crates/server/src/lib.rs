@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod serve;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -25,6 +26,13 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("cannot open data directory: {0}")]
     Engine(#[from] strata_engine::Error),
+    /// The final flush or close failed; acknowledged writes are still in the WAL.
+    #[error(
+        "cannot flush the data directory at shutdown ({0}); every acknowledged write is in the write-ahead log and is replayed at the next start"
+    )]
+    Close(#[source] strata_engine::Error),
+    #[error(transparent)]
+    Descriptors(#[from] serve::FdBudgetError),
     #[error("cannot finish an interrupted restore: {0}")]
     Restore(#[from] strata_backup::Error),
     #[error("cannot {what}: {source}")]
@@ -45,6 +53,19 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 pub fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!(config = ?config.redacted(), "effective configuration");
     let addr = config.listen_addr()?;
+    let budget = serve::fds::raise_and_plan(config.max_connections)?;
+    tracing::info!(
+        open_file_limit = budget.limit,
+        raised_from = ?budget.raised_from,
+        reserved_for_engine = budget.reserved,
+        max_connections = budget.max_connections,
+        "file descriptors"
+    );
+    let limits = serve::ConnLimits {
+        max_connections: budget.max_connections,
+        header_timeout: config.header_timeout()?,
+        idle_timeout: config.idle_timeout()?,
+    };
     // A restore killed mid-swap leaves a journal beside the data dir: finish or roll it back
     // before the engine looks at the directory, so it never opens a half-swapped one.
     if let Some(outcome) = strata_backup::restore::recover(&config.data_dir)? {
@@ -65,6 +86,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         engine: engine.clone(),
         metrics: Arc::new(metrics::Metrics::new()),
         max_body: config.max_body_bytes,
+        body_timeout: config.body_timeout()?,
     };
     let app = http::router(state, config.auth_token.clone(), Some(config.repo.clone()));
     let served = runtime.block_on(async move {
@@ -83,10 +105,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let _ = writeln!(out, "strata server listening on http://{bound}");
         let _ = out.flush();
         drop(out);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(io("serve HTTP"))
+        serve::serve(listener, app, limits, shutdown).await;
+        Ok::<(), ServerError>(())
     });
     // In-flight requests have completed; give detached tasks (backup jobs) a moment, then
     // drop the runtime so their engine handles go away before closing.
@@ -97,12 +117,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 
 fn close_engine(engine: Arc<Engine>) -> Result<(), ServerError> {
     match Arc::try_unwrap(engine) {
-        Ok(engine) => engine.close()?,
+        Ok(engine) => engine.close().map_err(ServerError::Close)?,
         Err(shared) => {
             // Something still holds the engine (a stuck task): flush at least, so every
             // acknowledged write is in parts and the WAL is synced.
             tracing::warn!("engine still shared at shutdown; flushing without closing");
-            shared.flush()?;
+            shared.flush().map_err(ServerError::Close)?;
         }
     }
     tracing::info!("engine closed, bye");

@@ -7,7 +7,8 @@ use strata_server::{Config, ConfigLayer};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// TOML configuration file (keys: data_dir, listen, repo, auth_token, max_body_bytes, fsync, idle_flush)
+    /// TOML configuration file (keys: data_dir, listen, repo, auth_token, max_body_bytes, fsync,
+    /// idle_flush, max_connections, header_timeout, body_timeout, idle_timeout)
     #[arg(long, env = "STRATA_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory [default: ./strata-data]
@@ -31,6 +32,20 @@ pub struct Args {
     /// Flush a memtable idle this long to parts, e.g. 5s; 0s turns it off [default: 5s]
     #[arg(long)]
     idle_flush: Option<String>,
+    /// Most connections served at once; more wait in the accept queue [default: from the
+    /// open-file limit, which is raised to its hard maximum at start, minus descriptors kept
+    /// for the engine; at most 4096]
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Request headers must arrive within this long; also the keep-alive idle time [default: 10s]
+    #[arg(long)]
+    header_timeout: Option<String>,
+    /// A request's whole body must arrive within this long [default: 60s]
+    #[arg(long)]
+    body_timeout: Option<String>,
+    /// Close a connection with no request running and no byte moving for this long [default: 60s]
+    #[arg(long)]
+    idle_timeout: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -42,6 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         fsync: args.fsync,
         idle_flush: args.idle_flush,
+        max_connections: args.max_connections,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        idle_timeout: args.idle_timeout,
     };
     let env = ConfigLayer::from_env(|k| std::env::var(k).ok())?;
     let config = Config::resolve(flags, env, args.config.as_deref())?;

@@ -2,10 +2,12 @@
 
 mod admin;
 mod auth;
+mod body_deadline;
 pub mod error;
 mod groups;
 mod influxql;
 mod limits;
+mod params;
 mod query;
 mod write;
 
@@ -26,12 +28,18 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest decoded body accepted by the write endpoints.
     pub max_body: usize,
+    /// A request body must arrive whole within this long.
+    pub body_timeout: std::time::Duration,
 }
 
 /// The whole API. Every route, including the backup routes merged in, sits behind the token
 /// check (when `token` is set) and the body limit.
 pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> Router {
     let body_limit = state.max_body;
+    let deadline = body_deadline::BodyDeadline {
+        timeout: state.body_timeout,
+        max_body: body_limit,
+    };
     let backup = backup_jobs::routes(state.engine.clone(), repo);
     Router::new()
         .route("/api/v1/write", post(write::write_strata))
@@ -52,6 +60,10 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> R
         .route("/metrics", get(admin::metrics))
         .with_state(state)
         .merge(backup)
+        .layer(axum::middleware::from_fn_with_state(
+            deadline,
+            body_deadline::body_deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             token.map(Arc::<str>::from),
             auth::require_token,

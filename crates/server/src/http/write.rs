@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde_json::json;
@@ -15,6 +15,7 @@ use strata_engine::PointBatch;
 
 use super::AppState;
 use super::error::ApiError;
+use super::params::Params;
 use crate::ingest::line_protocol::{self, Precision};
 use crate::ingest::{body, remote_write};
 
@@ -38,7 +39,7 @@ impl Flavor {
 
 pub async fn write_strata(
     s: State<AppState>,
-    q: Query<HashMap<String, String>>,
+    q: Params,
     h: HeaderMap,
     b: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -47,7 +48,7 @@ pub async fn write_strata(
 
 pub async fn write_influx_v1(
     s: State<AppState>,
-    q: Query<HashMap<String, String>>,
+    q: Params,
     h: HeaderMap,
     b: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -56,7 +57,7 @@ pub async fn write_influx_v1(
 
 pub async fn write_influx_v2(
     s: State<AppState>,
-    q: Query<HashMap<String, String>>,
+    q: Params,
     h: HeaderMap,
     b: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -74,7 +75,7 @@ fn group_of(params: &HashMap<String, String>, name: &str) -> Result<String, ApiE
 
 async fn write_lines(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params,
     headers: HeaderMap,
     body: Bytes,
     flavor: Flavor,
@@ -115,7 +116,7 @@ async fn write_lines(
 
 pub async fn write_prometheus(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let st = state.clone();
