@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod epipe;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,7 @@ enum Command {
 }
 
 fn main() {
+    epipe::exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Server(_)));
     let result = match cli.command {
@@ -61,6 +63,9 @@ fn main() {
         Command::Check(a) => cmd::check::run(a),
     };
     if let Err(e) = result {
+        if epipe::is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
