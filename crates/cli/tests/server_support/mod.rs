@@ -58,12 +58,27 @@ impl Server {
 
     /// Start and wait for the "listening on" line; `Err(log)` if the process exits first.
     pub fn try_start(o: Opts) -> Result<Server, String> {
+        Self::try_start_limited(o, None)
+    }
+
+    /// [`Server::try_start`] with the open-file limit (soft and hard) set to `nofile`.
+    pub fn try_start_limited(o: Opts, nofile: Option<u64>) -> Result<Server, String> {
         let log_dir = tempfile::Builder::new()
             .prefix("strata-log")
             .tempdir()
             .unwrap();
         let log = log_dir.path().join("server.log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match nofile {
+            // Through the shell: setting a limit in the child needs pre_exec (unsafe).
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("server");
         if !o.args.contains(&"--listen") {
             cmd.arg("--listen").arg("127.0.0.1:0");
@@ -111,6 +126,11 @@ impl Server {
                 Err(std::fs::read_to_string(&log).unwrap_or_default())
             }
         }
+    }
+
+    /// Process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
     pub fn log_text(&self) -> String {
