@@ -69,6 +69,7 @@ pub fn validate_settings(s: &GroupSettings) -> Result<()> {
 }
 
 fn validate_point(p: &PointRef<'_, '_>) -> Result<()> {
+    crate::names::check_lengths(p)?;
     let bad = |what: &str| {
         Err(Error::InvalidInput(format!(
             "measure '{}': {what}",

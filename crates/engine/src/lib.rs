@@ -17,6 +17,7 @@ pub mod check;
 pub mod encoding;
 pub mod error;
 pub mod model;
+pub mod names;
 pub mod scan;
 pub mod snapshot;
 pub mod vfs;
