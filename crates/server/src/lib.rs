@@ -155,3 +155,22 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerErro
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_close_says_what_failed() {
+        // Issue 18: shutting down on a full disk printed "cannot open data directory".
+        let enospc = std::io::Error::from_raw_os_error(28);
+        let e = ServerError::Close(strata_engine::Error::io("/data/wal", enospc));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("cannot flush the data directory at shutdown"),
+            "{msg}"
+        );
+        assert!(msg.contains("write-ahead log"), "{msg}");
+        assert!(!msg.contains("open"), "{msg}");
+    }
+}
