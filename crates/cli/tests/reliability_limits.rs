@@ -282,3 +282,28 @@ fn oversized_and_duplicated_parameters_get_a_clear_4xx() {
         1
     );
 }
+
+#[test]
+fn huge_names_are_refused_with_a_short_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let base = base_secs();
+    let big = "x".repeat(10 << 20);
+    // A 10 MB measure name was accepted and rewritten into the checkpoint at every flush.
+    for line in [
+        format!("{big} v=1 {base}"),
+        format!("m,{big}=1 v=1 {base}"),
+        format!("m,t={big} v=1 {base}"),
+        format!("m {big}=1 {base}"),
+    ] {
+        let (status, body) = s.write("g", "s", &line);
+        assert_eq!(status, 400, "{}", &body[..body.len().min(200)]);
+        assert!(body.len() < 1000, "an error of {} bytes", body.len());
+        assert!(body.contains("more than the limit"), "{body}");
+    }
+    s.write_ok("g", "s", &format!("m,t=ok v=1 {base}"));
+    assert_eq!(
+        only_rows(&s.query_ok(&json!({"group": "g", "measure": "m"}))).len(),
+        1
+    );
+}
