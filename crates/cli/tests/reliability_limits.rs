@@ -307,3 +307,51 @@ fn huge_names_are_refused_with_a_short_error() {
         1
     );
 }
+
+#[test]
+fn a_client_that_stops_reading_its_response_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_limited(dir.path(), &[], None);
+    // About 6 MB of JSON to answer: more than the server's socket buffer can take.
+    let base = base_secs();
+    let mut body = String::new();
+    for i in 0..200_000i64 {
+        body.push_str(&format!("m,h=h{} v={i} {}\n", i % 10, base + i));
+    }
+    s.write_ok("g", "s", &body);
+    // Let the idle flush open its parts and the client's pooled connection time out.
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = s.pid();
+    let idle_fds = open_fds(pid);
+    let query = r#"{"group":"g","measure":"m"}"#;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let to: std::net::SocketAddr = addr(&s).parse().unwrap();
+    sock.connect(&to.into()).unwrap();
+    let mut c: TcpStream = sock.into();
+    c.write_all(
+        format!(
+            "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{query}",
+            query.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // The client reads nothing. The response stalls, nothing moves, and after the idle
+    // timeout (2 s) the server lets the connection go.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(open_fds(pid) > idle_fds, "the query connection is not open");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while open_fds(pid) > idle_fds {
+        assert!(
+            Instant::now() < deadline,
+            "a stalled response held its connection: {} fds, {idle_fds} when idle",
+            open_fds(pid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(c);
+    let r = s.request(reqwest::Method::GET, "/healthz").send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}

@@ -76,6 +76,17 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     opts.idle_flush = config.idle_flush()?;
     let engine = Arc::new(Engine::open(opts)?);
     tracing::info!(data_dir = %config.data_dir.display(), node_id = engine.node_id(), "engine open");
+    // Every open part holds a descriptor for its data file (so a merge can delete it under a
+    // reader); they come out of the engine's reserve.
+    let parts = engine.stats().parts;
+    if parts.saturating_mul(2) > budget.reserved {
+        tracing::warn!(
+            parts,
+            reserved_for_engine = budget.reserved,
+            open_file_limit = budget.limit,
+            "the engine holds one file descriptor per part and its parts use much of the descriptors kept for it; raise the open-file limit (ulimit -n, LimitNOFILE=) or flushes will be postponed for want of descriptors"
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
