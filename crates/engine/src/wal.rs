@@ -371,6 +371,110 @@ mod tests {
         b
     }
 
+    /// A [`crate::vfs::SimVfs`] on which creating a file fails with `EMFILE` while `full`.
+    #[derive(Debug)]
+    struct NoNewFiles {
+        inner: crate::vfs::SimVfs,
+        full: std::sync::atomic::AtomicBool,
+    }
+
+    impl NoNewFiles {
+        fn emfile(&self) -> std::io::Result<()> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            Ok(())
+        }
+    }
+
+    impl Vfs for NoNewFiles {
+        fn open(&self, p: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+            self.inner.open(p)
+        }
+        fn create(&self, p: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+            self.emfile()?;
+            self.inner.create(p)
+        }
+        fn create_new(&self, p: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+            self.emfile()?;
+            self.inner.create_new(p)
+        }
+        fn open_append(&self, p: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+            self.inner.open_append(p)
+        }
+        fn open_write(&self, p: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+            self.inner.open_write(p)
+        }
+        fn read(&self, p: &Path) -> std::io::Result<Vec<u8>> {
+            self.inner.read(p)
+        }
+        fn exists(&self, p: &Path) -> bool {
+            self.inner.exists(p)
+        }
+        fn is_dir(&self, p: &Path) -> std::io::Result<bool> {
+            self.inner.is_dir(p)
+        }
+        fn create_dir(&self, p: &Path) -> std::io::Result<()> {
+            self.inner.create_dir(p)
+        }
+        fn create_dir_all(&self, p: &Path) -> std::io::Result<()> {
+            self.inner.create_dir_all(p)
+        }
+        fn read_dir(&self, p: &Path) -> std::io::Result<Vec<crate::vfs::DirEntry>> {
+            self.inner.read_dir(p)
+        }
+        fn rename(&self, a: &Path, b: &Path) -> std::io::Result<()> {
+            self.inner.rename(a, b)
+        }
+        fn remove_file(&self, p: &Path) -> std::io::Result<()> {
+            self.inner.remove_file(p)
+        }
+        fn remove_dir_all(&self, p: &Path) -> std::io::Result<()> {
+            self.inner.remove_dir_all(p)
+        }
+        fn hard_link(&self, a: &Path, b: &Path) -> std::io::Result<()> {
+            self.inner.hard_link(a, b)
+        }
+        fn sync_dir(&self, p: &Path) -> std::io::Result<()> {
+            self.inner.sync_dir(p)
+        }
+        fn try_lock(&self, p: &Path) -> std::io::Result<Option<crate::vfs::LockGuard>> {
+            self.inner.try_lock(p)
+        }
+    }
+
+    #[test]
+    fn a_full_segment_that_cannot_rotate_for_want_of_descriptors_takes_more_frames() {
+        let vfs = Arc::new(NoNewFiles {
+            inner: crate::vfs::SimVfs::new(),
+            full: std::sync::atomic::AtomicBool::new(false),
+        });
+        let dir = Path::new("/w");
+        vfs.create_dir_all(dir).unwrap();
+        let mut w = WalWriter::create(vfs.clone(), dir, 1, Vec::new()).unwrap();
+        let frame = |lsn: u64| {
+            let mut b = Vec::new();
+            encode_frame(lsn, 1, format!("payload {lsn}").as_bytes(), &mut b);
+            b
+        };
+        w.append(&frame(1), 1, 1).unwrap();
+        // As if the segment had reached its target size.
+        w.active.size = SEGMENT_TARGET;
+        vfs.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        w.append(&frame(2), 2, 2).unwrap();
+        w.sync().unwrap();
+        assert_eq!(w.segments().len(), 1, "rotated without a descriptor?");
+        // No half-started next segment is left behind.
+        assert!(!vfs.exists(&dir.join(segment_name(2))));
+        vfs.full.store(false, std::sync::atomic::Ordering::SeqCst);
+        w.append(&frame(3), 3, 3).unwrap();
+        w.sync().unwrap();
+        assert_eq!(w.segments().len(), 2, "rotates once it can");
+        let first = vfs.read(&dir.join(segment_name(1))).unwrap();
+        let (lsns, _) = collect(&dir.join(segment_name(1)), &first, false).unwrap();
+        assert_eq!(lsns, vec![1, 2]);
+    }
+
     #[test]
     fn frames_round_trip() {
         let b = segment_with(5);
