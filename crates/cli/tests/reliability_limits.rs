@@ -129,8 +129,13 @@ fn half_open_sockets_beyond_the_descriptor_limit_do_not_stop_writes() {
         "writes crawled: {:?}",
         started.elapsed()
     );
-    // The server never held more descriptors than its limit allows, with room to spare.
-    assert!(open_fds(s.pid()) < NOFILE as usize, "{}", open_fds(s.pid()));
+    // Connections are capped below the limit: a good part of it stays free for the engine
+    // (before, the sockets took every descriptor).
+    let held = open_fds(s.pid());
+    assert!(
+        held < (NOFILE * 3 / 4) as usize,
+        "{held} of {NOFILE} descriptors in use"
+    );
     drop(sockets);
 
     // Not poisoned: the data reached parts and later writes are accepted.
