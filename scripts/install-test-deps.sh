@@ -1,12 +1,34 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs, if missing. Safe to run repeatedly.
-# (The S3 tests need nothing: they run an in-process S3 server.)
+# Installs what the test suite needs, if missing. Safe to run repeatedly; quick when installed.
+# - Debian: prometheus (remote-read tests), influxdb-client (the `influx` 1.x CLI), npm/venv
+#   tooling when the machine lacks it.
+# - PyPI into .venv-tests/ (gitignored): moto[server] (an independent S3), influxdb (the
+#   InfluxQL client library).
+# - npm into .node-tests/ (gitignored): azurite (Azure Blob for az:// repositories).
+# (The in-process S3 tests need nothing: they run an s3s server inside the test.)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
 need=()
-# Add Debian packages here as tests come to need them, e.g.:
-# command -v restic >/dev/null || need+=(restic)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v influx >/dev/null || need+=(influxdb-client)
+command -v npm >/dev/null || need+=(npm)
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+MOTO=5.2.5 INFLUXDB=5.3.2 AZURITE=3.35.0
+venv=.venv-tests
+if ! "$venv/bin/python" -c "import moto, influxdb, flask" >/dev/null 2>&1; then
+  rm -rf "$venv"
+  python3 -m venv "$venv" || /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO" "influxdb==$INFLUXDB"
+fi
+
+if [ ! -x .node-tests/node_modules/.bin/azurite-blob ]; then
+  mkdir -p .node-tests
+  npm install -q --prefix .node-tests --no-audit --no-fund "azurite@$AZURITE" >/dev/null
 fi

@@ -334,17 +334,34 @@ fn influx_v1_query_url_creates_databases() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    // Anything else changes nothing and says what to use instead.
+    // Statements outside the InfluxQL subset change nothing and say so, with the position.
     let before = send(reqwest::Method::GET, "/query?q=SHOW%20DATABASES", None).1;
-    for q in [
-        "SELECT%20*%20FROM%20cpu",
-        "DROP%20DATABASE%20telegraf",
-        "CREATE%20DATABASE%20x%20WITH%20DURATION%207d",
+    for (q, says) in [
+        (
+            "DROP%20DATABASE%20telegraf",
+            "found DROP, expected SELECT, SHOW, CREATE",
+        ),
+        (
+            "CREATE%20DATABASE%20x%20WITH%20DURATION%207d",
+            "CREATE DATABASE options are not supported",
+        ),
     ] {
         let (st, v) = send(reqwest::Method::GET, &format!("/query?q={q}"), None);
         assert_eq!(st, 400, "{q}: {v}");
-        assert!(v["error"].as_str().unwrap().contains("api/v1"), "{q}: {v}");
+        let e = v["error"].as_str().unwrap();
+        assert!(
+            e.starts_with("error parsing query: ") && e.contains(says),
+            "{q}: {v}"
+        );
     }
+    // A SELECT needs a database, as in InfluxDB: the statement's error, status 200.
+    let (st, v) = send(
+        reqwest::Method::GET,
+        "/query?q=SELECT%20*%20FROM%20cpu",
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["results"][0]["error"], "database name required");
     let (st, v) = send(reqwest::Method::GET, "/query", None);
     assert_eq!(st, 400);
     assert!(v["error"].as_str().unwrap().contains("\"q\""), "{v}");

@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod error;
+pub mod influxql;
 mod parse;
 mod result;
 

@@ -35,6 +35,11 @@ pub struct Config {
     /// A connection with no request being handled and no byte moving either way for this long
     /// is closed (stalled responses, idle HTTP/2 connections).
     pub idle_timeout: String,
+    /// Prometheus remote read: the most series, samples and (uncompressed) response bytes one
+    /// request may return; more is refused with `exceeded ... limit`.
+    pub remote_read_max_series: usize,
+    pub remote_read_max_samples: usize,
+    pub remote_read_max_bytes: usize,
 }
 
 /// One layer of configuration; `None` means "not set here".
@@ -52,6 +57,9 @@ pub struct ConfigLayer {
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub remote_read_max_series: Option<usize>,
+    pub remote_read_max_samples: Option<usize>,
+    pub remote_read_max_bytes: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +106,11 @@ pub const DEFAULT_IDLE_FLUSH: &str = "5s";
 pub const DEFAULT_HEADER_TIMEOUT: &str = "10s";
 pub const DEFAULT_BODY_TIMEOUT: &str = "60s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+const READ_DEFAULTS: crate::remote_read::Limits = crate::remote_read::Limits {
+    max_series: 100_000,
+    max_samples: 5_000_000,
+    max_bytes: 128 << 20,
+};
 
 impl ConfigLayer {
     /// Read a TOML file: the same keys as [`ConfigLayer`], e.g. `listen = "0.0.0.0:8480"`.
@@ -114,7 +127,8 @@ impl ConfigLayer {
 
     /// `STRATA_DATA_DIR`, `STRATA_LISTEN`, `STRATA_REPO`, `STRATA_AUTH_TOKEN`,
     /// `STRATA_MAX_BODY_BYTES`, `STRATA_FSYNC`, `STRATA_IDLE_FLUSH`, `STRATA_MAX_CONNECTIONS`,
-    /// `STRATA_HEADER_TIMEOUT`, `STRATA_BODY_TIMEOUT`, `STRATA_IDLE_TIMEOUT`; `get` is
+    /// `STRATA_HEADER_TIMEOUT`, `STRATA_BODY_TIMEOUT`, `STRATA_IDLE_TIMEOUT`,
+    /// `STRATA_REMOTE_READ_MAX_{SERIES,SAMPLES,BYTES}`; `get` is
     /// `std::env::var` outside tests. An empty `STRATA_AUTH_TOKEN` counts as unset.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<ConfigLayer, ConfigError> {
         let number = |var: &'static str, what: &str| -> Result<Option<usize>, ConfigError> {
@@ -140,6 +154,9 @@ impl ConfigLayer {
             header_timeout: get("STRATA_HEADER_TIMEOUT"),
             body_timeout: get("STRATA_BODY_TIMEOUT"),
             idle_timeout: get("STRATA_IDLE_TIMEOUT"),
+            remote_read_max_series: number("STRATA_REMOTE_READ_MAX_SERIES", "series")?,
+            remote_read_max_samples: number("STRATA_REMOTE_READ_MAX_SAMPLES", "samples")?,
+            remote_read_max_bytes: number("STRATA_REMOTE_READ_MAX_BYTES", "bytes")?,
         })
     }
 
@@ -157,6 +174,11 @@ impl ConfigLayer {
             header_timeout: self.header_timeout.or(lower.header_timeout),
             body_timeout: self.body_timeout.or(lower.body_timeout),
             idle_timeout: self.idle_timeout.or(lower.idle_timeout),
+            remote_read_max_series: self.remote_read_max_series.or(lower.remote_read_max_series),
+            remote_read_max_samples: self
+                .remote_read_max_samples
+                .or(lower.remote_read_max_samples),
+            remote_read_max_bytes: self.remote_read_max_bytes.or(lower.remote_read_max_bytes),
         }
     }
 
@@ -184,6 +206,15 @@ impl ConfigLayer {
             idle_timeout: self
                 .idle_timeout
                 .unwrap_or_else(|| DEFAULT_IDLE_TIMEOUT.to_string()),
+            remote_read_max_series: self
+                .remote_read_max_series
+                .unwrap_or(READ_DEFAULTS.max_series),
+            remote_read_max_samples: self
+                .remote_read_max_samples
+                .unwrap_or(READ_DEFAULTS.max_samples),
+            remote_read_max_bytes: self
+                .remote_read_max_bytes
+                .unwrap_or(READ_DEFAULTS.max_bytes),
         };
         c.validate()?;
         Ok(c)
@@ -227,6 +258,14 @@ impl Config {
         self.fsync
             .parse()
             .map_err(|_| ConfigError::Fsync(self.fsync.clone()))
+    }
+
+    pub fn remote_read_limits(&self) -> crate::remote_read::Limits {
+        crate::remote_read::Limits {
+            max_series: self.remote_read_max_series,
+            max_samples: self.remote_read_max_samples,
+            max_bytes: self.remote_read_max_bytes,
+        }
     }
 
     /// The idle-flush delay; zero turns the trigger off.

@@ -11,6 +11,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod serve;
+pub mod remote_read;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -98,6 +99,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         metrics: Arc::new(metrics::Metrics::new()),
         max_body: config.max_body_bytes,
         body_timeout: config.body_timeout()?,
+        remote_read: config.remote_read_limits(),
     };
     let app = http::router(state, config.auth_token.clone(), Some(config.repo.clone()));
     let served = runtime.block_on(async move {

@@ -61,6 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         idle_timeout: args.idle_timeout,
+        // Remote-read limits come from the config file or the environment only.
+        ..ConfigLayer::default()
     };
     let env = ConfigLayer::from_env(|k| std::env::var(k).ok())?;
     let config = Config::resolve(flags, env, args.config.as_deref())?;

@@ -1,214 +1,100 @@
-//! `GET|POST /query`: the InfluxDB 1.x query URL, for the statements clients send to set up.
-//!
-//! Telegraf's `outputs.influxdb` and other InfluxDB 1.x clients send `CREATE DATABASE "name"`
-//! to `/query` before they write; a 404 there made Telegraf log an error at every start. Strata
-//! understands `CREATE DATABASE` (creates the group with default settings; an existing group is
-//! left as it is, as InfluxDB does) and `SHOW DATABASES` (the groups). Any other InfluxQL gets a
-//! 400 that points at the JSON query API. `q` is read from the URL and, for a POST with a form
-//! body, from the body; several statements may be separated by `;`.
+//! `GET|POST /query?db=G`: the InfluxDB 1.x query endpoint. The statements are parsed and run
+//! by `strata_query::influxql` (the subset Grafana's InfluxDB data source and the `influx` CLI
+//! send, documented in `docs/API.md`); this handler reads the parameters as InfluxDB does and
+//! writes its JSON: `q` from the URL or a form body, `db`, `epoch`, `chunked`, `chunk_size`.
+//! A syntax error is a 400 `{"error":"error parsing query: ... at line 1, char 8"}`; an error
+//! in one statement is that statement's `error`, with status 200, as InfluxDB answers.
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::{Value, json};
-use strata_engine::GroupSettings;
+use strata_query::influxql::{self, Context, Epoch};
 
 use super::AppState;
-use super::error::ApiError;
 
-/// One statement Strata understands.
-#[derive(Debug, PartialEq, Eq)]
-enum Statement {
-    CreateDatabase(String),
-    ShowDatabases,
-}
+/// InfluxDB's default rows per chunk.
+const DEFAULT_CHUNK_SIZE: usize = 10_000;
 
 pub async fn query(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(mut params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let mut q = params.get("q").cloned();
+) -> Response {
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if form {
         for (k, v) in form_urlencoded::parse(&body) {
-            if k == "q" {
-                q = Some(v.into_owned());
-            }
+            params.insert(k.into_owned(), v.into_owned());
         }
     }
-    let q = q.ok_or_else(|| ApiError::bad_request("missing required parameter \"q\""))?;
-    let statements = parse(&q).map_err(ApiError::bad_request)?;
-    let mut results = Vec::new();
-    for (i, st) in statements.into_iter().enumerate() {
-        match st {
-            Statement::CreateDatabase(name) => {
-                let exists = state.engine.catalog().groups.iter().any(|g| g.name == name);
-                if !exists {
-                    let engine = state.engine.clone();
-                    tokio::task::spawn_blocking(move || {
-                        engine.put_group(&name, GroupSettings::default())
-                    })
-                    .await??;
-                }
-                results.push(json!({ "statement_id": i }));
-            }
-            Statement::ShowDatabases => {
-                let names: Vec<Value> = state
-                    .engine
-                    .catalog()
-                    .groups
-                    .iter()
-                    .map(|g| json!([g.name]))
-                    .collect();
-                results.push(json!({
-                    "statement_id": i,
-                    "series": [{ "name": "databases", "columns": ["name"], "values": names }],
-                }));
-            }
+    let Some(q) = params.get("q").filter(|q| !q.trim().is_empty()).cloned() else {
+        return error(StatusCode::BAD_REQUEST, "missing required parameter \"q\"");
+    };
+    let epoch = match Epoch::parse(params.get("epoch").map(String::as_str)) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    let chunked = params.get("chunked").is_some_and(|c| c == "true");
+    let chunk_size = match params.get("chunk_size").map(|s| s.parse::<usize>()) {
+        None => DEFAULT_CHUNK_SIZE,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "chunk_size must be a positive integer",
+            );
         }
-    }
-    Ok(Json(json!({ "results": results })))
+    };
+    let ctx = Context {
+        db: params.get("db").cloned(),
+        now: now_ns(),
+    };
+    let engine = state.engine.clone();
+    let ran = tokio::task::spawn_blocking(move || influxql::run(&*engine, &ctx, &q)).await;
+    let results = match ran {
+        Ok(Ok(r)) => r,
+        Ok(Err(syntax)) => {
+            state.metrics.error("influxql");
+            return error(StatusCode::BAD_REQUEST, &syntax);
+        }
+        Err(e) => {
+            state.metrics.error("influxql");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+    };
+    let body = if chunked {
+        influxql::render_chunked(&results, epoch, chunk_size)
+    } else {
+        influxql::render(&results, epoch)
+    };
+    json(StatusCode::OK, body)
 }
 
-/// The statements of `q`, or why one is not understood.
-fn parse(q: &str) -> Result<Vec<Statement>, String> {
-    let mut out = Vec::new();
-    for raw in split_statements(q)? {
-        let s = raw.trim();
-        if s.is_empty() {
-            continue;
-        }
-        let words: Vec<&str> = s.splitn(3, char::is_whitespace).collect();
-        let kw = |i: usize, w: &str| words.get(i).is_some_and(|x| x.eq_ignore_ascii_case(w));
-        if kw(0, "SHOW") && words.len() == 2 && kw(1, "DATABASES") {
-            out.push(Statement::ShowDatabases);
-        } else if kw(0, "CREATE") && kw(1, "DATABASE") && words.len() == 3 {
-            let (name, rest) = identifier(words[2].trim())?;
-            if !rest.trim().is_empty() {
-                return Err(format!(
-                    "CREATE DATABASE options are not supported here ({}); create the group, then \
-                     set its TTL and segment interval with PUT /api/v1/groups/{name}",
-                    rest.trim()
-                ));
-            }
-            out.push(Statement::CreateDatabase(name));
-        } else {
-            return Err(format!(
-                "InfluxQL is not supported except CREATE DATABASE and SHOW DATABASES \
-                 (got: {s}); query with POST /api/v1/query (docs/API.md)"
-            ));
-        }
-    }
-    if out.is_empty() {
-        return Err("empty query".into());
-    }
-    Ok(out)
+fn json(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
-/// `q` split at the `;` that are outside quotes.
-fn split_statements(q: &str) -> Result<Vec<&str>, String> {
-    let (mut out, mut start, mut quote, mut escaped) = (Vec::new(), 0, None, false);
-    for (i, c) in q.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' && quote.is_some() {
-            escaped = true;
-        } else if Some(c) == quote {
-            quote = None;
-        } else if quote.is_none() && (c == '"' || c == '\'') {
-            quote = Some(c);
-        } else if quote.is_none() && c == ';' {
-            out.push(&q[start..i]);
-            start = i + 1;
-        }
-    }
-    if quote.is_some() {
-        return Err("unterminated quoted string".into());
-    }
-    out.push(&q[start..]);
-    Ok(out)
+/// `{"error":"..."}`, InfluxDB's shape for a request it cannot run at all.
+fn error(status: StatusCode, msg: &str) -> Response {
+    let mut body = String::from("{\"error\":");
+    influxql::json_string(&mut body, msg);
+    body.push_str("}\n");
+    json(status, body)
 }
 
-/// A leading InfluxQL identifier (bare, or in double quotes with `\"` and `\\` escapes) and the
-/// text after it.
-fn identifier(s: &str) -> Result<(String, &str), String> {
-    if let Some(body) = s.strip_prefix('"') {
-        let mut name = String::new();
-        let mut chars = body.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, e)) => name.push(e),
-                    None => break,
-                },
-                '"' => {
-                    if name.is_empty() {
-                        return Err("empty database name".into());
-                    }
-                    return Ok((name, &body[i + 1..]));
-                }
-                _ => name.push(c),
-            }
-        }
-        return Err("unterminated database name".into());
-    }
-    let end = s
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(s.len());
-    if end == 0 {
-        return Err(format!("expected a database name, got: {s}"));
-    }
-    Ok((s[..end].to_string(), &s[end..]))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_what_clients_send() {
-        assert_eq!(
-            parse("CREATE DATABASE \"telegraf\"").unwrap(),
-            vec![Statement::CreateDatabase("telegraf".into())]
-        );
-        assert_eq!(
-            parse("create database metrics_1; SHOW DATABASES;").unwrap(),
-            vec![
-                Statement::CreateDatabase("metrics_1".into()),
-                Statement::ShowDatabases
-            ]
-        );
-        assert_eq!(
-            parse(r#"CREATE DATABASE "a;b \"c\"""#).unwrap(),
-            vec![Statement::CreateDatabase(r#"a;b "c""#.into())]
-        );
-    }
-
-    #[test]
-    fn anything_else_is_a_clear_error() {
-        for (q, says) in [
-            ("SELECT * FROM cpu", "InfluxQL is not supported"),
-            (
-                "CREATE DATABASE db WITH DURATION 7d",
-                "options are not supported",
-            ),
-            ("CREATE DATABASE \"db", "unterminated"),
-            ("CREATE DATABASE \"\"", "empty database name"),
-            ("CREATE DATABASE ;", "InfluxQL is not supported"),
-            ("  ;  ", "empty query"),
-            ("DROP DATABASE db", "InfluxQL is not supported"),
-        ] {
-            let e = parse(q).unwrap_err();
-            assert!(e.contains(says), "{q}: {e}");
-        }
-    }
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -8,6 +8,7 @@ mod groups;
 mod influxql;
 mod limits;
 mod params;
+mod prom_read;
 mod query;
 mod write;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub max_body: usize,
     /// A request body must arrive whole within this long.
     pub body_timeout: std::time::Duration,
+    /// What one Prometheus remote read may return.
+    pub remote_read: crate::remote_read::Limits,
 }
 
 /// The whole API. Every route, including the backup routes merged in, sits behind the token
@@ -46,6 +49,7 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> R
         .route("/write", post(write::write_influx_v1))
         .route("/api/v2/write", post(write::write_influx_v2))
         .route("/api/v1/prom/write", post(write::write_prometheus))
+        .route("/api/v1/prom/read", post(prom_read::read))
         .route("/api/v1/query", post(query::query))
         .route("/query", get(influxql::query).post(influxql::query))
         .route("/api/v1/groups", get(groups::list))
