@@ -10,8 +10,8 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
-pub mod serve;
 pub mod remote_read;
+pub mod serve;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -18,63 +18,11 @@ use std::collections::BTreeMap;
 use strata_engine::model::{FieldType, GroupCatalog};
 use strata_engine::{Column, Engine, ScanRequest, TagMatcher};
 
-use crate::ingest::remote_write::{Label, Sample, TimeSeries};
+use strata_prompb::{Label, Sample, TimeSeries};
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ReadRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub queries: Vec<Query>,
-    #[prost(enumeration = "ResponseType", repeated, tag = "2")]
-    pub accepted_response_types: Vec<i32>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-#[repr(i32)]
-pub enum ResponseType {
-    Samples = 0,
-    StreamedXorChunks = 1,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Query {
-    #[prost(int64, tag = "1")]
-    pub start_timestamp_ms: i64,
-    #[prost(int64, tag = "2")]
-    pub end_timestamp_ms: i64,
-    #[prost(message, repeated, tag = "3")]
-    pub matchers: Vec<LabelMatcher>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct LabelMatcher {
-    #[prost(enumeration = "MatchType", tag = "1")]
-    pub r#type: i32,
-    #[prost(string, tag = "2")]
-    pub name: String,
-    #[prost(string, tag = "3")]
-    pub value: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-#[repr(i32)]
-pub enum MatchType {
-    Eq = 0,
-    Neq = 1,
-    Re = 2,
-    Nre = 3,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ReadResponse {
-    #[prost(message, repeated, tag = "1")]
-    pub results: Vec<QueryResult>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct QueryResult {
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
+pub use strata_prompb::{
+    LabelMatcher, MatchType, Query, QueryResult, ReadRequest, ReadResponse, ResponseType,
+};
 
 /// What one read may return at most (all queries of the request together).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +36,7 @@ pub struct Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("bad protobuf: {0}")]
-    Protobuf(#[from] prost::DecodeError),
+    Protobuf(#[from] strata_prompb::DecodeError),
     #[error("invalid matcher {name}: {reason}")]
     Matcher { name: String, reason: String },
     #[error("unknown matcher type {0}")]

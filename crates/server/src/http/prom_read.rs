@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use prost::Message;
+use strata_prompb::Message;
 
 use super::AppState;
 use crate::ingest::body;

@@ -52,6 +52,7 @@ fn req(base_ms: i64, matchers: Vec<LabelMatcher>) -> ReadRequest {
             start_timestamp_ms: base_ms,
             end_timestamp_ms: base_ms + 60_000,
             matchers,
+            hints: None,
         }],
         accepted_response_types: vec![],
     }
