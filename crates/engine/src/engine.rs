@@ -3,120 +3,33 @@
 
 mod background;
 mod commit;
+mod durable;
 mod flush;
 mod merge;
 mod open;
+mod options;
+mod publish;
 mod read;
+mod route;
 mod snap;
 pub(crate) mod state;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crate::batch::PointBatch;
 use crate::error::{Error, Result};
+use crate::meta_files;
 use crate::model::{Catalog, GroupSettings, Point};
 use crate::scan::{ScanRequest, SeriesData};
 use crate::snapshot::Snapshot;
-use crate::vfs::{RealVfs, Vfs};
 
 use state::{Inner, lock, read};
 
 pub use open::try_lock;
-
-/// When an acknowledged write reaches stable storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// fsync before acknowledging (group commit). Survives power loss. The default.
-    Always,
-    /// write(2) before acknowledging, fsync at most this far apart. Survives kill -9.
-    Interval(Duration),
-    /// write(2) before acknowledging, fsync left to the OS.
-    Never,
-}
-
-impl std::str::FromStr for FsyncPolicy {
-    type Err = Error;
-    /// `always`, `never`, or `interval:<duration>` (e.g. `interval:1s`, `interval:250ms`).
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "always" => Ok(FsyncPolicy::Always),
-            "never" => Ok(FsyncPolicy::Never),
-            _ => {
-                let Some(d) = s.strip_prefix("interval:") else {
-                    return Err(Error::InvalidInput(format!(
-                        "fsync policy '{s}': expected always, never or interval:<duration>"
-                    )));
-                };
-                parse_duration(d).map(FsyncPolicy::Interval).ok_or_else(|| {
-                    Error::InvalidInput(format!("fsync policy '{s}': bad duration '{d}'"))
-                })
-            }
-        }
-    }
-}
-
-fn parse_duration(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    match unit {
-        "ns" => Some(Duration::from_nanos(n)),
-        "us" => Some(Duration::from_micros(n)),
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
-        _ => None,
-    }
-}
-
-/// Default of [`EngineOptions::idle_flush`].
-pub const DEFAULT_IDLE_FLUSH: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    pub data_dir: PathBuf,
-    pub fsync: FsyncPolicy,
-    /// Identity of this node, recorded in the data dir and in snapshots. Generated on first
-    /// open when `None`.
-    pub node_id: Option<String>,
-    /// Flush a shard's memtable when it holds this many bytes.
-    pub memtable_bytes: usize,
-    /// ... or when its oldest row is this old.
-    pub memtable_age: Duration,
-    /// ... or when it got no write for this long, so data of a quiet (or finished) ingest
-    /// leaves the WAL for parts: backups then carry parts, not WAL, and restores replay
-    /// nothing. `Duration::ZERO` turns the idle trigger off.
-    pub idle_flush: Duration,
-    /// Run background merges and TTL drops (off in some tests).
-    pub background: bool,
-    /// The file system the engine runs on: [`RealVfs`] except in power-loss tests.
-    pub vfs: Arc<dyn Vfs>,
-    /// Flush the memtables before each snapshot (default), so snapshots and backups carry
-    /// parts rather than WAL. Off, a snapshot carries the WAL since the last flush instead
-    /// (tests of WAL replay after restore use this).
-    pub snapshot_flush: bool,
-}
-
-impl EngineOptions {
-    pub fn new(data_dir: impl AsRef<Path>) -> Self {
-        EngineOptions {
-            data_dir: data_dir.as_ref().to_path_buf(),
-            fsync: FsyncPolicy::Always,
-            node_id: None,
-            memtable_bytes: 64 << 20,
-            memtable_age: Duration::from_secs(30),
-            idle_flush: DEFAULT_IDLE_FLUSH,
-            background: true,
-            vfs: Arc::new(RealVfs),
-            snapshot_flush: true,
-        }
-    }
-}
+pub use options::{EngineOptions, FsyncPolicy};
 
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -171,13 +84,26 @@ impl Engine {
     /// conflict rejects the whole batch). Returns the batch's LSN once durable per the fsync
     /// policy. Creates the group with default settings if it does not exist.
     pub fn write(&self, group: &str, points: &[Point]) -> Result<u64> {
-        commit::write(&self.inner, group, PointBatch::from_points(points))
+        self.write_batch(group, PointBatch::from_points(points))
     }
 
     /// [`Engine::write`] for a batch that may borrow its strings (the ingest path: no
     /// allocation per point). The batch's tags are sorted by key in place.
     pub fn write_batch(&self, group: &str, batch: PointBatch<'_>) -> Result<u64> {
-        commit::write(&self.inner, group, batch)
+        let c = commit::write(&self.inner, group, batch)?;
+        let limit = self.inner.opts.memtable_bytes;
+        if c.mem_bytes >= limit.saturating_mul(4) {
+            // Flushing fell far behind: this writer helps (bounded memory beats latency here).
+            // Out of file descriptors, the write is still durable and acknowledged; the
+            // background flush retries.
+            match flush::flush(&self.inner) {
+                Err(e) if e.is_descriptor_exhaustion() => {}
+                r => r?,
+            }
+        } else if c.mem_bytes >= limit {
+            let _ = self.inner.wake.0.try_send(());
+        }
+        Ok(c.lsn)
     }
 
     pub fn scan(&self, req: &ScanRequest) -> Result<Vec<SeriesData>> {
@@ -311,5 +237,15 @@ impl Drop for Engine {
 /// Change the node id recorded in a (restored) data directory, atomically. Fails with
 /// [`Error::Locked`] while an engine has the directory open.
 pub fn set_node_id(data_dir: impl AsRef<Path>, id: &str) -> Result<()> {
-    crate::meta_files::set_node_id(data_dir.as_ref(), id)
+    let dir = data_dir.as_ref();
+    if id.is_empty() || id.len() > 256 {
+        return Err(Error::InvalidInput("node id must be 1-256 bytes".into()));
+    }
+    let vfs = &crate::vfs::RealVfs;
+    let _lock = try_lock(vfs, dir)?;
+    let mut e = meta_files::read_engine(vfs, dir)?.ok_or_else(|| {
+        Error::InvalidInput(format!("{} is not a Strata data directory", dir.display()))
+    })?;
+    e.node_id = id.to_string();
+    meta_files::write_engine(vfs, dir, &e)
 }

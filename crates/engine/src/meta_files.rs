@@ -79,18 +79,3 @@ pub fn encode_checkpoint(c: &Checkpoint) -> Result<Vec<u8>> {
 pub fn write_checkpoint(vfs: &dyn Vfs, dir: &Path, c: &Checkpoint) -> Result<()> {
     write_atomic(vfs, &dir.join(CHECKPOINT_FILE), &encode_checkpoint(c)?)
 }
-
-/// Change the node id recorded in a data (or restored staging) directory. Fails with
-/// [`Error::Locked`] while an engine holds the directory.
-pub fn set_node_id(dir: &Path, id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 256 {
-        return Err(Error::InvalidInput("node id must be 1-256 bytes".into()));
-    }
-    let vfs = &crate::vfs::RealVfs;
-    let _lock = crate::engine::try_lock(vfs, dir)?;
-    let mut e = read_engine(vfs, dir)?.ok_or_else(|| {
-        Error::InvalidInput(format!("{} is not a Strata data directory", dir.display()))
-    })?;
-    e.node_id = id.to_string();
-    write_engine(vfs, dir, &e)
-}

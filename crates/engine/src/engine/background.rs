@@ -87,7 +87,7 @@ fn flush_loop(inner: &Inner) {
         if inner.shutdown.load(Ordering::SeqCst) {
             break;
         }
-        super::commit::sync_if_due(inner);
+        super::durable::sync_if_due(inner);
         if backoff.ready() && (flush_due(inner) || flush_retry_pending(inner)) {
             match super::flush::flush(inner) {
                 Ok(()) => {

@@ -2,9 +2,8 @@
 //!
 //! A writer encodes its WAL record outside any lock, then under `commit` validates the batch
 //! against the catalog, takes the next LSN, appends the frame to the pending buffer and inserts
-//! the points into the active memtable. It then waits until its LSN is durable: whoever gets
-//! the `wal` mutex first becomes the leader, writes everything pending in one `write(2)` and
-//! fsyncs once for all of it (group commit).
+//! the points into the active memtable. It then waits until its LSN is durable (`durable`:
+//! group commit).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +16,8 @@ use crate::model::GroupSettings;
 use crate::record;
 use crate::wal::encode_frame;
 
-use super::FsyncPolicy;
+use super::durable::wait_durable;
+use super::route::point_expired;
 use super::state::*;
 
 fn check_writable(inner: &Inner) -> Result<()> {
@@ -33,10 +33,20 @@ fn check_writable(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
-pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<u64> {
+/// A durable batch: its LSN, and the active memtable's size after it (the caller decides
+/// whether a flush is due; the commit path itself never flushes).
+pub struct Committed {
+    pub lsn: u64,
+    pub mem_bytes: usize,
+}
+
+pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<Committed> {
     check_writable(inner)?;
     if batch.is_empty() {
-        return Ok(lock(&inner.commit).last_lsn);
+        return Ok(Committed {
+            lsn: lock(&inner.commit).last_lsn,
+            mem_bytes: 0,
+        });
     }
     // Sorted in place: the WAL record and the memtable both want tags in key order.
     if let Some((measure, key)) = batch.sort_tags() {
@@ -72,26 +82,13 @@ pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<u6
         .points_written
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     wait_durable(inner, lsn, false)?;
-    if mem_bytes >= inner.opts.memtable_bytes.saturating_mul(4) {
-        // Flushing fell far behind: this writer helps (bounded memory beats latency here).
-        // Out of file descriptors, the write is still durable and acknowledged; the
-        // background flush retries.
-        match super::flush::flush(inner) {
-            Err(e) if e.is_descriptor_exhaustion() => {}
-            r => r?,
-        }
-    } else if mem_bytes >= inner.opts.memtable_bytes {
-        let _ = inner.wake.0.try_send(());
-    }
-    Ok(lsn)
+    Ok(Committed { lsn, mem_bytes })
 }
 
 /// A point whose segment is already past the group's TTL would be dropped at once: refuse the
 /// batch instead of acknowledging data nobody can read back.
 fn reject_expired(group: &str, settings: &GroupSettings, oldest: i64, now: i64) -> Result<()> {
-    let end = segment_of(oldest, settings.segment_interval_ns)
-        .saturating_add(settings.segment_interval_ns);
-    if expired(end, settings.ttl_ns, now) {
+    if point_expired(oldest, settings, now) {
         return Err(Error::InvalidInput(format!(
             "timestamp {oldest} ns is older than group '{group}' retains (TTL {} h): \
              the point would be dropped at once; raise the group's ttl or send newer points",
@@ -179,88 +176,4 @@ pub fn delete_group(inner: &Inner, name: &str) -> Result<()> {
         crate::format::remove_all(vfs, &to)?;
     }
     Ok(())
-}
-
-fn poison(inner: &Inner, e: &Error) {
-    let mut p = lock(&inner.poisoned);
-    if p.is_none() {
-        tracing::error!(error = %e, "WAL write failed; refusing writes until reopened");
-        *p = Some(e.to_string());
-    }
-}
-
-/// Return once `lsn` is written (and fsynced when the policy or `force_sync` says so).
-pub fn wait_durable(inner: &Inner, lsn: u64, force_sync: bool) -> Result<()> {
-    loop {
-        if lock(&inner.durable).done_lsn >= lsn && !force_sync {
-            return Ok(());
-        }
-        let mut wal = lock(&inner.wal);
-        if let Some(msg) = lock(&inner.poisoned).as_ref() {
-            return Err(Error::Poisoned(msg.clone()));
-        }
-        let Some(w) = wal.as_mut() else {
-            return Err(Error::InvalidInput("engine is open read-only".into()));
-        };
-        let mut d = lock(&inner.durable);
-        if d.done_lsn >= lsn && !(force_sync && d.unsynced) {
-            return Ok(());
-        }
-        drop(d);
-        let (buf, first, last) = {
-            let mut c = lock(&inner.commit);
-            (std::mem::take(&mut c.pending), c.pending_first, c.last_lsn)
-        };
-        let sync_now = force_sync
-            || match inner.opts.fsync {
-                FsyncPolicy::Always => true,
-                FsyncPolicy::Interval(iv) => lock(&inner.durable).last_sync.elapsed() >= iv,
-                FsyncPolicy::Never => false,
-            };
-        let res = (|| {
-            if !buf.is_empty() {
-                w.append(&buf, first, last)?;
-                inner
-                    .stats
-                    .wal_bytes
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
-            }
-            if sync_now {
-                w.sync()?;
-                inner.stats.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            poison(inner, &e);
-            return Err(e);
-        }
-        d = lock(&inner.durable);
-        if !buf.is_empty() {
-            d.done_lsn = last;
-            d.unsynced = true;
-        }
-        if sync_now {
-            d.unsynced = false;
-            d.last_sync = Instant::now();
-        }
-        if d.done_lsn >= lsn {
-            return Ok(());
-        }
-    }
-}
-
-/// Background fsync for the `interval` policy.
-pub fn sync_if_due(inner: &Inner) {
-    let FsyncPolicy::Interval(iv) = inner.opts.fsync else {
-        return;
-    };
-    let due = {
-        let d = lock(&inner.durable);
-        d.unsynced && d.last_sync.elapsed() >= iv
-    };
-    if due {
-        let lsn = lock(&inner.durable).done_lsn;
-        let _ = wait_durable(inner, lsn, true);
-    }
 }

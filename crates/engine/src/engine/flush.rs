@@ -10,14 +10,13 @@ use std::sync::{Arc, RwLock};
 
 use crate::catalog::CatalogState;
 use crate::error::{Error, Result};
-use crate::format::{create_dir_all, fsync_dir};
-use crate::manifest::{self, Manifest};
 use crate::memtable::{Memtable, SeriesMeta};
-use crate::meta_files;
-use crate::part::{PartIdentity, PartReader, write_part};
+use crate::part::{PartIdentity, PartReader};
 use crate::rows::Rows;
 
-use super::commit::wait_durable;
+use super::durable::wait_durable;
+use super::publish::{write_checkpoint, write_manifest, write_part_into_shard};
+use super::route::{Route, route};
 use super::state::*;
 
 pub fn flush(inner: &Inner) -> Result<()> {
@@ -123,14 +122,10 @@ fn write_frozen(inner: &Inner, f: Frozen) -> Result<(), (Frozen, Error)> {
             f.cut,
             &mut built,
         )?;
-        publish(inner, &mut built, f.cut, &f.catalog)
+        publish(inner, &mut built, f.cut, &f.catalog, &f.mem)
     })();
     match res {
-        Ok(()) => {
-            let mut st = write(&inner.state);
-            st.frozen.retain(|m| !Arc::ptr_eq(m, &f.mem));
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(e) if e.is_descriptor_exhaustion() => {
             // Parts no manifest lists; what is left behind anyway is removed at open.
             for b in built {
@@ -148,12 +143,15 @@ fn write_frozen(inner: &Inner, f: Frozen) -> Result<(), (Frozen, Error)> {
 
 pub struct BuiltPart {
     pub key: ShardKey,
-    pub segment_end: i64,
-    pub shards: u32,
+    pub route: Route,
     pub part: PartReader,
 }
 
-type Buckets<'a> = BTreeMap<(i64, u32), Vec<(&'a SeriesMeta, Rows)>>;
+/// The rows a flush writes into one shard of one segment.
+struct Bucket<'a> {
+    route: Route,
+    series: Vec<(&'a SeriesMeta, Rows)>,
+}
 
 fn build_parts(
     inner: &Inner,
@@ -168,35 +166,35 @@ fn build_parts(
     groups.sort();
     for group in groups {
         let settings = catalog.settings(group);
-        let iv = settings.segment_interval_ns;
-        let mut buckets: Buckets<'_> = BTreeMap::new();
+        let mut buckets: BTreeMap<(i64, u32), Bucket<'_>> = BTreeMap::new();
         for ms in mem.groups[group].values() {
             for s in ms.values() {
                 let rows = s.resolved();
                 let sid = s.meta.sid();
+                // Rows are in time order: split them at segment ends.
                 let mut a = 0;
                 while a < rows.len() {
-                    let seg = segment_of(rows.ts[a], iv);
-                    let end = seg.saturating_add(iv);
-                    let b = a + rows.ts[a..].partition_point(|&t| t < end);
-                    let shards = version
-                        .segment_shards(group, seg)
-                        .unwrap_or(settings.shards);
+                    let route = route(&version, group, &settings, rows.ts[a], sid);
+                    let b = a + rows.ts[a..].partition_point(|&t| t < route.segment_end);
                     let part = if a == 0 && b == rows.len() {
                         rows.clone()
                     } else {
                         rows.slice(a, b)
                     };
                     buckets
-                        .entry((seg, shard_of(sid, shards)))
-                        .or_default()
+                        .entry((route.segment, route.shard))
+                        .or_insert_with(|| Bucket {
+                            route,
+                            series: Vec::new(),
+                        })
+                        .series
                         .push((&s.meta, part));
                     a = b;
                 }
             }
         }
-        for ((seg, shard), mut series) in buckets {
-            series.sort_by(|a, b| a.0.cmp(b.0));
+        for ((seg, shard), mut bucket) in buckets {
+            bucket.series.sort_by(|a, b| a.0.cmp(b.0));
             let key = ShardKey {
                 group: group.clone(),
                 segment: seg,
@@ -214,14 +212,10 @@ fn build_parts(
                 min_lsn: prev_cut.max(flushed) + 1,
                 max_lsn: cut,
             };
-            let shards = version
-                .segment_shards(group, seg)
-                .unwrap_or(settings.shards);
-            if let Some(part) = write_part_into_shard(inner, &key, ident, series)? {
+            if let Some(part) = write_part_into_shard(inner, &key, ident, bucket.series)? {
                 out.push(BuiltPart {
                     key,
-                    segment_end: seg.saturating_add(iv),
-                    shards,
+                    route: bucket.route,
                     part,
                 });
             }
@@ -230,84 +224,20 @@ fn build_parts(
     Ok(())
 }
 
-/// Write a part under `tmp/` and move it into its shard directory (not yet published).
-pub fn write_part_into_shard<'a>(
-    inner: &Inner,
-    key: &ShardKey,
-    ident: PartIdentity,
-    series: impl IntoIterator<Item = (&'a SeriesMeta, Rows)>,
-) -> Result<Option<PartReader>> {
-    let tmp = tmp_part_dir(inner, ident.part_id);
-    let written = match write_part(inner.vfs(), &tmp, ident, series) {
-        Ok(w) => w,
-        Err(e) => {
-            // Best effort: open removes whatever is left in tmp/ anyway.
-            let _ = crate::format::remove_all(inner.vfs(), &tmp);
-            return Err(e);
-        }
-    };
-    if written.is_none() {
-        return Ok(None);
-    }
-    install_part(inner, key, &tmp).map(Some)
-}
-
-pub fn tmp_part_dir(inner: &Inner, id: u64) -> std::path::PathBuf {
-    inner
-        .dir
-        .join("tmp")
-        .join(format!("part-{}", crate::part::part_dir_name(id)))
-}
-
-/// Move a finished part from `tmp/` into its shard directory and open it.
-pub fn install_part(inner: &Inner, key: &ShardKey, tmp: &std::path::Path) -> Result<PartReader> {
-    let name = tmp
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("part-"))
-        .unwrap_or_default()
-        .to_string();
-    let shard_dir = inner.dir.join(shard_rel(key));
-    let vfs = inner.vfs();
-    // A shard of the published version has a durable directory (its manifest is in it). Any
-    // other may have been created by an attempt that failed before making it durable (out of
-    // file descriptors, say): existing is not enough.
-    let published = read(&inner.state).version.shards.contains_key(key);
-    if !published {
-        create_dir_all(vfs, &shard_dir)?;
-        // Make the new directory chain durable.
-        let mut d = shard_dir.as_path();
-        while let Some(parent) = d.parent() {
-            fsync_dir(vfs, parent)?;
-            if parent == inner.dir {
-                break;
-            }
-            d = parent;
-        }
-    }
-    let dest = shard_dir.join(&name);
-    if let Err(e) = vfs.rename(tmp, &dest) {
-        let _ = crate::format::remove_all(vfs, tmp);
-        return Err(Error::io(&dest, e));
-    }
-    // No manifest lists the part yet, so removing it on failure is safe.
-    let opened = fsync_dir(vfs, &shard_dir).and_then(|()| PartReader::open(vfs, &dest));
-    if opened.is_err() {
-        let _ = crate::format::remove_all(vfs, &dest);
-    }
-    opened
-}
-
 /// Publish new parts (one manifest per shard) and the checkpoint at `cut`.
 ///
 /// Parts still in `built` when this fails are in no manifest (the caller may remove them); a
 /// part whose manifest write failed may be listed by that manifest on disk, so it is taken out
 /// of `built` first. A retry rewrites every manifest from the in-memory version (same epochs).
+///
+/// The new part set and the frozen memtable's retirement are one change of the read state, so a
+/// reader (or `stats`) never sees the rows in both, nor in neither.
 fn publish(
     inner: &Inner,
     built: &mut Vec<BuiltPart>,
     cut: u64,
     catalog: &CatalogState,
+    frozen: &MemRef,
 ) -> Result<()> {
     let _l = lock(&inner.layout);
     let mut v = (*read(&inner.state).version).clone();
@@ -320,8 +250,8 @@ fn publish(
         let s = v.shards.entry(b.key.clone()).or_insert_with(|| ShardState {
             epoch: 0,
             flushed_lsn: 0,
-            segment_end: b.segment_end,
-            shards: b.shards,
+            segment_end: b.route.segment_end,
+            shards: b.route.shards,
             parts: Vec::new(),
         });
         s.parts.push(Arc::new(b.part));
@@ -330,43 +260,14 @@ fn publish(
         s.epoch += 1;
         write_manifest(inner, &b.key, s)?;
     }
-    meta_files::write_checkpoint(
-        inner.vfs(),
-        &inner.dir,
-        &super::open::checkpoint_for(
-            catalog,
-            cut,
-            inner.next_part_id.load(std::sync::atomic::Ordering::SeqCst),
-        ),
-    )?;
-    inner
-        .checkpoint_lsn
-        .store(cut, std::sync::atomic::Ordering::SeqCst);
-    write(&inner.state).version = Arc::new(v);
+    write_checkpoint(inner, catalog, cut)?;
+    {
+        let mut st = write(&inner.state);
+        st.version = Arc::new(v);
+        st.frozen.retain(|m| !Arc::ptr_eq(m, frozen));
+    }
     if let Some(w) = lock(&inner.wal).as_mut() {
         w.delete_through(cut)?;
     }
     Ok(())
-}
-
-pub fn manifest_of(inner: &Inner, key: &ShardKey, s: &ShardState) -> Manifest {
-    Manifest {
-        epoch: s.epoch,
-        group: key.group.clone(),
-        segment_start: key.segment,
-        segment_end: s.segment_end,
-        shard: key.shard,
-        shards: s.shards,
-        flushed_lsn: s.flushed_lsn,
-        next_part_id: inner.next_part_id.load(std::sync::atomic::Ordering::SeqCst),
-        parts: s.parts.iter().map(|p| p.meta.part_id).collect(),
-    }
-}
-
-pub fn write_manifest(inner: &Inner, key: &ShardKey, s: &ShardState) -> Result<()> {
-    manifest::publish(
-        inner.vfs(),
-        &inner.dir.join(shard_rel(key)),
-        &manifest_of(inner, key, s),
-    )
 }

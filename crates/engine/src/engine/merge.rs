@@ -15,7 +15,8 @@ use crate::memtable::SeriesMeta;
 use crate::part::{PartIdentity, PartReader, PartWriter};
 use crate::rows::{Rows, resolve};
 
-use super::flush::{install_part, tmp_part_dir, write_manifest};
+use super::publish::{install_part, tmp_part_dir, write_manifest};
+use super::route::expired;
 use super::state::*;
 
 /// Background merges are size-tiered: a run of adjacent parts is merged only when its total is

@@ -12,13 +12,14 @@ use crate::error::{Error, Result};
 use crate::format::{create_dir_all, fsync_dir, remove_all};
 use crate::manifest;
 use crate::memtable::{Memtable, SeriesMeta};
-use crate::meta_files::{self, Checkpoint, EngineFile};
+use crate::meta_files::{self, EngineFile};
 use crate::part::{PartReader, parse_part_dir_name};
 use crate::record::{self, Record};
 use crate::vfs::{LockGuard, Vfs};
 use crate::wal::{self, SegmentMeta, WalWriter};
 
-use super::EngineOptions;
+use super::options::EngineOptions;
+use super::route::{point_expired, route};
 use super::state::*;
 
 /// Take the data directory's lock file (advisory, released when the file is closed).
@@ -140,27 +141,19 @@ impl Replay<'_> {
                 // WAL records hold tags sorted by key already, as the memtable wants them.
                 let batch = PointBatch::from_points(&points);
                 for (p, pref) in points.iter().zip(batch.iter()) {
-                    let seg = segment_of(p.timestamp, settings.segment_interval_ns);
-                    if expired(
-                        seg.saturating_add(settings.segment_interval_ns),
-                        settings.ttl_ns,
-                        self.now,
-                    ) {
+                    if point_expired(p.timestamp, &settings, self.now) {
                         continue;
                     }
-                    let shards = self
-                        .version
-                        .segment_shards(&group, seg)
-                        .unwrap_or(settings.shards);
                     let sid = SeriesMeta {
                         measure: p.measure.clone(),
                         tags: p.tags.clone(),
                     }
                     .sid();
+                    let r = route(self.version, &group, &settings, p.timestamp, sid);
                     let key = ShardKey {
                         group: group.clone(),
-                        segment: seg,
-                        shard: shard_of(sid, shards),
+                        segment: r.segment,
+                        shard: r.shard,
                     };
                     if self
                         .version
@@ -374,13 +367,4 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         wake,
         opts,
     })
-}
-
-/// Used by the snapshot code to describe the checkpoint it copies.
-pub fn checkpoint_for(catalog: &CatalogState, lsn: u64, next_part_id: u64) -> Checkpoint {
-    Checkpoint {
-        lsn,
-        next_part_id,
-        catalog: catalog.to_public(),
-    }
 }

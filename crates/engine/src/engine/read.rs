@@ -10,6 +10,7 @@ use crate::model::FieldType;
 use crate::rows::{Rows, empty_column, is_null, push_from, resolve};
 use crate::scan::{Column, ScanRequest, SeriesData, TagMatcher};
 
+use super::route::{expired, point_expired};
 use super::state::*;
 
 pub fn matches(meta: &SeriesMeta, matchers: &[TagMatcher]) -> bool {
@@ -76,7 +77,6 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             }
         }
     }
-    let iv = settings.segment_interval_ns;
     for m in &mems {
         let m = read(m);
         let Some(ms) = m.groups.get(&req.group).and_then(|g| g.get(&req.measure)) else {
@@ -89,9 +89,7 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             let keep: Vec<usize> = (0..s.rows.ts.len())
                 .filter(|&i| {
                     let t = s.rows.ts[i];
-                    t >= req.from
-                        && t < req.to
-                        && !expired(segment_of(t, iv).saturating_add(iv), settings.ttl_ns, now)
+                    t >= req.from && t < req.to && !point_expired(t, &settings, now)
                 })
                 .collect();
             if keep.is_empty() {

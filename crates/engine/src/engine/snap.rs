@@ -21,8 +21,8 @@ use crate::snapshot::{Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo};
 use crate::vfs::Vfs;
 use crate::wal;
 
-use super::commit::wait_durable;
-use super::flush::manifest_of;
+use super::durable::wait_durable;
+use super::publish::{checkpoint_for, manifest_of};
 use super::state::*;
 
 /// Leaked snapshots are removed after this long.
@@ -99,7 +99,7 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
             .read(&inner.dir.join(meta_files::ENGINE_FILE))
             .map_err(|e| Error::io(inner.dir.join(meta_files::ENGINE_FILE), e))?;
         write_plain(vfs, &tmp.join(meta_files::ENGINE_FILE), &engine_bytes)?;
-        let ckpt = super::open::checkpoint_for(
+        let ckpt = checkpoint_for(
             &catalog,
             ckpt_lsn,
             inner.next_part_id.load(Ordering::SeqCst),

@@ -19,7 +19,7 @@ use crate::part::PartReader;
 use crate::vfs::{LockGuard, Vfs};
 use crate::wal::WalWriter;
 
-use super::EngineOptions;
+use super::options::EngineOptions;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShardKey {
@@ -156,25 +156,11 @@ pub fn parse_shard(name: &str) -> Option<u32> {
     name.strip_prefix("shard-")?.parse().ok()
 }
 
-/// Segment start for a timestamp (floor division, also for negative timestamps).
-pub fn segment_of(ts: i64, interval: i64) -> i64 {
-    ts.div_euclid(interval).saturating_mul(interval)
-}
-
-pub fn shard_of(sid: u64, shards: u32) -> u32 {
-    (sid % u64::from(shards.max(1))) as u32
-}
-
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
-}
-
-/// Whether a segment ending at `end` is past the group's TTL.
-pub fn expired(end: i64, ttl: i64, now: i64) -> bool {
-    end < now.saturating_sub(ttl)
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
