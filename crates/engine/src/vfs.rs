@@ -2,14 +2,17 @@
 //! through a [`Vfs`], so tests can swap the real file system for one that loses power.
 //!
 //! - [`RealVfs`] is `std::fs` with no buffering or copies of its own (the default);
-//! - [`SimVfs`] is an in-memory POSIX model that forgets, at a power cut, everything that was
+//! - `SimVfs` is an in-memory POSIX model that forgets, at a power cut, everything that was
 //!   not fsynced: file data past the last `sync_*` of the file, and directory entries (create,
-//!   rename, remove) not followed by an fsync of their parent directory.
+//!   rename, remove) not followed by an fsync of their parent directory. It exists only in test
+//!   builds: the engine's unit tests, and other targets through the `sim` feature, which only
+//!   dev-dependencies enable (a release binary cannot run on it by mistake).
 //!
 //! The surface is what the engine needs and no more; paths are absolute (or relative to the
 //! process's working directory for [`RealVfs`]).
 
 mod real;
+#[cfg(any(test, feature = "sim"))]
 mod sim;
 
 use std::any::Any;
@@ -18,6 +21,7 @@ use std::io;
 use std::path::Path;
 
 pub use real::RealVfs;
+#[cfg(any(test, feature = "sim"))]
 pub use sim::{SimVfs, SplitMix};
 
 /// An open file. Writes go to the handle's cursor (or to the end for append handles).
