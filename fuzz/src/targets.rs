@@ -43,6 +43,20 @@ pub fn query_json(data: &[u8]) {
     let _ = strata_query::Query::from_json(data);
 }
 
+/// The InfluxQL parser, and its error positions rendered against the text.
+pub fn influxql(data: &[u8]) {
+    let q = String::from_utf8_lossy(data);
+    if let Err(e) = strata_query::influxql::parse(&q) {
+        let _ = e.render(&q);
+    }
+}
+
+/// A remote-read request body as the server decodes it.
+pub fn remote_read(data: &[u8]) {
+    use strata_prompb::{Message, ReadRequest};
+    let _ = ReadRequest::decode(data);
+}
+
 /// The engine's column decoders: byte 0 picks the decoder, byte 1 the value count.
 pub fn engine_decoders(data: &[u8]) {
     use strata_engine::encoding as enc;
@@ -246,6 +260,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("line_protocol", line_protocol),
     ("remote_write", remote_write),
     ("query_json", query_json),
+    ("influxql", influxql),
+    ("remote_read", remote_read),
     ("engine_decoders", engine_decoders),
     ("engine_data_dir", engine_data_dir),
     ("backup_docs", backup_docs),
@@ -255,6 +271,28 @@ pub const TARGETS: &[(&str, Body)] = &[
 /// Valid inputs for `target`: the seed corpus (also written to `fuzz/corpus/<target>/`).
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
+        "influxql" => vec![
+            br#"SELECT mean("usage_user") FROM "autogen"."cpu" WHERE ("host" =~ /^(a|b)$/) AND time >= 1700000000000ms and time <= 1700003600000ms GROUP BY time(10s), "host" fill(null) ORDER BY time DESC LIMIT 5"#.to_vec(),
+            b"SHOW TAG VALUES FROM \"cpu\" WITH KEY = \"host\" WHERE region = 'eu'; SHOW MEASUREMENTS LIMIT 100".to_vec(),
+            b"SELECT * FROM cpu, /m.*/ WHERE time > now() - 1h AND (a = 'x' OR b !~ /y/) GROUP BY * SLIMIT 2".to_vec(),
+        ],
+        "remote_read" => {
+            use strata_prompb::{LabelMatcher, Message, Query, ReadRequest};
+            let req = ReadRequest {
+                queries: vec![Query {
+                    start_timestamp_ms: 1_700_000_000_000,
+                    end_timestamp_ms: 1_700_000_060_000,
+                    matchers: vec![LabelMatcher {
+                        r#type: 2,
+                        name: "__name__".into(),
+                        value: "cpu_.*".into(),
+                    }],
+                    hints: None,
+                }],
+                accepted_response_types: vec![0],
+            };
+            vec![req.encode_to_vec()]
+        }
         "line_protocol" => vec![
             b"cpu,host=a,region=eu usage=1.5,n=3i,ok=t,msg=\"hi \\\"x\\\"\" 1700000000000000000\n"
                 .to_vec(),

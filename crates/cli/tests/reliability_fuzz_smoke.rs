@@ -105,6 +105,16 @@ fn fuzz_smoke_query_json() {
 }
 
 #[test]
+fn fuzz_smoke_influxql() {
+    run_target("influxql", 20_000, false);
+}
+
+#[test]
+fn fuzz_smoke_remote_read() {
+    run_target("remote_read", 20_000, false);
+}
+
+#[test]
 fn fuzz_smoke_engine_decoders() {
     run_target("engine_decoders", 20_000, true);
 }

@@ -91,7 +91,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
             let (t, next) = number(src, i)?;
             i = next;
             t
-        } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+        } else if c.is_ascii_alphabetic()
+            || c == b'_'
+            || src[i..].chars().next().is_some_and(char::is_alphanumeric)
+        {
             let end = src[i..]
                 .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
                 .map_or(src.len(), |e| i + e);
@@ -228,5 +231,14 @@ mod tests {
         assert_eq!(lex("SELECT 'abc").unwrap_err().pos, 7);
         assert_eq!(lex("SELECT 5x").unwrap_err().pos, 7);
         assert_eq!(lex("SELECT #").unwrap_err().pos, 7);
+        // A non-ASCII character that cannot start a name is an error, not an endless loop.
+        assert_eq!(lex("SELECT €").unwrap_err().pos, 7);
+        assert_eq!(
+            toks("héllo")[0],
+            Tok::Ident {
+                name: "héllo".into(),
+                quoted: false
+            }
+        );
     }
 }
