@@ -2,9 +2,9 @@
 # Installs what the test suite needs, if missing. Safe to run repeatedly; quick when installed.
 # - Debian: prometheus (remote-read tests), influxdb-client (the `influx` 1.x CLI), npm/venv
 #   tooling when the machine lacks it.
-# - PyPI into .venv-tests/ (gitignored): moto[server] (an independent S3), influxdb (the
-#   InfluxQL client library).
-# - npm into .node-tests/ (gitignored): azurite (Azure Blob for az:// repositories).
+# - PyPI: moto[server] (an independent S3), influxdb (the InfluxQL client library), in a venv
+#   linked as .venv-tests (gitignored).
+# - npm: azurite (Azure Blob for az:// repositories), linked as .node-tests (gitignored).
 # (The in-process S3 tests need nothing: they run an s3s server inside the test.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,14 +21,24 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 MOTO=5.2.5 INFLUXDB=5.3.2 AZURITE=3.35.0
-venv=.venv-tests
+# Installed once per machine, outside the checkout (CI clones afresh for every run), and linked
+# into it as .venv-tests/ and .node-tests/, where the tests look.
+deps="${STRATA_TEST_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-test-deps}"
+venv="$deps/venv-moto$MOTO-influxdb$INFLUXDB"
+node="$deps/node-azurite$AZURITE"
+mkdir -p "$deps"
 if ! "$venv/bin/python" -c "import moto, influxdb, flask" >/dev/null 2>&1; then
   rm -rf "$venv"
   python3 -m venv "$venv" || /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO" "influxdb==$INFLUXDB"
+  "$venv/bin/pip" install -q --no-compile --disable-pip-version-check "moto[server]==$MOTO" "influxdb==$INFLUXDB"
 fi
-
-if [ ! -x .node-tests/node_modules/.bin/azurite-blob ]; then
-  mkdir -p .node-tests
-  npm install -q --prefix .node-tests --no-audit --no-fund "azurite@$AZURITE" >/dev/null
+if [ ! -x "$node/node_modules/.bin/azurite-blob" ]; then
+  rm -rf "$node"
+  mkdir -p "$node"
+  npm install -q --prefix "$node" --no-audit --no-fund "azurite@$AZURITE" >/dev/null
 fi
+for link in ".venv-tests:$venv" ".node-tests:$node"; do
+  name="${link%%:*}" target="${link#*:}"
+  [ -e "$name" ] && [ ! -L "$name" ] && rm -rf "$name"
+  ln -sfn "$target" "$name"
+done

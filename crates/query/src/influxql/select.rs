@@ -32,12 +32,11 @@ pub(super) fn run(db: &dyn Database, ctx: &Context, s: &Select) -> Result<Vec<Ro
     };
     let mut rows = Vec::new();
     for m in measures_of(g, &s.from)? {
-        let fields: BTreeSet<String> = g
-            .measures
-            .iter()
-            .find(|x| x.name == m)
-            .map(|x| x.fields.iter().map(|(f, _)| f.clone()).collect())
-            .unwrap_or_default();
+        // A measurement that does not exist has no series: an empty answer, as in InfluxDB.
+        let Some(mc) = g.measures.iter().find(|x| x.name == m) else {
+            continue;
+        };
+        let fields: BTreeSet<String> = mc.fields.iter().map(|(f, _)| f.clone()).collect();
         rows.extend(run_measure(db, ctx, s, &group, &m, &fields)?);
     }
     let rows: Vec<Row> = rows.into_iter().skip(s.soffset).collect();
@@ -73,9 +72,23 @@ fn run_measure(
         .iter()
         .any(|c| matches!(c, Column::Agg { .. } | Column::Field(_)))
     {
-        return Err(ExecError::Invalid(
-            "at least 1 non-time field must be queried".into(),
-        ));
+        // Only tags: an error when every one was cast `::tag`; otherwise the names are not
+        // fields of this measurement, which has nothing for them (InfluxDB answers empty).
+        let all_cast = s.fields.iter().all(|f| {
+            matches!(
+                &f.expr,
+                Expr::Ident {
+                    cast: Some(Cast::Tag),
+                    ..
+                }
+            ) || matches!(&f.expr, Expr::Ident { name, .. } if name.eq_ignore_ascii_case("time"))
+        });
+        if all_cast {
+            return Err(ExecError::Invalid(
+                "at least 1 non-time field must be queried".into(),
+            ));
+        }
+        return Ok(Vec::new());
     }
     if aggregate && s.group_by.time.is_some() && filter.to == i64::MAX {
         // InfluxDB ends a GROUP BY time() query without an upper bound at now().

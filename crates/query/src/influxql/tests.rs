@@ -203,10 +203,20 @@ fn rfc3339_times_and_empty_results() {
         out.contains(r#""values":[["2000-01-01T00:00:00.5Z",5]]"#),
         "{out}"
     );
-    assert_eq!(
-        d.q("SELECT usage FROM cpu WHERE host = 'zzz'", Epoch::Rfc3339),
-        "{\"results\":[{\"statement_id\":0}]}\n"
-    );
+    for q in [
+        "SELECT usage FROM cpu WHERE host = 'zzz'",
+        "SELECT usage FROM nope",
+        "SELECT nofield FROM cpu",
+        "SELECT mean(nofield) FROM cpu",
+    ] {
+        assert_eq!(
+            d.q(q, Epoch::Rfc3339),
+            "{\"results\":[{\"statement_id\":0}]}\n",
+            "{q}"
+        );
+    }
+    let r = d.values("SELECT host::tag FROM cpu");
+    assert_eq!(r["error"], "at least 1 non-time field must be queried");
 }
 
 #[test]
