@@ -320,7 +320,7 @@ pub async fn backup_timed(
         },
         parent: if incremental { parent } else { None },
         lsn: snap.lsn,
-        catalog: snap.catalog.clone(),
+        catalog: strata_engine::backup_api::CatalogExport::from_catalog(&snap.catalog),
         parts,
         wal,
         files: entries,

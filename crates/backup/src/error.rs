@@ -48,13 +48,24 @@ pub enum Error {
     #[error("source file {path} does not match the snapshot listing: {detail}")]
     SourceChanged { path: PathBuf, detail: String },
     #[error("engine: {0}")]
-    Engine(#[from] strata_engine::Error),
+    Engine(strata_engine::backup_api::Error),
     #[error("{0}")]
     Refused(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("background task failed: {0}")]
     Task(String),
+}
+
+impl From<strata_engine::backup_api::Error> for Error {
+    /// The engine's refusals (an unsafe restore target, a swap to resolve by hand) are the
+    /// operator's business, said as they are; everything else is an engine error.
+    fn from(e: strata_engine::backup_api::Error) -> Self {
+        match e {
+            strata_engine::backup_api::Error::Refused(m) => Error::Refused(m),
+            e => Error::Engine(e),
+        }
+    }
 }
 
 impl Error {

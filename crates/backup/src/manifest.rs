@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use strata_engine::model::Catalog;
+use strata_engine::backup_api::CatalogExport;
 
 use crate::error::{Error, Result};
 use crate::format::{FRAME_SIZE, HEADER_LEN};
@@ -92,7 +92,9 @@ pub struct Manifest {
     pub kind: BackupKind,
     pub parent: Option<String>,
     pub lsn: u64,
-    pub catalog: Catalog,
+    /// The repository's own, versioned form of the catalog (a v1 manifest's bare catalog
+    /// reads as version 1).
+    pub catalog: CatalogExport,
     pub parts: Vec<PartEntry>,
     pub wal: Vec<WalEntry>,
     pub files: Vec<FileEntry>,
@@ -149,6 +151,13 @@ impl Manifest {
                 name: format!("snapshots/{expected_id}"),
                 found: self.version,
                 supported: MANIFEST_VERSION,
+            });
+        }
+        if !self.catalog.is_supported() {
+            return Err(Error::UnsupportedVersion {
+                name: format!("snapshots/{expected_id} (catalog)"),
+                found: self.catalog.version,
+                supported: strata_engine::backup_api::CATALOG_EXPORT_VERSION,
             });
         }
         if self.id != expected_id {
@@ -260,7 +269,7 @@ pub(crate) mod tests {
             kind: BackupKind::Full,
             parent: None,
             lsn: 9,
-            catalog: Catalog::default(),
+            catalog: CatalogExport::default(),
             parts: vec![],
             wal: vec![],
             files: vec![FileEntry {
@@ -277,6 +286,35 @@ pub(crate) mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    /// A manifest exactly as Strata v1 wrote it: its `catalog` is the engine's bare
+    /// `model::Catalog` (no `version`). It must keep reading, as catalog export version 1.
+    #[test]
+    fn reads_a_v1_manifest_with_its_bare_catalog() {
+        let v1 = format!(
+            r#"{{"version":1,"id":"s1","time":0,"finished":0,"node_id":"n","engine_format":1,"kind":"full","parent":null,"lsn":9,"catalog":{{"groups":[{{"name":"metrics","settings":{{"ttl_ns":2592000000000000,"segment_interval_ns":86400000000000,"shards":2,"backup_tier":"warm"}},"measures":[{{"name":"cpu","fields":[["v","f64"]]}}]}}]}},"parts":[],"wal":[],"files":[{{"path":"parts/a/data","size":10,"digest":"{}","kind":"part","object":"{}","stored_size":70}}],"labels":{{}},"stats":{{"files":1,"bytes":10,"new_objects":1,"new_bytes":10,"uploaded_bytes":70,"reused_objects":0}}}}"#,
+            "0".repeat(64),
+            "a".repeat(64)
+        );
+        let m: Manifest = serde_json::from_str(&v1).unwrap();
+        m.validate("s1").unwrap();
+        assert_eq!(m.catalog.version, 1);
+        let c = m.catalog.to_catalog().unwrap();
+        assert_eq!(c.groups[0].name, "metrics");
+        assert_eq!(c.groups[0].measures[0].name, "cpu");
+        // Written back, it carries the catalog's version.
+        let again = serde_json::to_string(&m).unwrap();
+        assert!(
+            again.contains(r#""catalog":{"version":1,"groups""#),
+            "{again}"
+        );
+        let mut newer = m.clone();
+        newer.catalog.version = 2;
+        assert!(matches!(
+            newer.validate("s1"),
+            Err(Error::UnsupportedVersion { found: 2, .. })
+        ));
     }
 
     #[test]

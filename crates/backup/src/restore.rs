@@ -1,18 +1,21 @@
-//! `strata restore`: plan, verify the plan's objects, download into a staging directory beside
-//! the target, check every digest, check the staged data dir (`strata_engine::check`), open the
-//! engine on it (WAL replay to the cut, index rebuild),
-//! fsync, then swap atomically, keeping the old directory as `DIR.pre-restore-<time>`.
+//! `strata restore`: plan (refusing targets that are neither empty nor a data directory, and
+//! the repository itself), verify the plan's objects (with `read_data`, their contents), then
+//! download into the staging directory the engine hands out
+//! ([`strata_engine::backup_api::StagedDir`]), check every digest, and ask the engine to check
+//! the staged data dir, prepare it (WAL replay to the cut, index rebuild, node id, fsync) and
+//! swap it in atomically, keeping the old directory as `DIR.pre-restore-<time>`.
 //!
-//! The swap is two renames guarded by a journal (`.DIR.restore-journal` beside the target),
-//! written only once the staging directory is complete and durable. [`recover`] (run by the next
-//! `strata restore` and by `strata server` before it opens a data directory) finishes a swap
-//! that a crash interrupted, so the target is always the old or the new directory, never a mix.
+//! The swap, its journal and the recovery of an interrupted swap belong to the engine
+//! (`docs/format/swap-journal.md`): opening the engine on a data directory finishes a swap a
+//! crash interrupted, so the target is always the old or the new directory, never a mix.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+pub use strata_engine::backup_api::SwapOutcome;
+use strata_engine::backup_api::{self, CheckReport, StagedDir, TargetState};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -24,7 +27,8 @@ use crate::repo::Repository;
 pub struct RestoreOptions {
     pub force: bool,
     pub dry_run: bool,
-    /// With `dry_run`: download and check every object's contents.
+    /// Download and check every object's contents before writing anything (with or
+    /// without `dry_run`).
     pub read_data: bool,
     /// Record this node id in the restored directory (restore onto another node).
     pub node_id: Option<String>,
@@ -40,184 +44,65 @@ pub struct RestorePlan {
     pub objects: usize,
     pub bytes: u64,
     pub stored_bytes: u64,
-    /// Whether the target exists and holds anything (it will be kept as `rollback`).
+    /// Whether the target is a data directory (it will be kept as `rollback`).
     pub target_in_use: bool,
+    /// `DIR.pre-restore-<UTC time>` when the target holds data (the swap picks the name).
     pub rollback: Option<PathBuf>,
     #[serde(skip)]
     pub manifest: Manifest,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Journal {
-    target: PathBuf,
-    staging: PathBuf,
-    rollback: PathBuf,
-    snapshot: String,
-}
-
-fn sibling(target: &Path, suffix: &str) -> Result<PathBuf> {
-    let name = target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::InvalidArgument(format!("bad data dir {}", target.display())))?;
-    let parent = target.parent().unwrap_or(Path::new("."));
-    Ok(parent.join(format!(".{name}.{suffix}")))
-}
-
-/// `DIR.pre-restore-<UTC time>-<4 hex>`: unique even for two restores in one second.
-fn rollback_path(target: &Path) -> PathBuf {
-    let mut s = target.as_os_str().to_os_string();
-    s.push(format!(
-        ".pre-restore-{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        hex::encode(crate::crypto::random_bytes::<2>())
-    ));
-    PathBuf::from(s)
-}
-
-fn journal_path(target: &Path) -> Result<PathBuf> {
-    sibling(target, "restore-journal")
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
-/// fsync a directory so the renames and creations inside it are durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io(dir))
+/// Finishes a restore swap a crash interrupted (what opening the engine on `target` does
+/// first). Returns what the finished swap left, if there was one.
+pub fn recover(target: &Path) -> Result<Option<SwapOutcome>> {
+    Ok(backup_api::recover(target)?)
 }
 
-fn sync_tree(dir: &Path) -> Result<()> {
-    for e in std::fs::read_dir(dir).map_err(io(dir))? {
-        let e = e.map_err(io(dir))?;
-        let p = e.path();
-        if e.file_type().map_err(io(&p))?.is_dir() {
-            sync_tree(&p)?;
+/// The canonical form of `p`, or of its nearest existing ancestor joined with the rest (the
+/// target need not exist yet).
+fn resolved(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut c) = existing.canonicalize() {
+            c.extend(rest.iter().rev());
+            return c;
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(n), Some(parent)) => {
+                rest.push(n.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => return abs,
         }
     }
-    sync_dir(dir)
 }
 
-/// Whether a running engine holds the data directory's `LOCK` (an advisory file lock).
-pub fn is_locked(dir: &Path) -> Result<bool> {
-    let path = dir.join("LOCK");
-    let f = match std::fs::OpenOptions::new().write(true).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(&path, e)),
+/// Refuses a target that is, contains or lies inside a local repository.
+fn refuse_repository_target(repo: &Repository, target: &Path) -> Result<()> {
+    let Some(repo_dir) = crate::store::local_dir(repo.url()) else {
+        return Ok(());
     };
-    match f.try_lock() {
-        Ok(()) => Ok(false),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-    }
-}
-
-fn non_empty(dir: &Path) -> Result<bool> {
-    match std::fs::read_dir(dir) {
-        Ok(mut rd) => Ok(rd.next().is_some()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io(dir, e)),
-    }
-}
-
-/// Locks a staging directory for the restore filling it (an advisory lock on the directory
-/// itself, so nothing is left behind). `None` when another process holds it.
-fn lock_dir(dir: &Path) -> Result<Option<std::fs::File>> {
-    let f = std::fs::File::open(dir).map_err(io(dir))?;
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(dir, e)),
-    }
-}
-
-/// Removes what killed restores leave beside `target` when no journal names it: staging copies
-/// (`.NAME.restore-<snapshot>`, full-size and incomplete by construction) and a half-written
-/// journal. Call only once the journal is handled; a staging copy a running restore holds
-/// locked is left alone.
-fn remove_stale_staging(target: &Path) -> Result<usize> {
-    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
-        return Ok(0);
+    let (r, t) = (resolved(&repo_dir), resolved(target));
+    let why = if r == t {
+        "it is the repository"
+    } else if r.starts_with(&t) {
+        "it contains the repository"
+    } else if t.starts_with(&r) {
+        "it is inside the repository"
+    } else {
+        return Ok(());
     };
-    let parent = target.parent().unwrap_or(Path::new("."));
-    let staging_prefix = format!(".{name}.restore-");
-    let journal_tmp = journal_path(target)?.with_extension("tmp");
-    let rd = match std::fs::read_dir(parent) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(Error::io(parent, e)),
-    };
-    let mut removed = 0;
-    for e in rd {
-        let e = e.map_err(io(parent))?;
-        let p = e.path();
-        let file_name = e.file_name();
-        let Some(n) = file_name.to_str() else {
-            continue;
-        };
-        let is_dir = e.file_type().map_err(io(&p))?.is_dir();
-        let stale_staging = is_dir
-            && n.strip_prefix(&staging_prefix)
-                .is_some_and(|rest| rest != "journal");
-        if stale_staging {
-            let Some(_lock) = lock_dir(&p)? else {
-                continue; // a restore is filling it right now
-            };
-            tracing::warn!(path = %p.display(), "removing the staging copy of an interrupted restore");
-            std::fs::remove_dir_all(&p).map_err(io(&p))?;
-            removed += 1;
-        } else if !is_dir && p == journal_tmp {
-            std::fs::remove_file(&p).map_err(io(&p))?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        sync_dir(parent)?;
-    }
-    Ok(removed)
-}
-
-/// Finishes a restore swap a crash interrupted. Returns the snapshot id it completed, if any.
-pub fn recover(target: &Path) -> Result<Option<String>> {
-    let finished = finish_swap(target)?;
-    // With no journal left, a staging copy beside the target belongs to a restore that was
-    // killed before its swap, unless a restore is filling it right now (it holds it locked).
-    remove_stale_staging(target)?;
-    Ok(finished)
-}
-
-fn finish_swap(target: &Path) -> Result<Option<String>> {
-    let jp = journal_path(target)?;
-    let bytes = match std::fs::read(&jp) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&jp, e)),
-    };
-    let j: Journal = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::corrupt(jp.display().to_string(), e.to_string()))?;
-    let parent = target.parent().unwrap_or(Path::new("."));
-    if j.staging.exists() {
-        // The staging directory was complete when the journal was written: finish the swap.
-        if target.exists() && !j.rollback.exists() {
-            std::fs::rename(target, &j.rollback).map_err(io(target))?;
-        } else if target.exists() {
-            return Err(Error::Refused(format!(
-                "restore journal {} found {} and {} both present; resolve by hand",
-                jp.display(),
-                target.display(),
-                j.rollback.display()
-            )));
-        }
-        std::fs::rename(&j.staging, target).map_err(io(&j.staging))?;
-        sync_dir(parent)?;
-    }
-    std::fs::remove_file(&jp).map_err(io(&jp))?;
-    sync_dir(parent)?;
-    Ok(Some(j.snapshot))
+    Err(Error::Refused(format!(
+        "refusing to restore into {}: {why} ({})",
+        target.display(),
+        repo.url()
+    )))
 }
 
 /// Resolves `spec`; for `latest`, every manifest must be readable. `Repository::resolve`
@@ -225,7 +110,7 @@ fn finish_swap(target: &Path) -> Result<Option<String>> {
 /// it) would silently restore an older snapshot: found by the S3 fault test
 /// (`tests/faults.rs`). Restore refuses instead: a transient error is returned as such
 /// (retrying can help), a damaged manifest asks the operator to name the snapshot.
-async fn resolve_strictly(repo: &Repository, spec: &str) -> Result<String> {
+pub async fn resolve_snapshot(repo: &Repository, spec: &str) -> Result<String> {
     if spec != "latest" {
         return repo.resolve(spec).await;
     }
@@ -252,15 +137,17 @@ pub async fn plan_restore(
     target: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestorePlan> {
-    let id = resolve_strictly(repo, spec).await?;
+    let id = resolve_snapshot(repo, spec).await?;
     let manifest = repo.load_manifest(&id).await?;
-    if is_locked(target)? {
+    refuse_repository_target(repo, target)?;
+    if backup_api::is_locked(target)? {
         return Err(Error::Refused(format!(
             "data directory {} is in use by a running strata server; stop it first",
             target.display()
         )));
     }
-    let in_use = non_empty(target)?;
+    // Refuses, saying why, anything but an absent or empty directory or a data directory.
+    let in_use = backup_api::inspect_target(target)? == TargetState::DataDir;
     if in_use && !opts.force {
         return Err(Error::Refused(format!(
             "data directory {} is not empty; use --force to replace it (the old one is kept as {}.pre-restore-<time>)",
@@ -272,11 +159,21 @@ pub async fn plan_restore(
     for f in &manifest.files {
         objects.insert(&f.object, f.stored_size);
     }
-    let rollback = in_use.then(|| rollback_path(target));
+    let rollback = in_use.then(|| {
+        let mut s = target.as_os_str().to_os_string();
+        s.push(".pre-restore-<UTC time>");
+        PathBuf::from(s)
+    });
+    let staging = backup_api::staging_path(target, &id).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "data directory {} must end in a directory name",
+            target.display()
+        ))
+    })?;
     Ok(RestorePlan {
         snapshot: id.clone(),
         target: target.to_path_buf(),
-        staging: sibling(target, &format!("restore-{id}"))?,
+        staging,
         files: manifest.files.len(),
         objects: objects.len(),
         bytes: manifest.files.iter().map(|f| f.size).sum(),
@@ -344,6 +241,7 @@ pub fn parse_digest(s: &str) -> Result<[u8; 32]> {
 async fn download_all(
     repo: Arc<Repository>,
     plan: &RestorePlan,
+    staging: &Path,
     parallelism: usize,
     progress: Arc<Progress>,
 ) -> Result<()> {
@@ -355,7 +253,7 @@ async fn download_all(
             snapshot: plan.snapshot.clone(),
             detail: format!("unsafe path {:?}", f.path),
         })?;
-        let dest = plan.staging.join(rel);
+        let dest = staging.join(rel);
         let (repo, sem, progress) = (repo.clone(), sem.clone(), progress.clone());
         let digest = parse_digest(&f.digest)?;
         tasks.spawn(async move {
@@ -400,7 +298,7 @@ async fn download_all(
 /// was already damaged when it was backed up: the full data-dir check (every manifest epoch,
 /// every part digest, every WAL frame) runs before the engine opens the staged copy, and any
 /// finding fails the restore, naming the repository object that holds the file.
-fn refuse_damage(plan: &RestorePlan, report: &strata_engine::check::CheckReport) -> Result<()> {
+fn refuse_damage(plan: &RestorePlan, report: &CheckReport) -> Result<()> {
     let Some(first) = report.damaged.first() else {
         return Ok(());
     };
@@ -428,20 +326,6 @@ fn refuse_damage(plan: &RestorePlan, report: &strata_engine::check::CheckReport)
     })
 }
 
-/// Opens the staged directory once: replays the WAL to the cut, rebuilds the series index,
-/// records the node id, closes (flush + fsync).
-fn open_staged(staging: &Path, node_id: Option<&str>) -> Result<()> {
-    let mut o = strata_engine::EngineOptions::new(staging);
-    o.background = false;
-    let engine = strata_engine::Engine::open(o)?;
-    engine.rebuild_index()?;
-    engine.close()?;
-    if let Some(id) = node_id {
-        strata_engine::set_node_id(staging, id)?;
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub snapshot: String,
@@ -449,6 +333,16 @@ pub struct RestoreReport {
     pub rollback: Option<PathBuf>,
     pub files: usize,
     pub bytes: u64,
+    /// Whether every object was downloaded and checked before anything was written
+    /// (`read_data`).
+    pub data_verified: bool,
+}
+
+/// Runs a blocking engine call off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))
 }
 
 /// Executes a plan (see the module docs). The target is untouched until the final swap.
@@ -458,92 +352,61 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> Result<RestoreReport> {
-    verify_plan(&repo, plan, opts.read_data && opts.dry_run, &progress).await?;
+    verify_plan(&repo, plan, opts.read_data, &progress).await?;
     let report = RestoreReport {
         snapshot: plan.snapshot.clone(),
         target: plan.target.clone(),
-        rollback: plan.rollback.clone(),
+        rollback: None,
         files: plan.files,
         bytes: plan.bytes,
+        data_verified: opts.read_data,
     };
     if opts.dry_run {
-        return Ok(report);
+        return Ok(RestoreReport {
+            rollback: plan.rollback.clone(),
+            ..report
+        });
     }
-    let parent = plan.target.parent().unwrap_or(Path::new(".")).to_path_buf();
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    // A staging dir left by an interrupted run is incomplete by construction: start over,
-    // unless another restore of the same snapshot is filling it right now.
-    if plan.staging.exists() {
-        if lock_dir(&plan.staging)?.is_none() {
-            return Err(Error::Refused(format!(
-                "another restore into {} is running",
-                plan.target.display()
-            )));
-        }
-        std::fs::remove_dir_all(&plan.staging).map_err(io(&plan.staging))?;
-    }
-    std::fs::create_dir(&plan.staging).map_err(io(&plan.staging))?;
-    // Held until the swap: `recover` (a server starting on the target, another restore)
-    // leaves a locked staging copy alone.
-    let _staging_lock = lock_dir(&plan.staging)?;
-    let staged = async {
-        download_all(repo.clone(), plan, opts.parallelism, progress.clone()).await?;
-        progress.set_phase("checking the restored files");
-        let staging = plan.staging.clone();
-        let report = tokio::task::spawn_blocking(move || strata_engine::check::check_dir(&staging))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
-        refuse_damage(plan, &report)?;
-        progress.set_phase("replaying WAL and rebuilding the index");
-        let (staging, node) = (plan.staging.clone(), opts.node_id.clone());
-        tokio::task::spawn_blocking(move || open_staged(&staging, node.as_deref()))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
-        sync_tree(&plan.staging)
-    }
-    .await;
-    if let Err(e) = staged {
-        // Fail closed: the target was never touched; drop the partial staging copy.
-        let _ = std::fs::remove_dir_all(&plan.staging);
-        return Err(e);
-    }
+    // The engine hands out the staging directory, locked until the swap; dropped on any
+    // failure below, it removes itself: the target is never touched.
+    let (target, id) = (plan.target.clone(), plan.snapshot.clone());
+    let staged = blocking(move || StagedDir::create(&target, &id)).await??;
+    download_all(
+        repo.clone(),
+        plan,
+        staged.path(),
+        opts.parallelism,
+        progress.clone(),
+    )
+    .await?;
+    progress.set_phase("checking the restored files");
+    let (staged, found) = blocking(move || {
+        let r = staged.check();
+        (staged, r)
+    })
+    .await?;
+    refuse_damage(plan, &found?)?;
+    progress.set_phase("replaying WAL and rebuilding the index");
+    let node = opts.node_id.clone();
+    let (staged, prepared) = blocking(move || {
+        let r = staged.prepare(node.as_deref());
+        (staged, r)
+    })
+    .await?;
+    prepared?;
     progress.set_phase("swapping");
-    if is_locked(&plan.target)? {
-        let _ = std::fs::remove_dir_all(&plan.staging);
-        return Err(Error::Refused(format!(
-            "data directory {} was opened by a server during the restore",
-            plan.target.display()
-        )));
-    }
-    let rollback = plan
-        .rollback
-        .clone()
-        .unwrap_or_else(|| rollback_path(&plan.target));
-    let journal = Journal {
-        target: plan.target.clone(),
-        staging: plan.staging.clone(),
-        rollback: rollback.clone(),
-        snapshot: plan.snapshot.clone(),
-    };
-    let jp = journal_path(&plan.target)?;
-    let tmp = jp.with_extension("tmp");
-    let bytes = serde_json::to_vec(&journal).map_err(|e| Error::Task(e.to_string()))?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, &jp).map_err(io(&jp))?;
-    sync_dir(&parent)?;
-    // An empty target directory is simply replaced; a non-empty one is kept for rollback.
-    if plan.target.exists() && !non_empty(&plan.target)? {
-        std::fs::remove_dir(&plan.target).map_err(io(&plan.target))?;
-    }
-    recover(&plan.target)?;
+    let swapped = blocking(move || staged.swap())
+        .await?
+        .map_err(|e| match e {
+            backup_api::Error::Locked { .. } => Error::Refused(format!(
+                "data directory {} was opened by a server during the restore",
+                plan.target.display()
+            )),
+            e => e.into(),
+        })?;
     progress.set_phase("done");
     Ok(RestoreReport {
-        rollback: rollback.exists().then_some(rollback),
+        rollback: swapped.rollback,
         ..report
     })
 }

@@ -20,15 +20,13 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
 use crate::batch::PointBatch;
-use crate::error::{Error, Result};
-use crate::meta_files;
+use crate::error::Result;
 use crate::model::{Catalog, GroupSettings, Point};
 use crate::scan::{ScanRequest, SeriesData};
 use crate::snapshot::Snapshot;
 
 use state::{Inner, lock, read};
 
-pub use open::try_lock;
 pub use options::{EngineOptions, FsyncPolicy};
 
 /// Counters for `/metrics`.
@@ -237,15 +235,5 @@ impl Drop for Engine {
 /// Change the node id recorded in a (restored) data directory, atomically. Fails with
 /// [`Error::Locked`] while an engine has the directory open.
 pub fn set_node_id(data_dir: impl AsRef<Path>, id: &str) -> Result<()> {
-    let dir = data_dir.as_ref();
-    if id.is_empty() || id.len() > 256 {
-        return Err(Error::InvalidInput("node id must be 1-256 bytes".into()));
-    }
-    let vfs = &crate::vfs::RealVfs;
-    let _lock = try_lock(vfs, dir)?;
-    let mut e = meta_files::read_engine(vfs, dir)?.ok_or_else(|| {
-        Error::InvalidInput(format!("{} is not a Strata data directory", dir.display()))
-    })?;
-    e.node_id = id.to_string();
-    meta_files::write_engine(vfs, dir, &e)
+    crate::datadir::set_node_id(&crate::vfs::RealVfs, data_dir.as_ref(), id)
 }

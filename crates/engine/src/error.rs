@@ -45,6 +45,10 @@ pub enum Error {
     Closed,
     #[error("snapshot {0} not found or already released")]
     SnapshotNotFound(String),
+    /// A data-directory operation (restore target, swap recovery) that would be unsafe; the
+    /// message says why and what the operator can do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Error {

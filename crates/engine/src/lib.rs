@@ -12,8 +12,10 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod backup_api;
 pub mod batch;
 pub mod check;
+pub mod datadir;
 pub mod encoding;
 pub mod error;
 pub mod model;

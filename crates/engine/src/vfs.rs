@@ -79,4 +79,7 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// Take an exclusive advisory lock on `path` (created if missing). `Ok(None)` when another
     /// holder has it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<LockGuard>>;
+    /// Take an exclusive advisory lock on the existing directory `path` itself (nothing is
+    /// created, so nothing is left behind). `Ok(None)` when another holder has it.
+    fn try_lock_dir(&self, path: &Path) -> io::Result<Option<LockGuard>>;
 }

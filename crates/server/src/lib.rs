@@ -34,8 +34,6 @@ pub enum ServerError {
     Close(#[source] strata_engine::Error),
     #[error(transparent)]
     Descriptors(#[from] serve::FdBudgetError),
-    #[error("cannot finish an interrupted restore: {0}")]
-    Restore(#[from] strata_backup::Error),
     #[error("cannot {what}: {source}")]
     Io {
         what: String,
@@ -67,11 +65,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         header_timeout: config.header_timeout()?,
         idle_timeout: config.idle_timeout()?,
     };
-    // A restore killed mid-swap leaves a journal beside the data dir: finish or roll it back
-    // before the engine looks at the directory, so it never opens a half-swapped one.
-    if let Some(outcome) = strata_backup::restore::recover(&config.data_dir)? {
-        tracing::warn!(data_dir = %config.data_dir.display(), %outcome, "interrupted restore recovered");
-    }
+    // Start-up goes through the engine alone: its open finishes a restore swap a crash
+    // interrupted before it looks inside the directory (docs/format/swap-journal.md).
     let mut opts = EngineOptions::new(&config.data_dir);
     opts.fsync = config.fsync_policy()?;
     opts.idle_flush = config.idle_flush()?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strata_backup::Progress;
-use strata_backup::restore::{RestoreOptions, plan_restore, recover, restore};
+use strata_backup::restore::{RestoreOptions, plan_restore, recover, resolve_snapshot, restore};
 
 use super::repo::{RepoArgs, fmt_bytes, mb_per_s, progress_bar, runtime};
 
@@ -22,10 +22,13 @@ pub struct Args {
     /// Plan and verify only; write nothing
     #[arg(long)]
     dry_run: bool,
-    /// With --dry-run: download and check every object's contents
+    /// Download and check every object's contents before writing anything (with or without
+    /// --dry-run; without it, only each object's presence and size are checked first)
     #[arg(long)]
     read_data: bool,
-    /// Replace a non-empty data directory (kept as DIR.pre-restore-<time>)
+    /// Replace an existing Strata data directory (kept as DIR.pre-restore-<time>). Only an
+    /// empty directory or a data directory is ever replaced; never the repository or a
+    /// directory holding it
     #[arg(long)]
     force: bool,
     /// Node id to record in the restored directory (restore onto another node)
@@ -39,17 +42,54 @@ pub struct Args {
     json: bool,
 }
 
+/// The requested restore was the interrupted one that recovery just completed.
+fn report_finished(a: &Args, done: &strata_backup::restore::SwapOutcome) -> anyhow::Result<()> {
+    if a.json {
+        let v = serde_json::json!({
+            "dry_run": false,
+            "result": {
+                "snapshot": done.snapshot,
+                "target": a.data_dir,
+                "rollback": done.rollback,
+                "finished_interrupted": true,
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "snapshot {} is restored into {}{}",
+            done.snapshot,
+            a.data_dir.display(),
+            done.rollback
+                .as_ref()
+                .map(|r| format!("; previous data in {}", r.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        if !a.dry_run
-            && let Some(id) = recover(&a.data_dir)?
-        {
+        // What opening the engine on the directory would do first: finish a swap a crash
+        // interrupted (a dry run changes nothing, so it only plans).
+        let finished = if a.dry_run {
+            None
+        } else {
+            recover(&a.data_dir)?
+        };
+        let repo = Arc::new(a.repo.open().await?);
+        if let Some(done) = &finished {
             eprintln!(
-                "finished the interrupted restore of snapshot {id} into {}",
+                "finished the interrupted restore of snapshot {} into {}",
+                done.snapshot,
                 a.data_dir.display()
             );
+            // Asked for the snapshot whose restore was just finished: it is done.
+            if resolve_snapshot(&repo, &a.snapshot).await? == done.snapshot {
+                return report_finished(&a, done);
+            }
         }
-        let repo = Arc::new(a.repo.open().await?);
         let opts = RestoreOptions {
             force: a.force,
             dry_run: a.dry_run,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::batch::PointBatch;
 use crate::catalog::CatalogState;
+use crate::datadir::try_lock;
 use crate::error::{Error, Result};
 use crate::format::{create_dir_all, fsync_dir, remove_all};
 use crate::manifest;
@@ -15,24 +16,12 @@ use crate::memtable::{Memtable, SeriesMeta};
 use crate::meta_files::{self, EngineFile};
 use crate::part::{PartReader, parse_part_dir_name};
 use crate::record::{self, Record};
-use crate::vfs::{LockGuard, Vfs};
+use crate::vfs::Vfs;
 use crate::wal::{self, SegmentMeta, WalWriter};
 
 use super::options::EngineOptions;
 use super::route::{point_expired, route};
 use super::state::*;
-
-/// Take the data directory's lock file (advisory, released when the file is closed).
-pub fn try_lock(vfs: &dyn Vfs, dir: &Path) -> Result<LockGuard> {
-    let path = dir.join("LOCK");
-    match vfs.try_lock(&path) {
-        Ok(Some(guard)) => Ok(guard),
-        Ok(None) => Err(Error::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(e) => Err(Error::io(&path, e)),
-    }
-}
 
 fn random_hex(bytes: usize) -> String {
     let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
@@ -257,6 +246,10 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         }
         None
     } else {
+        // A restore killed mid-swap leaves a journal beside the directory: finish (or
+        // complete the rollback of) the swap before looking inside, so the engine never
+        // opens a half-swapped directory (docs/format/swap-journal.md).
+        crate::datadir::recover(vfs, &dir)?;
         let fresh = !vfs.exists(&dir);
         create_dir_all(vfs, &dir)?;
         if fresh {

@@ -99,4 +99,12 @@ impl Vfs for RealVfs {
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
     }
+    fn try_lock_dir(&self, path: &Path) -> io::Result<Option<LockGuard>> {
+        let f = File::open(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(Box::new(f))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }

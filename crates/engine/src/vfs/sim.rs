@@ -36,6 +36,9 @@ struct FileNode {
 struct DirNode {
     live: BTreeMap<String, Ino>,
     durable: BTreeMap<String, Ino>,
+    /// Entry changes since the last fsync, in order, one group per operation (a rename
+    /// inside the directory is one group): see [`SimVfs::keep_entry_prefixes`].
+    log: Vec<Vec<(String, Option<Ino>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ struct Fs {
     /// Mutating operations performed so far.
     ops: u64,
     powered: bool,
+    /// At a crash, keep a random prefix of each directory's unsynced entry changes.
+    entry_prefixes: bool,
 }
 
 const ROOT: Ino = 0;
@@ -93,6 +98,7 @@ impl Fs {
             nodes,
             next_ino: 1,
             budget: None,
+            entry_prefixes: false,
             ops: 0,
             powered: true,
         }
@@ -178,12 +184,31 @@ impl Fs {
 
     fn link(&mut self, dir: Ino, name: String, ino: Ino) {
         if let Some(d) = self.dir_mut(dir) {
+            d.log.push(vec![(name.clone(), Some(ino))]);
             d.live.insert(name, ino);
         }
     }
 
     fn unlink(&mut self, dir: Ino, name: &str) -> Option<Ino> {
-        self.dir_mut(dir).and_then(|d| d.live.remove(name))
+        let d = self.dir_mut(dir)?;
+        d.log.push(vec![(name.to_string(), None)]);
+        d.live.remove(name)
+    }
+
+    /// A rename inside one directory is one change of it (atomic, as on every journaling
+    /// file system); between two directories it is a change of each.
+    fn rename_entry(&mut self, fdir: Ino, fname: &str, tdir: Ino, tname: String, ino: Ino) {
+        if fdir != tdir {
+            self.unlink(fdir, fname);
+            self.link(tdir, tname, ino);
+            return;
+        }
+        if let Some(d) = self.dir_mut(fdir) {
+            d.live.remove(fname);
+            d.live.insert(tname.clone(), ino);
+            d.log
+                .push(vec![(fname.to_string(), None), (tname, Some(ino))]);
+        }
     }
 
     /// Open or create a file; `truncate` empties an existing one.
@@ -220,11 +245,22 @@ impl Fs {
     /// The durable image under `rng`'s choices, rebuilt from the durable entries of the root.
     fn crash_image(&self, rng: &mut SplitMix) -> Fs {
         let mut out = Fs::new();
+        out.entry_prefixes = self.entry_prefixes;
         let mut files: HashMap<Ino, Ino> = HashMap::new();
         let mut stack = vec![(ROOT, ROOT)];
         while let Some((old_dir, new_dir)) = stack.pop() {
             let Some(d) = self.dir(old_dir) else { continue };
-            for (name, &ino) in &d.durable {
+            let mut entries = d.durable.clone();
+            if self.entry_prefixes {
+                let keep = rng.below(d.log.len() as u64 + 1) as usize;
+                for (name, change) in d.log[..keep].iter().flatten() {
+                    match change {
+                        Some(ino) => entries.insert(name.clone(), *ino),
+                        None => entries.remove(name),
+                    };
+                }
+            }
+            for (name, &ino) in &entries {
                 let new_ino = match self.nodes.get(&ino) {
                     Some(Node::File(f)) => match files.get(&ino) {
                         // Hard links keep sharing one inode.
@@ -357,13 +393,25 @@ impl SimVfs {
         }
     }
 
+    /// Model, from now on, a file system that may also persist directory entry changes
+    /// before their directory is fsynced: at a crash each directory keeps a random prefix of
+    /// its unsynced changes (in order, a rename inside the directory all or nothing), as an
+    /// ordered-metadata journaling file system does. Off by default (unsynced changes are all
+    /// lost). Crash images inherit the setting.
+    pub fn keep_entry_prefixes(&self, on: bool) {
+        self.fs().entry_prefixes = on;
+    }
+
     /// Make everything durable now, as a clean shutdown with `sync(2)` would.
     pub fn sync_everything(&self) {
         let mut fs = self.fs();
         for n in fs.nodes.values_mut() {
             match n {
                 Node::File(f) => f.durable = f.data.clone(),
-                Node::Dir(d) => d.durable = d.live.clone(),
+                Node::Dir(d) => {
+                    d.durable = d.live.clone();
+                    d.log.clear();
+                }
             }
         }
     }
@@ -549,8 +597,7 @@ impl Vfs for SimVfs {
         let (tdir, tname) = fs.parent(to)?;
         let ino = fs.lookup(from)?;
         fs.tick()?;
-        fs.unlink(fdir, &fname);
-        fs.link(tdir, tname, ino);
+        fs.rename_entry(fdir, &fname, tdir, tname, ino);
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -603,6 +650,7 @@ impl Vfs for SimVfs {
             .dir_mut(ino)
             .ok_or_else(|| io::Error::other("not a directory"))?;
         d.durable = d.live.clone();
+        d.log.clear();
         Ok(())
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<LockGuard>> {
@@ -612,6 +660,15 @@ impl Vfs for SimVfs {
         fs.check_power()?;
         if fs.lookup(path).is_err() {
             fs.open_file(path, true, false, false)?;
+        }
+        Ok(Some(Box::new(())))
+    }
+    fn try_lock_dir(&self, path: &Path) -> io::Result<Option<LockGuard>> {
+        let fs = self.fs();
+        fs.check_power()?;
+        let ino = fs.lookup(path)?;
+        if fs.dir(ino).is_none() {
+            return Err(io::Error::other("not a directory"));
         }
         Ok(Some(Box::new(())))
     }
@@ -649,6 +706,36 @@ mod tests {
             seen_full |= data == b"hello world";
         }
         assert!(seen_full);
+    }
+
+    #[test]
+    fn entry_prefixes_keep_renames_whole_and_in_order() {
+        let v = SimVfs::new();
+        v.keep_entry_prefixes(true);
+        v.create_dir(&p("/a")).unwrap();
+        v.create_dir(&p("/b")).unwrap();
+        v.sync_dir(&p("/")).unwrap();
+        v.rename(&p("/a"), &p("/old")).unwrap();
+        v.rename(&p("/b"), &p("/a")).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let c = v.crash(seed);
+            let mut names: Vec<String> = c
+                .read_dir(&p("/"))
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
+            names.sort();
+            seen.insert(names.join(","));
+        }
+        // Before both renames, after the first, after both: never half a rename, never the
+        // second without the first.
+        let want: std::collections::BTreeSet<String> = ["a,b", "b,old", "a,old"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(seen, want);
     }
 
     #[test]
