@@ -243,10 +243,10 @@ async fn corruption_is_named_and_restore_fails_closed() {
     );
     let m = backup_engine(&repo, &src_engine, &BackupOptions::default()).await;
 
-    // An existing target with a marker file: it must survive every failed restore.
+    // An existing data directory with a marker file: it must survive every failed restore.
     let tgt = tempfile::tempdir().unwrap();
     let dest = tgt.path().join("data");
-    std::fs::create_dir(&dest).unwrap();
+    open(&dest).close().unwrap();
     std::fs::write(dest.join("marker"), b"old").unwrap();
     let untouched = |dest: &Path| {
         assert_eq!(std::fs::read(dest.join("marker")).unwrap(), b"old");
