@@ -133,6 +133,10 @@ impl Vfs for FdStarved {
         self.take_fd()?;
         self.inner.try_lock(path)
     }
+    fn try_lock_dir(&self, path: &Path) -> io::Result<Option<LockGuard>> {
+        self.take_fd()?;
+        self.inner.try_lock_dir(path)
+    }
 }
 
 fn opts(vfs: &FdStarved, background: bool) -> EngineOptions {
