@@ -80,6 +80,10 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// holder has it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<LockGuard>>;
     /// Take an exclusive advisory lock on the existing directory `path` itself (nothing is
-    /// created, so nothing is left behind). `Ok(None)` when another holder has it.
-    fn try_lock_dir(&self, path: &Path) -> io::Result<Option<LockGuard>>;
+    /// created, so nothing is left behind). `Ok(None)` when another holder has it. The
+    /// default is the operating system's (`flock` on the directory), right for any file
+    /// system that wraps the real one.
+    fn try_lock_dir(&self, path: &Path) -> io::Result<Option<LockGuard>> {
+        real::try_lock_dir(path)
+    }
 }

@@ -100,11 +100,16 @@ impl Vfs for RealVfs {
         }
     }
     fn try_lock_dir(&self, path: &Path) -> io::Result<Option<LockGuard>> {
-        let f = File::open(path)?;
-        match f.try_lock() {
-            Ok(()) => Ok(Some(Box::new(f))),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
+        try_lock_dir(path)
+    }
+}
+
+/// `flock` on a directory, held by the returned guard.
+pub(super) fn try_lock_dir(path: &Path) -> io::Result<Option<LockGuard>> {
+    let f = File::open(path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(Box::new(f))),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }
