@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod epipe;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -66,7 +67,7 @@ fn main() {
         if epipe::is_broken_pipe(&e) {
             std::process::exit(0);
         }
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", report::one_line(&e));
         std::process::exit(1);
     }
 }

@@ -21,7 +21,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// WAL fsync policy: `always`, `never`, `interval:<duration>`.
     pub fsync: String,
-    /// Flush a memtable that got no write for this long (humantime, e.g. `5s`; `0s` = never),
+    /// Flush a memtable that got no write for this long (a duration, e.g. `5s`; `0s` = never),
     /// so data of a finished ingest leaves the WAL for parts.
     pub idle_flush: String,
     /// Most connections served at once; `None`: derived from the open-file limit (see
@@ -70,11 +70,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("bad config file {path}: {source}")]
+    /// One line: where in the file and what is wrong (the TOML error's own text spans several
+    /// lines with a snippet, and as a `source` it was printed twice).
+    #[error("bad config file {}: {}", path.display(), toml_line(error))]
     Parse {
         path: PathBuf,
-        #[source]
-        source: Box<toml::de::Error>,
+        error: Box<toml::de::Error>,
     },
     #[error("environment variable {var}: {reason}")]
     Env { var: &'static str, reason: String },
@@ -119,9 +120,9 @@ impl ConfigLayer {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
-            source: Box::new(source),
+            error: Box::new(error),
         })
     }
 
@@ -221,8 +222,21 @@ impl ConfigLayer {
     }
 }
 
+/// `line L, column C: message` of a TOML error, on one line.
+fn toml_line(e: &toml::de::Error) -> String {
+    let first = e.to_string();
+    let place = first
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("TOML parse error at "))
+        .map(|p| format!("{p}: "))
+        .unwrap_or_default();
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{place}{message}")
+}
+
 fn timeout(key: &'static str, value: &str) -> Result<std::time::Duration, ConfigError> {
-    humantime::parse_duration(value.trim())
+    strata_engine::duration::parse(value)
         .ok()
         .filter(|d| *d >= std::time::Duration::from_millis(1))
         .ok_or_else(|| ConfigError::Timeout {
@@ -270,7 +284,7 @@ impl Config {
 
     /// The idle-flush delay; zero turns the trigger off.
     pub fn idle_flush(&self) -> Result<std::time::Duration, ConfigError> {
-        humantime::parse_duration(self.idle_flush.trim())
+        strata_engine::duration::parse(&self.idle_flush)
             .map_err(|_| ConfigError::IdleFlush(self.idle_flush.clone()))
     }
 
