@@ -16,6 +16,7 @@ pub mod backup_api;
 pub mod batch;
 pub mod check;
 pub mod datadir;
+pub mod duration;
 pub mod encoding;
 pub mod error;
 pub mod model;

@@ -165,10 +165,9 @@ impl RawAgg {
         let every = match self.every {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
-                let d = humantime::parse_duration(&s).map_err(|e| {
-                    QueryError::invalid("agg.every", format!("'{s}' is not a duration: {e}"))
-                })?;
-                Some(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                let ns = strata_engine::duration::parse_nanos(&s)
+                    .map_err(|e| QueryError::invalid("agg.every", e.to_string()))?;
+                Some(ns)
             }
             Some(Value::Number(n)) => n.as_i64(),
             Some(other) => {

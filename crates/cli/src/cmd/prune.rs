@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use strata_backup::prune::{RetentionPolicy, plan_prune, prune};
 
 use super::repo::{RepoArgs, fmt_bytes, runtime};
@@ -44,8 +43,7 @@ pub struct Args {
 }
 
 fn duration(s: &str, what: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(s)
-        .with_context(|| format!("{what} '{s}': expected e.g. 7d, 36h, 30m"))
+    strata_engine::duration::parse(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {

@@ -21,7 +21,8 @@ pub enum FsyncPolicy {
 
 impl std::str::FromStr for FsyncPolicy {
     type Err = Error;
-    /// `always`, `never`, or `interval:<duration>` (e.g. `interval:1s`, `interval:250ms`).
+    /// `always`, `never`, or `interval:<duration>` (e.g. `interval:1s`, `interval:250ms`; the
+    /// syntax of [`crate::duration`]).
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "always" => Ok(FsyncPolicy::Always),
@@ -32,26 +33,11 @@ impl std::str::FromStr for FsyncPolicy {
                         "fsync policy '{s}': expected always, never or interval:<duration>"
                     )));
                 };
-                parse_duration(d).map(FsyncPolicy::Interval).ok_or_else(|| {
-                    Error::InvalidInput(format!("fsync policy '{s}': bad duration '{d}'"))
-                })
+                crate::duration::parse(d)
+                    .map(FsyncPolicy::Interval)
+                    .map_err(|e| Error::InvalidInput(format!("fsync policy '{s}': {e}")))
             }
         }
-    }
-}
-
-fn parse_duration(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    match unit {
-        "ns" => Some(Duration::from_nanos(n)),
-        "us" => Some(Duration::from_micros(n)),
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
-        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
-        _ => None,
     }
 }
 

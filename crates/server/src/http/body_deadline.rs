@@ -74,8 +74,8 @@ pub async fn body_deadline(State(d): State<BodyDeadline>, req: Request, next: Ne
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(
-                "the request body did not arrive within {} (body_timeout)",
-                humantime::format_duration(d.timeout)
+                "the request body did not arrive within {:?} (body_timeout)",
+                d.timeout
             ),
         ),
     };

@@ -2,7 +2,8 @@
 //!
 //! `PUT` merges the given keys into the group's current settings (or the defaults for a new
 //! group), so `{"ttl":"7d"}` changes only the TTL. Durations may be given as ns integers
-//! (`ttl_ns`, `segment_interval_ns`) or humantime strings (`ttl`, `segment_interval`).
+//! (`ttl_ns`, `segment_interval_ns`) or durations (`ttl`, `segment_interval`, the syntax of
+//! `strata_engine::duration`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -78,11 +79,8 @@ fn merge(current: GroupSettings, patch: Value) -> Result<GroupSettings, ApiError
     for (k, v) in patch {
         let (key, value) = match (k.as_str(), &v) {
             ("ttl" | "segment_interval", Value::String(s)) => {
-                let d = humantime::parse_duration(s).map_err(|e| {
-                    ApiError::bad_request(format!("'{k}': bad duration '{s}': {e}"))
-                })?;
-                let ns = i64::try_from(d.as_nanos())
-                    .map_err(|_| ApiError::bad_request(format!("'{k}' is too large")))?;
+                let ns = strata_engine::duration::parse_nanos(s)
+                    .map_err(|e| ApiError::bad_request(format!("'{k}': {e}")))?;
                 (format!("{k}_ns"), Value::from(ns))
             }
             _ if obj.contains_key(&k) => (k, v),
