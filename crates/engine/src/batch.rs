@@ -7,6 +7,7 @@
 //! keeps taking `&[Point]` for tests and tools.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use crate::model::{FieldType, FieldValue, Point, Timestamp};
 
@@ -73,7 +74,14 @@ pub struct PointBatch<'a> {
     /// One bit per field key of the point being assembled (a hash of its length and last
     /// byte): a key whose bit is clear is new, which spares the search for a repeated key.
     pending_keys: u64,
+    /// Field keys of the point being assembled → their index in `fields`, built once the
+    /// point has [`WIDE`] fields: past that, searching for a repeated key made wide points
+    /// quadratic (100k fields took a minute).
+    wide: HashMap<Cow<'a, str>, usize>,
 }
+
+/// Fields of one point past which repeated keys are found through a hash map.
+const WIDE: usize = 32;
 
 /// One point of a batch, as slices of the batch's vectors.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +110,7 @@ impl<'a> PointBatch<'a> {
             tags: Vec::with_capacity(points.saturating_mul(tags)),
             fields: Vec::with_capacity(points.saturating_mul(fields)),
             pending_keys: 0,
+            wide: HashMap::new(),
         }
     }
 
@@ -146,16 +155,36 @@ impl<'a> PointBatch<'a> {
         self.tags.len() - self.heads.last().map_or(0, |h| h.tags_end)
     }
 
+    /// Fields of the point being assembled so far (repeated keys counted once).
+    pub fn pending_fields(&self) -> usize {
+        self.fields.len() - self.heads.last().map_or(0, |h| h.fields_end)
+    }
+
     /// A field of the point being assembled; a repeated key replaces the earlier value (the
     /// last value wins, as in InfluxDB).
     pub fn push_field(&mut self, key: Cow<'a, str>, value: FieldRef<'a>) {
+        let start = self.heads.last().map_or(0, |h| h.fields_end);
+        if self.fields.len() - start >= WIDE {
+            if self.wide.is_empty() {
+                for (i, (k, _)) in self.fields.iter().enumerate().skip(start) {
+                    self.wide.insert(k.clone(), i);
+                }
+            }
+            match self.wide.get(&key) {
+                Some(&i) => self.fields[i].1 = value,
+                None => {
+                    self.wide.insert(key.clone(), self.fields.len());
+                    self.fields.push((key, value));
+                }
+            }
+            return;
+        }
         let bit = key_bit(&key);
         if self.pending_keys & bit == 0 {
             self.pending_keys |= bit;
             self.fields.push((key, value));
             return;
         }
-        let start = self.heads.last().map_or(0, |h| h.fields_end);
         match self.fields[start..].iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.fields.push((key, value)),
@@ -165,6 +194,9 @@ impl<'a> PointBatch<'a> {
     /// Close the point being assembled.
     pub fn finish_point(&mut self, measure: Cow<'a, str>, timestamp: Timestamp) {
         self.pending_keys = 0;
+        if !self.wide.is_empty() {
+            self.wide.clear();
+        }
         self.heads.push(Head {
             measure,
             timestamp,
@@ -303,6 +335,32 @@ mod tests {
         b.finish_point("m".into(), 2);
         assert_eq!(b.get(0).fields, &[("x".into(), FieldRef::F64(1.0))]);
         assert_eq!(b.get(1).fields, &[("x".into(), FieldRef::F64(3.0))]);
+    }
+
+    #[test]
+    fn wide_points_find_repeats_through_the_map_and_the_next_point_starts_clean() {
+        let mut b = PointBatch::default();
+        let n = 3 * WIDE as i64;
+        for i in 0..n {
+            b.push_field(format!("f{i}").into(), FieldRef::I64(i));
+        }
+        // Repeats of early and late keys replace in place.
+        b.push_field("f0".into(), FieldRef::I64(-1));
+        b.push_field(format!("f{}", n - 1).into(), FieldRef::I64(-2));
+        b.finish_point("m".into(), 1);
+        for i in 0..WIDE as i64 + 1 {
+            b.push_field(format!("f{i}").into(), FieldRef::I64(100 + i));
+        }
+        b.push_field("f0".into(), FieldRef::I64(7));
+        b.finish_point("m".into(), 2);
+        let p = b.get(0);
+        assert_eq!(p.fields.len(), n as usize);
+        assert_eq!(p.fields[0].1, FieldRef::I64(-1));
+        assert_eq!(p.fields[n as usize - 1].1, FieldRef::I64(-2));
+        let q = b.get(1);
+        assert_eq!(q.fields.len(), WIDE + 1);
+        assert_eq!(q.fields[0].1, FieldRef::I64(7));
+        assert_eq!(q.fields[WIDE].1, FieldRef::I64(100 + WIDE as i64));
     }
 
     #[test]

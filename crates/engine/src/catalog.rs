@@ -3,7 +3,7 @@
 //! A field keeps the type it was first written with. Validation of a batch happens before any of
 //! it is applied, so a conflict (also inside one batch) rejects the whole batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::batch::{PointBatch, PointRef};
 use crate::error::{Error, Result};
@@ -18,6 +18,22 @@ pub struct CatalogState {
 pub struct GroupState {
     pub settings: GroupSettings,
     pub measures: BTreeMap<String, BTreeMap<String, FieldType>>,
+}
+
+/// Limits on the width of points and measures (see `EngineOptions`).
+#[derive(Debug, Clone, Copy)]
+pub struct FieldCaps {
+    pub per_point: usize,
+    pub per_measure: usize,
+}
+
+impl Default for FieldCaps {
+    fn default() -> Self {
+        FieldCaps {
+            per_point: crate::engine::DEFAULT_MAX_FIELDS_PER_POINT,
+            per_measure: crate::engine::DEFAULT_MAX_FIELDS_PER_MEASURE,
+        }
+    }
 }
 
 /// What a validated batch adds to the catalog.
@@ -84,6 +100,9 @@ fn validate_point(p: &PointRef<'_, '_>) -> Result<()> {
     if p.fields.is_empty() {
         return bad("a point needs at least one field");
     }
+    if !crate::model::timestamp_in_range(p.timestamp) {
+        return bad(&crate::model::timestamp_range_error(p.timestamp));
+    }
     for (k, v) in p.tags {
         if k.is_empty() || k.contains('\0') || v.contains('\0') {
             return bad("tag keys must be non-empty; tags must contain no NUL");
@@ -111,18 +130,41 @@ impl CatalogState {
     /// [`CatalogState::validate_batch`] for owned points.
     #[cfg(test)]
     pub fn validate(&self, group: &str, points: &[Point]) -> Result<CatalogDelta> {
-        self.validate_batch(group, &PointBatch::from_points(points))
+        self.validate_batch(
+            group,
+            &PointBatch::from_points(points),
+            &FieldCaps::default(),
+        )
     }
 
-    /// Check a batch against the catalog without changing it.
-    pub fn validate_batch(&self, group: &str, batch: &PointBatch<'_>) -> Result<CatalogDelta> {
+    /// Check a batch against the catalog without changing it. Linear in the batch's fields:
+    /// new fields are looked up in a hash map, not searched (a point of 100k fields took a
+    /// minute).
+    pub fn validate_batch(
+        &self,
+        group: &str,
+        batch: &PointBatch<'_>,
+        caps: &FieldCaps,
+    ) -> Result<CatalogDelta> {
         validate_group_name(group)?;
         let g = self.groups.get(group);
         let mut delta = CatalogDelta::default();
+        let mut new: HashMap<(&str, &str), FieldType> = HashMap::new();
+        let mut new_per_measure: HashMap<&str, usize> = HashMap::new();
         let mut known: Option<(&str, Option<&BTreeMap<String, FieldType>>)> = None;
         let mut prev: Option<PointRef<'_, '_>> = None;
-        for p in batch.iter() {
+        for (i, p) in batch.iter().enumerate() {
             validate_point(&p)?;
+            if p.fields.len() > caps.per_point {
+                return Err(Error::InvalidInput(format!(
+                    "point {} of the batch (measure '{}') has {} fields, more than the limit \
+                     of {} per point (max_fields_per_point)",
+                    i + 1,
+                    p.measure,
+                    p.fields.len(),
+                    caps.per_point
+                )));
+            }
             // Points of a batch mostly repeat the previous point's measure and field names and
             // types: those were checked already, skip the schema lookups.
             if prev.is_some_and(|q| same_schema(&q, &p)) {
@@ -143,13 +185,7 @@ impl CatalogState {
                 let existing = schema
                     .and_then(|m| m.get(name.as_ref()))
                     .copied()
-                    .or_else(|| {
-                        delta
-                            .new_fields
-                            .iter()
-                            .find(|(m, f, _)| m == p.measure && f == name)
-                            .map(|x| x.2)
-                    });
+                    .or_else(|| new.get(&(p.measure, name.as_ref())).copied());
                 match existing {
                     Some(e) if e != t => {
                         return Err(Error::FieldTypeConflict {
@@ -160,9 +196,25 @@ impl CatalogState {
                         });
                     }
                     Some(_) => {}
-                    None => delta
-                        .new_fields
-                        .push((p.measure.to_string(), name.to_string(), t)),
+                    None => {
+                        let added = new_per_measure.entry(p.measure).or_default();
+                        *added += 1;
+                        let total = schema.map_or(0, BTreeMap::len) + *added;
+                        if total > caps.per_measure {
+                            return Err(Error::InvalidInput(format!(
+                                "point {} of the batch: field '{name}' would give measure '{}' \
+                                 {total} fields, more than the limit of {} per measure \
+                                 (max_fields_per_measure)",
+                                i + 1,
+                                p.measure,
+                                caps.per_measure
+                            )));
+                        }
+                        new.insert((p.measure, name.as_ref()), t);
+                        delta
+                            .new_fields
+                            .push((p.measure.to_string(), name.to_string(), t));
+                    }
                 }
             }
         }

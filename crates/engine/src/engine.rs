@@ -22,12 +22,14 @@ use std::thread::JoinHandle;
 use crate::batch::PointBatch;
 use crate::error::Result;
 use crate::model::{Catalog, GroupSettings, Point};
-use crate::scan::{ScanRequest, SeriesData};
+use crate::scan::{ScanRequest, ScanSink, SeriesData};
 use crate::snapshot::Snapshot;
 
 use state::{Inner, lock, read};
 
-pub use options::{EngineOptions, FsyncPolicy};
+pub use options::{
+    DEFAULT_MAX_FIELDS_PER_MEASURE, DEFAULT_MAX_FIELDS_PER_POINT, EngineOptions, FsyncPolicy,
+};
 
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -108,6 +110,12 @@ impl Engine {
         read::scan(&self.inner, req)
     }
 
+    /// [`Engine::scan`] one series at a time: memory holds one series' data from the parts,
+    /// not the whole result, and `sink` can stop the scan early.
+    pub fn scan_each(&self, req: &ScanRequest, sink: &mut dyn ScanSink) -> Result<()> {
+        read::scan_each(&self.inner, req, sink)
+    }
+
     pub fn catalog(&self) -> Catalog {
         lock(&self.inner.commit).catalog.to_public()
     }
@@ -164,22 +172,40 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let i = &self.inner;
         let st = read(&i.state);
-        // Approximate (cheap at millions of series): per shard, the largest part's count.
-        let mut series = 0;
-        let mut parts = 0;
-        let mut series_tables_loaded = 0;
-        for s in st.version.shards.values() {
-            parts += s.parts.len() as u64;
-            series_tables_loaded += s.parts.iter().filter(|p| p.index_loaded()).count() as u64;
-            series += s.parts.iter().map(|p| p.meta.series).max().unwrap_or(0);
-        }
-        let memtable_bytes = st
+        let version = st.version.clone();
+        let mems: Vec<state::MemRef> = st
             .frozen
             .iter()
             .chain(std::iter::once(&st.active))
-            .map(|m| read(m).bytes as u64)
-            .sum();
+            .cloned()
+            .collect();
         drop(st);
+        let mut parts = 0;
+        let mut series_tables_loaded = 0;
+        // Distinct series over every part and memtable: a series in several flush windows
+        // (several parts) counts once.
+        let mut series = crate::sketch::Sketch::default();
+        for (k, s) in &version.shards {
+            parts += s.parts.len() as u64;
+            series_tables_loaded += s.parts.iter().filter(|p| p.index_loaded()).count() as u64;
+            for p in &s.parts {
+                match p.series_sketch(&k.group) {
+                    Ok(sk) => series.merge(&sk),
+                    Err(e) => tracing::warn!(part = %p.dir.display(), error = %e, "series count"),
+                }
+            }
+        }
+        let mut memtable_bytes = 0;
+        for m in &mems {
+            let m = read(m);
+            memtable_bytes += m.bytes as u64;
+            for (g, gm) in &m.groups {
+                for s in gm.values().flat_map(|ms| ms.values()) {
+                    series.add(crate::sketch::series_hash(g, s.meta.sid()));
+                }
+            }
+        }
+        let series = series.estimate();
         EngineStats {
             points_written: i.stats.points_written.load(Ordering::Relaxed),
             wal_bytes: i.stats.wal_bytes.load(Ordering::Relaxed),

@@ -35,13 +35,17 @@ mod meta_files;
 mod part;
 mod record;
 mod rows;
+mod sketch;
 mod wal;
 
 pub use batch::{FieldRef, PointBatch, PointRef};
-pub use engine::{Engine, EngineOptions, EngineStats, FsyncPolicy, set_node_id};
+pub use engine::{
+    DEFAULT_MAX_FIELDS_PER_MEASURE, DEFAULT_MAX_FIELDS_PER_POINT, Engine, EngineOptions,
+    EngineStats, FsyncPolicy, set_node_id,
+};
 pub use error::{Error, Result};
 pub use model::{FieldType, FieldValue, GroupSettings, Point};
-pub use scan::{Column, ScanRequest, SeriesData, TagMatcher};
+pub use scan::{Column, ScanRequest, ScanSink, SeriesData, TagMatcher};
 pub use snapshot::{FileInfo, PartInfo, Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo};
 
 /// On-disk format version written by this build (data dir, WAL, parts, manifests).

@@ -5,6 +5,28 @@ use serde::{Deserialize, Serialize};
 /// Nanoseconds since the Unix epoch.
 pub type Timestamp = i64;
 
+/// Earliest timestamp a write may carry: 1678-01-01T00:00:00Z.
+///
+/// The valid range leaves about 100 days of headroom at both ends of `i64`, more than the
+/// longest segment interval (30 days), so a segment's start and end always fit and time
+/// arithmetic on stored points cannot overflow. Points outside it are refused at ingest.
+pub const MIN_TIMESTAMP: Timestamp = -9_214_560_000_000_000_000;
+/// Latest timestamp a write may carry: 2261-12-31T23:59:59.999999999Z.
+pub const MAX_TIMESTAMP: Timestamp = 9_214_646_399_999_999_999;
+
+/// Whether `ts` lies in `[MIN_TIMESTAMP, MAX_TIMESTAMP]`.
+pub fn timestamp_in_range(ts: Timestamp) -> bool {
+    (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&ts)
+}
+
+/// The one-line reason a timestamp is refused (shared by the engine and the ingest parsers).
+pub fn timestamp_range_error(ts: Timestamp) -> String {
+    format!(
+        "timestamp {ts} ns is outside the valid range \
+         [{MIN_TIMESTAMP}, {MAX_TIMESTAMP}] (1678-01-01 to 2261-12-31 UTC)"
+    )
+}
+
 /// Settings of a group. Groups are created on first write with [`GroupSettings::default`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

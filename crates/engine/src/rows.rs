@@ -1,6 +1,8 @@
 //! Rows of one series in columnar form, and the last-write-wins resolution shared by flush,
 //! merge and scan: one row per timestamp, each field taken from the newest source that has it.
 
+use std::collections::{BTreeMap, HashMap};
+
 use crate::model::{FieldType, FieldValue};
 use crate::scan::Column;
 
@@ -118,23 +120,26 @@ impl Rows {
 /// Merge sources into one row per timestamp. `prio[s][i]` orders row `i` of source `s`: on equal
 /// timestamps, each field comes from the highest-priority row where it is not null.
 pub fn resolve(sources: &[(&Rows, &[u64])]) -> Rows {
-    let mut names: Vec<(String, FieldType)> = Vec::new();
+    // Union of the column names, through maps: searching lists made wide series quadratic.
+    let mut union: BTreeMap<&str, FieldType> = BTreeMap::new();
     for (r, _) in sources {
         for (n, c) in &r.cols {
-            if !names.iter().any(|(m, _)| m == n) {
-                names.push((n.clone(), column_type(c)));
-            }
+            union.entry(n.as_str()).or_insert_with(|| column_type(c));
         }
     }
-    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<(String, FieldType)> = union.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+    let pos: HashMap<&str, usize> = union.keys().enumerate().map(|(i, n)| (*n, i)).collect();
     // For each source: union column index -> source column index.
     let maps: Vec<Vec<Option<usize>>> = sources
         .iter()
         .map(|(r, _)| {
-            names
-                .iter()
-                .map(|(n, _)| r.cols.iter().position(|(m, _)| m == n))
-                .collect()
+            let mut m = vec![None; names.len()];
+            for (sc, (n, _)) in r.cols.iter().enumerate() {
+                if let Some(&ui) = pos.get(n.as_str()) {
+                    m[ui].get_or_insert(sc);
+                }
+            }
+            m
         })
         .collect();
     let mut order: Vec<(i64, u64, u32, u32)> = Vec::new();

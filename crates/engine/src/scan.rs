@@ -46,3 +46,20 @@ pub struct SeriesData {
     /// (field name, column), in the order requested (or sorted by name when all fields).
     pub columns: Vec<(String, Column)>,
 }
+
+/// Receives the series of [`crate::Engine::scan_each`] one at a time, in series-key order, and
+/// can stop the scan (a query that hit its limit or memory budget, or whose client left).
+pub trait ScanSink {
+    /// Whether to go on; asked between series and between the parts of a series.
+    fn keep_going(&mut self) -> bool {
+        true
+    }
+    /// One series with its rows in the range; `false` stops the scan.
+    fn series(&mut self, s: SeriesData) -> bool;
+}
+
+impl<F: FnMut(SeriesData) -> bool> ScanSink for F {
+    fn series(&mut self, s: SeriesData) -> bool {
+        self(s)
+    }
+}

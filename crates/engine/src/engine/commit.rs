@@ -59,7 +59,9 @@ pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<Co
     let oldest = batch.iter().map(|p| p.timestamp).min().unwrap_or(i64::MAX);
     let (lsn, mem_bytes) = {
         let mut c = lock(&inner.commit);
-        let delta = c.catalog.validate_batch(group, &batch)?;
+        let delta = c
+            .catalog
+            .validate_batch(group, &batch, &field_caps(inner))?;
         reject_expired(group, &c.catalog.settings(group), oldest, now_ns())?;
         let lsn = c.last_lsn + 1;
         if c.pending.is_empty() {
@@ -83,6 +85,13 @@ pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<Co
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     wait_durable(inner, lsn, false)?;
     Ok(Committed { lsn, mem_bytes })
+}
+
+fn field_caps(inner: &Inner) -> crate::catalog::FieldCaps {
+    crate::catalog::FieldCaps {
+        per_point: inner.opts.max_fields_per_point,
+        per_measure: inner.opts.max_fields_per_measure,
+    }
 }
 
 /// A point whose segment is already past the group's TTL would be dropped at once: refuse the

@@ -16,7 +16,7 @@ use crate::rows::Rows;
 
 use super::durable::wait_durable;
 use super::publish::{write_checkpoint, write_manifest, write_part_into_shard};
-use super::route::{Route, route};
+use super::route::{Route, route, segment_runs};
 use super::state::*;
 
 pub fn flush(inner: &Inner) -> Result<()> {
@@ -171,15 +171,15 @@ fn build_parts(
             for s in ms.values() {
                 let rows = s.resolved();
                 let sid = s.meta.sid();
-                // Rows are in time order: split them at segment ends.
-                let mut a = 0;
-                while a < rows.len() {
-                    let route = route(&version, group, &settings, rows.ts[a], sid);
-                    let b = a + rows.ts[a..].partition_point(|&t| t < route.segment_end);
-                    let part = if a == 0 && b == rows.len() {
+                // Rows are in time order: split them at segment ends (runs that always advance:
+                // splitting at the first `t >= segment_end` never advanced past a point at
+                // i64::MAX, whose segment end saturates to i64::MAX itself).
+                for (_, run) in segment_runs(&rows.ts, settings.segment_interval_ns) {
+                    let route = route(&version, group, &settings, rows.ts[run.start], sid);
+                    let part = if run.start == 0 && run.end == rows.len() {
                         rows.clone()
                     } else {
-                        rows.slice(a, b)
+                        rows.slice(run.start, run.end)
                     };
                     buckets
                         .entry((route.segment, route.shard))
@@ -189,7 +189,6 @@ fn build_parts(
                         })
                         .series
                         .push((&s.meta, part));
-                    a = b;
                 }
             }
         }

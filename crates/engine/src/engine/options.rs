@@ -67,7 +67,16 @@ pub struct EngineOptions {
     /// parts rather than WAL. Off, a snapshot carries the WAL since the last flush instead
     /// (tests of WAL replay after restore use this).
     pub snapshot_flush: bool,
+    /// Most fields one point may carry; a batch with a wider point is refused.
+    pub max_fields_per_point: usize,
+    /// Most distinct fields one measure may have; a batch adding more is refused.
+    pub max_fields_per_measure: usize,
 }
+
+/// Default of [`EngineOptions::max_fields_per_point`].
+pub const DEFAULT_MAX_FIELDS_PER_POINT: usize = 1024;
+/// Default of [`EngineOptions::max_fields_per_measure`].
+pub const DEFAULT_MAX_FIELDS_PER_MEASURE: usize = 4096;
 
 impl EngineOptions {
     pub fn new(data_dir: impl AsRef<Path>) -> Self {
@@ -81,6 +90,8 @@ impl EngineOptions {
             background: true,
             vfs: Arc::new(RealVfs),
             snapshot_flush: true,
+            max_fields_per_point: DEFAULT_MAX_FIELDS_PER_POINT,
+            max_fields_per_measure: DEFAULT_MAX_FIELDS_PER_MEASURE,
         }
     }
 }

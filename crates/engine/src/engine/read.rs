@@ -1,14 +1,14 @@
 //! The read path: parts overlapping the range plus every memtable, resolved per series with
 //! last write wins (parts ordered by LSN range, memtable rows by their own LSN).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::memtable::SeriesMeta;
 use crate::model::FieldType;
 use crate::rows::{Rows, empty_column, is_null, push_from, resolve};
-use crate::scan::{Column, ScanRequest, SeriesData, TagMatcher};
+use crate::scan::{Column, ScanRequest, ScanSink, SeriesData, TagMatcher};
 
 use super::route::{expired, point_expired};
 use super::state::*;
@@ -24,12 +24,33 @@ pub fn matches(meta: &SeriesMeta, matchers: &[TagMatcher]) -> bool {
     })
 }
 
-/// Sources of one series: rows and a priority per row.
-type Sources = Vec<(Rows, Vec<u64>)>;
+/// Where one series' rows come from: a part's series entry (read when the series' turn comes)
+/// or rows already copied out of a memtable, each row with its priority (LSN).
+enum Source {
+    Part(
+        Arc<crate::part::PartReader>,
+        Arc<crate::part::PartIndex>,
+        usize,
+    ),
+    Rows(Rows, Vec<u64>),
+}
 
+/// [`scan_each`] collecting every series (tests, tools, small scans).
 pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
+    let mut out = Vec::new();
+    scan_each(inner, req, &mut |s: SeriesData| {
+        out.push(s);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Scan series by series, in series-key order: only one series' part data is in memory at a
+/// time (plus the rows copied out of the memtables, which are bounded by the memtable size).
+/// The sink can stop the scan between series and between the parts of a series.
+pub fn scan_each(inner: &Inner, req: &ScanRequest, sink: &mut dyn ScanSink) -> Result<()> {
     if req.from >= req.to {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let (settings, field_types) = {
         let c = lock(&inner.commit);
@@ -40,6 +61,11 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             g.measures.get(&req.measure).cloned().unwrap_or_default();
         (g.settings.clone(), types)
     };
+    // Memtable rows above the durable LSN belong to writes not acknowledged yet, or never:
+    // a batch whose WAL write failed (ENOSPC) stays in the memtable of the poisoned engine
+    // and must not be read back. Taken before the memtables, so every row at or below it is
+    // in them.
+    let visible = lock(&inner.durable).done_lsn;
     let (version, mems) = {
         let st = read(&inner.state);
         let mut mems = st.frozen.clone();
@@ -47,7 +73,7 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
         (st.version.clone(), mems)
     };
     let now = now_ns();
-    let mut per_series: BTreeMap<Arc<SeriesMeta>, Sources> = BTreeMap::new();
+    let mut per_series: BTreeMap<Arc<SeriesMeta>, Vec<Source>> = BTreeMap::new();
     let wanted = req.fields.as_deref();
     for (k, s) in &version.shards {
         if k.group != req.group || expired(s.segment_end, settings.ttl_ns, now) {
@@ -64,16 +90,23 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             if !p.meta.measures.contains(&req.measure) {
                 continue;
             }
+            if !sink.keep_going() {
+                return Ok(());
+            }
             let idx = p.index()?;
             for i in idx.postings.select(&req.measure, &req.matchers) {
                 let e = &idx.series[i as usize];
-                for rows in p.read_series(e, req.from, req.to, wanted)? {
-                    let prio = vec![p.meta.max_lsn; rows.len()];
-                    per_series
-                        .entry(e.meta.clone())
-                        .or_default()
-                        .push((rows, prio));
+                if !e
+                    .blocks
+                    .iter()
+                    .any(|b| b.max_ts >= req.from && b.min_ts < req.to)
+                {
+                    continue;
                 }
+                per_series
+                    .entry(e.meta.clone())
+                    .or_default()
+                    .push(Source::Part(p.clone(), idx.clone(), i as usize));
             }
         }
     }
@@ -89,7 +122,10 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             let keep: Vec<usize> = (0..s.rows.ts.len())
                 .filter(|&i| {
                     let t = s.rows.ts[i];
-                    t >= req.from && t < req.to && !point_expired(t, &settings, now)
+                    t >= req.from
+                        && t < req.to
+                        && s.lsn[i] <= visible
+                        && !point_expired(t, &settings, now)
                 })
                 .collect();
             if keep.is_empty() {
@@ -99,18 +135,39 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
             per_series
                 .entry(s.meta.clone())
                 .or_default()
-                .push((rows, prio));
+                .push(Source::Rows(rows, prio));
         }
     }
-    let mut out = Vec::with_capacity(per_series.len());
-    for (meta, sources) in per_series {
-        let refs: Vec<(&Rows, &[u64])> = sources.iter().map(|(r, p)| (r, p.as_slice())).collect();
+    while let Some((meta, sources)) = per_series.pop_first() {
+        if !sink.keep_going() {
+            return Ok(());
+        }
+        let mut loaded: Vec<(Rows, Vec<u64>)> = Vec::new();
+        for src in sources {
+            match src {
+                Source::Part(p, idx, i) => {
+                    for rows in p.read_series(&idx.series[i], req.from, req.to, wanted)? {
+                        let prio = vec![p.meta.max_lsn; rows.len()];
+                        loaded.push((rows, prio));
+                    }
+                    if !sink.keep_going() {
+                        return Ok(());
+                    }
+                }
+                Source::Rows(rows, prio) => loaded.push((rows, prio)),
+            }
+        }
+        let refs: Vec<(&Rows, &[u64])> = loaded.iter().map(|(r, p)| (r, p.as_slice())).collect();
         let rows = resolve(&refs);
-        if let Some(sd) = project(&meta, rows, req, &field_types) {
-            out.push(sd);
+        drop(refs);
+        drop(loaded);
+        if let Some(sd) = project(&meta, rows, req, &field_types)
+            && !sink.series(sd)
+        {
+            return Ok(());
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn pick_rows(
@@ -119,10 +176,11 @@ fn pick_rows(
     keep: &[usize],
     wanted: Option<&[String]>,
 ) -> (Rows, Vec<u64>) {
+    let wanted: Option<HashSet<&str>> = wanted.map(|w| w.iter().map(String::as_str).collect());
     let cols = rows
         .cols
         .iter()
-        .filter(|(n, _)| wanted.is_none_or(|w| w.iter().any(|x| x == n)))
+        .filter(|(n, _)| wanted.as_ref().is_none_or(|w| w.contains(n.as_str())))
         .map(|(n, c)| {
             let mut d = empty_column(crate::rows::column_type(c));
             for &i in keep {
@@ -156,9 +214,10 @@ fn project(
             .collect(),
         None => types.keys().cloned().collect(),
     };
+    let by_name: HashMap<&str, &Column> = rows.cols.iter().map(|(n, c)| (n.as_str(), c)).collect();
     let src: Vec<Option<&Column>> = names
         .iter()
-        .map(|n| rows.cols.iter().find(|(m, _)| m == n).map(|(_, c)| c))
+        .map(|n| by_name.get(n.as_str()).copied())
         .collect();
     let keep: Vec<usize> = (0..rows.ts.len())
         .filter(|&i| src.iter().any(|c| c.is_some_and(|c| !is_null(c, i))))

@@ -29,6 +29,25 @@ pub fn segment_span(ts: i64, interval: i64) -> (i64, i64) {
     (start, start.saturating_add(interval))
 }
 
+/// Split sorted timestamps into runs that fall in one segment each: (segment start, indexes).
+/// Every run is non-empty, so this always terminates, whatever the timestamps (a run used to
+/// end at the first `t >= segment end`, which never came for `t = i64::MAX`, whose segment end
+/// saturates to `i64::MAX`: the flush looped forever, pushing empty slices).
+pub fn segment_runs(
+    ts: &[i64],
+    interval: i64,
+) -> impl Iterator<Item = (i64, std::ops::Range<usize>)> + '_ {
+    let mut a = 0;
+    std::iter::from_fn(move || {
+        let first = *ts.get(a)?;
+        let seg = segment_span(first, interval).0;
+        let b = a + ts[a..].partition_point(|&t| segment_span(t, interval).0 == seg);
+        let run = a..b.max(a + 1);
+        a = run.end;
+        Some((seg, run))
+    })
+}
+
 /// The shard of series `sid` in a segment with `shards` shards.
 pub fn shard_of(sid: u64, shards: u32) -> u32 {
     (sid % u64::from(shards.max(1))) as u32
@@ -126,5 +145,63 @@ mod tests {
         assert!(!point_expired(50, &settings, 1_100));
         assert!(point_expired(50, &settings, 1_101));
         assert!(!point_expired(150, &settings, 1_101));
+    }
+}
+
+#[cfg(test)]
+mod extreme_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    fn extreme_ts() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            any::<i64>(),
+            (0i64..1_000_000).prop_map(|d| i64::MAX - d),
+            (0i64..1_000_000).prop_map(|d| i64::MIN + d),
+            Just(i64::MAX),
+            Just(i64::MIN),
+            Just(0),
+            Just(crate::model::MAX_TIMESTAMP),
+            Just(crate::model::MIN_TIMESTAMP),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn segment_runs_cover_every_point_once_at_the_extremes(
+            mut ts in proptest::collection::vec(extreme_ts(), 0..64),
+            interval in HOUR..=30 * crate::model::NANOS_PER_DAY,
+        ) {
+            ts.sort_unstable();
+            let mut next = 0;
+            let mut last_seg = None;
+            for (seg, run) in segment_runs(&ts, interval) {
+                prop_assert_eq!(run.start, next);
+                prop_assert!(run.end > run.start);
+                next = run.end;
+                prop_assert!(last_seg.is_none_or(|l| l < seg));
+                last_seg = Some(seg);
+                let end = segment_span(seg, interval).1;
+                for &t in &ts[run] {
+                    prop_assert_eq!(segment_span(t, interval).0, seg);
+                    prop_assert!(seg <= t);
+                    prop_assert!(t < end || end == i64::MAX);
+                }
+            }
+            prop_assert_eq!(next, ts.len());
+        }
+
+        #[test]
+        fn valid_timestamps_have_segments_that_fit(
+            t in crate::model::MIN_TIMESTAMP..=crate::model::MAX_TIMESTAMP,
+            interval in HOUR..=30 * crate::model::NANOS_PER_DAY,
+        ) {
+            let (seg, end) = segment_span(t, interval);
+            // Exact in i128: no saturation happened for a valid timestamp.
+            prop_assert_eq!(i128::from(seg), i128::from(t).div_euclid(i128::from(interval)) * i128::from(interval));
+            prop_assert_eq!(i128::from(end), i128::from(seg) + i128::from(interval));
+        }
     }
 }

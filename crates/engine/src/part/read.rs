@@ -90,6 +90,8 @@ pub struct PartReader {
     /// strata-chaos when the table was read from the file on first use).
     index_compressed: Box<[u8]>,
     data: Box<dyn VfsFile>,
+    /// Distinct-series sketch of this part, made on the first `/metrics` scrape that needs it.
+    sketch: OnceLock<Arc<crate::sketch::Sketch>>,
 }
 
 impl std::fmt::Debug for PartReader {
@@ -213,6 +215,7 @@ impl PartReader {
             index: OnceLock::new(),
             index_compressed,
             data,
+            sketch: OnceLock::new(),
         })
     }
 
@@ -233,6 +236,19 @@ impl PartReader {
             Some(i) => Ok(i.clone()),
             None => self.load_index().map(Arc::new),
         }
+    }
+
+    /// The part's series as a distinct-count sketch (`group` is the part's group), parsed from
+    /// the series table once.
+    pub fn series_sketch(&self, group: &str) -> Result<Arc<crate::sketch::Sketch>> {
+        if let Some(s) = self.sketch.get() {
+            return Ok(s.clone());
+        }
+        let mut s = crate::sketch::Sketch::default();
+        for e in &self.index_once()?.series {
+            s.add(crate::sketch::series_hash(group, e.meta.sid()));
+        }
+        Ok(self.sketch.get_or_init(|| Arc::new(s)).clone())
     }
 
     /// Whether the series table is in memory (tests).
