@@ -98,19 +98,49 @@ impl Cell<'_> {
     }
 }
 
+/// A value an accumulator keeps (min / max / first / last), owned: the scanned series it
+/// came from is dropped once folded.
+#[derive(Debug, Clone, PartialEq)]
+enum Kept {
+    F(f64),
+    I(i64),
+    B(bool),
+    S(Box<str>),
+}
+
+impl Kept {
+    fn of(c: Cell<'_>) -> Kept {
+        match c {
+            Cell::F(f) => Kept::F(f),
+            Cell::I(i) => Kept::I(i),
+            Cell::B(b) => Kept::B(b),
+            Cell::S(s) => Kept::S(s.into()),
+        }
+    }
+
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            Kept::F(f) => Cell::F(*f),
+            Kept::I(i) => Cell::I(*i),
+            Kept::B(b) => Cell::B(*b),
+            Kept::S(s) => Cell::S(s),
+        }
+    }
+}
+
 /// The running state of one aggregation over one (group key, bucket, field).
 #[derive(Debug, Clone)]
-pub(crate) struct Acc<'a> {
+pub(crate) struct Acc {
     func: AggFn,
     count: u64,
     sum_f: f64,
     sum_i: i128,
     saw_float: bool,
     /// min / max / first / last: the chosen value and its timestamp.
-    best: Option<(i64, Cell<'a>)>,
+    best: Option<(i64, Kept)>,
 }
 
-impl<'a> Acc<'a> {
+impl Acc {
     pub(crate) fn new(func: AggFn) -> Self {
         Acc {
             func,
@@ -122,7 +152,7 @@ impl<'a> Acc<'a> {
         }
     }
 
-    pub(crate) fn add(&mut self, field: &str, ts: i64, cell: Cell<'a>) -> Result<(), QueryError> {
+    pub(crate) fn add(&mut self, field: &str, ts: i64, cell: Cell<'_>) -> Result<(), QueryError> {
         let type_err = || QueryError::AggType {
             func: self.func.name(),
             field: field.to_string(),
@@ -147,10 +177,10 @@ impl<'a> Acc<'a> {
                 if v.is_nan() {
                     return Ok(());
                 }
-                let replace = match self.best {
+                let replace = match &self.best {
                     None => true,
                     Some((_, b)) => {
-                        let b = b.as_f64().unwrap_or(f64::NAN);
+                        let b = b.cell().as_f64().unwrap_or(f64::NAN);
                         if self.func == AggFn::Min {
                             v < b
                         } else {
@@ -159,17 +189,17 @@ impl<'a> Acc<'a> {
                     }
                 };
                 if replace {
-                    self.best = Some((ts, cell));
+                    self.best = Some((ts, Kept::of(cell)));
                 }
             }
             AggFn::First => {
-                if self.best.is_none_or(|(t, _)| ts < t) {
-                    self.best = Some((ts, cell));
+                if self.best.as_ref().is_none_or(|(t, _)| ts < *t) {
+                    self.best = Some((ts, Kept::of(cell)));
                 }
             }
             AggFn::Last => {
-                if self.best.is_none_or(|(t, _)| ts >= t) {
-                    self.best = Some((ts, cell));
+                if self.best.as_ref().is_none_or(|(t, _)| ts >= *t) {
+                    self.best = Some((ts, Kept::of(cell)));
                 }
             }
         }
@@ -189,9 +219,10 @@ impl<'a> Acc<'a> {
             AggFn::Sum => Cell::F(self.sum_f + self.sum_i as f64).to_json(),
             AggFn::Mean if self.count == 0 => Value::Null,
             AggFn::Mean => Cell::F((self.sum_f + self.sum_i as f64) / self.count as f64).to_json(),
-            AggFn::Min | AggFn::Max | AggFn::First | AggFn::Last => {
-                self.best.map_or(Value::Null, |(_, c)| c.to_json())
-            }
+            AggFn::Min | AggFn::Max | AggFn::First | AggFn::Last => self
+                .best
+                .as_ref()
+                .map_or(Value::Null, |(_, c)| c.cell().to_json()),
         }
     }
 }

@@ -17,6 +17,18 @@ pub enum QueryError {
     GroupNotFound(String),
     #[error("scan failed: {0}")]
     Scan(#[source] strata_engine::Error),
+    #[error(
+        "query needs more than its memory budget of {limit} bytes: narrow the time range or \
+         the series ('where'), aggregate ('agg'), or set a 'limit'"
+    )]
+    TooLarge { limit: usize },
+    #[error(
+        "the server's query memory budget ({limit} bytes, shared by running queries) is in use; \
+         retry later"
+    )]
+    Busy { limit: usize },
+    #[error("query cancelled")]
+    Cancelled,
 }
 
 impl QueryError {
@@ -37,6 +49,9 @@ impl QueryError {
 
     /// Whether the caller sent a bad query (HTTP 400/404) rather than the server failing.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, QueryError::Scan(_))
+        !matches!(
+            self,
+            QueryError::Scan(_) | QueryError::Busy { .. } | QueryError::Cancelled
+        )
     }
 }

@@ -116,7 +116,8 @@ impl RawQuery {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
-        if let Some(fields) = &self.fields {
+        let fields = self.fields.map(dedup_fields);
+        if let Some(fields) = &fields {
             if fields.is_empty() {
                 return Err(QueryError::invalid(
                     "fields",
@@ -150,7 +151,7 @@ impl RawQuery {
             from,
             to,
             matchers,
-            fields: self.fields,
+            fields,
             agg,
             group_by: self.group_by,
             limit: self.limit,
@@ -167,9 +168,17 @@ impl RawAgg {
             Some(Value::String(s)) => {
                 let ns = strata_engine::duration::parse_nanos(&s)
                     .map_err(|e| QueryError::invalid("agg.every", e.to_string()))?;
-                Some(ns)
+                Some(
+                    Some(ns)
+                        .filter(|&n| n <= MAX_EVERY_NS)
+                        .ok_or_else(|| every_too_long(&s))?,
+                )
             }
-            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::Number(n)) => Some(
+                n.as_i64()
+                    .filter(|&e| e <= MAX_EVERY_NS)
+                    .ok_or_else(|| every_too_long(&n.to_string()))?,
+            ),
             Some(other) => {
                 return Err(QueryError::invalid(
                     "agg.every",
@@ -184,6 +193,31 @@ impl RawAgg {
         }
         Ok(Agg { func, every })
     }
+}
+
+/// The longest bucket `every` accepts: 100 years. Longer ones cannot be told apart from the
+/// whole range (use no `every`), and bucket starts stay far inside `i64`.
+pub const MAX_EVERY_NS: i64 = 100 * 365 * 86_400 * 1_000_000_000;
+
+fn every_too_long(s: &str) -> QueryError {
+    QueryError::invalid(
+        "agg.every",
+        format!(
+            "'{s}' is longer than the longest bucket (100 years, {MAX_EVERY_NS} ns); \
+             omit 'every' to aggregate the whole range"
+        ),
+    )
+}
+
+/// Field names in first-mention order, each once: `["f","f",...]` asks for one column (a
+/// repeated name used to be scanned and returned once per mention, so a short query could
+/// multiply the work and memory of a scan a thousandfold).
+fn dedup_fields(fields: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(fields.len());
+    fields
+        .into_iter()
+        .filter(|f| seen.insert(f.clone()))
+        .collect()
 }
 
 /// RFC 3339 string or integer nanoseconds since the epoch.
@@ -354,6 +388,43 @@ mod tests {
                 other => panic!("{json}: expected invalid {field}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn repeated_fields_are_merged_in_first_mention_order() {
+        let names: Vec<String> = (0..1000)
+            .map(|i| format!("\"{}\"", ["f", "g"][i % 2]))
+            .collect();
+        let q = parse(&format!(
+            r#"{{"group":"g","measure":"m","fields":[{},"a","f"]}}"#,
+            names.join(",")
+        ))
+        .unwrap();
+        assert_eq!(q.fields.unwrap(), vec!["f", "g", "a"]);
+    }
+
+    #[test]
+    fn every_that_does_not_fit_is_refused() {
+        for every in [
+            r#""1000000000000d""#,
+            r#""101years""#,
+            "9223372036854775807",
+            "18446744073709551615",
+            "1e300",
+        ] {
+            let json =
+                format!(r#"{{"group":"g","measure":"m","agg":{{"fn":"count","every":{every}}}}}"#);
+            match parse(&json) {
+                Err(QueryError::Invalid { field, reason }) => {
+                    assert_eq!(field, "agg.every", "{every}");
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{every}: expected agg.every error, got {other:?}"),
+            }
+        }
+        let q =
+            parse(r#"{"group":"g","measure":"m","agg":{"fn":"count","every":"36500d"}}"#).unwrap();
+        assert_eq!(q.agg.unwrap().every, Some(MAX_EVERY_NS));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Shaping scan results into the answer: series keyed by group key, rows by time, optionally
 //! aggregated per (group key, bucket).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strata_engine::SeriesData;
 
 use crate::aggregate::{Acc, Cell};
+use crate::budget::Account;
 use crate::error::QueryError;
 use crate::parse::{Agg, Order, Query};
 
@@ -27,46 +28,294 @@ pub struct ResultSeries {
 
 type GroupKey = Vec<(String, String)>;
 
-pub(crate) fn shape(q: &Query, data: Vec<SeriesData>) -> Result<QueryResult, QueryError> {
-    let fields: Vec<String> = match &q.fields {
-        Some(f) => f.clone(),
-        None => data
-            .iter()
-            .flat_map(|s| s.columns.iter().map(|(n, _)| n.clone()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-    };
-    let mut groups: BTreeMap<GroupKey, Vec<&SeriesData>> = BTreeMap::new();
-    for s in &data {
-        groups.entry(group_key(q, s)).or_default().push(s);
-    }
-    let mut columns = Vec::with_capacity(fields.len() + 1);
-    columns.push("time".to_string());
-    columns.extend(fields.iter().cloned());
+/// Estimated bytes of one result cell as held and then serialised.
+const CELL_BYTES: usize = std::mem::size_of::<Value>() + 24;
+/// Estimated bytes of a result row besides its cells.
+const ROW_BYTES: usize = 48;
+/// Estimated bytes of one aggregation bucket besides its accumulators.
+const BUCKET_BYTES: usize = 64;
 
-    let mut out = Vec::with_capacity(groups.len());
-    for (key, members) in groups {
-        let mut values = match q.agg {
-            Some(agg) => aggregate(q, agg, &fields, &members)?,
-            None => raw(&fields, &members),
-        };
-        if q.order == Order::Desc {
-            values.reverse();
+/// Rows of one result series while the scan goes on.
+enum Rows {
+    /// (time, cells by field index); sorted and cut to `limit` from time to time.
+    Raw(Vec<(i64, Vec<Value>)>),
+    /// Bucket start → accumulators by field index.
+    Agg(BTreeMap<i64, Vec<Acc>>),
+}
+
+/// Folds scanned series into the answer one at a time, charging what it keeps to `acct`.
+pub(crate) struct Shaper<'q> {
+    q: &'q Query,
+    /// Output fields: the requested ones, or the measure's (in discovery order, sorted at the
+    /// end) when the query names none.
+    fields: Vec<String>,
+    field_pos: HashMap<String, usize>,
+    groups: BTreeMap<GroupKey, Rows>,
+    min_ts: i64,
+}
+
+impl<'q> Shaper<'q> {
+    pub(crate) fn new(q: &'q Query) -> Self {
+        let fields = q.fields.clone().unwrap_or_default();
+        let field_pos = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.clone(), i))
+            .collect();
+        Shaper {
+            q,
+            fields,
+            field_pos,
+            groups: BTreeMap::new(),
+            min_ts: i64::MAX,
         }
-        if let Some(limit) = q.limit {
-            values.truncate(limit);
+    }
+
+    /// Add one scanned series.
+    pub(crate) fn fold(&mut self, s: &SeriesData, acct: &mut Account) -> Result<(), QueryError> {
+        let map: Vec<Option<usize>> = s.columns.iter().map(|(n, _)| self.field_index(n)).collect();
+        let width = self.fields.len();
+        let (q, key) = (self.q, group_key(self.q, s));
+        let rows = self.groups.entry(key).or_insert_with(|| match q.agg {
+            Some(_) => Rows::Agg(BTreeMap::new()),
+            None => Rows::Raw(Vec::new()),
+        });
+        match (rows, q.agg) {
+            (Rows::Raw(out), _) => {
+                fold_raw(out, s, &map, width, acct)?;
+                if let Some(limit) = q.limit
+                    && out.len() >= limit.saturating_mul(2).max(64)
+                {
+                    cut_raw(out, limit, q.order, acct);
+                }
+            }
+            (Rows::Agg(buckets), Some(agg)) => {
+                let min = fold_agg(buckets, s, &map, width, agg, q, acct)?;
+                self.min_ts = self.min_ts.min(min);
+            }
+            (Rows::Agg(_), None) => {}
         }
-        if values.is_empty() {
+        Ok(())
+    }
+
+    fn field_index(&mut self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.field_pos.get(name) {
+            return Some(i);
+        }
+        if self.q.fields.is_some() {
+            return None;
+        }
+        self.fields.push(name.to_string());
+        self.field_pos
+            .insert(name.to_string(), self.fields.len() - 1);
+        Some(self.fields.len() - 1)
+    }
+
+    pub(crate) fn finish(self) -> QueryResult {
+        // Discovered fields come out sorted by name; cells follow their field.
+        let mut order: Vec<usize> = (0..self.fields.len()).collect();
+        if self.q.fields.is_none() {
+            order.sort_by(|&a, &b| self.fields[a].cmp(&self.fields[b]));
+        }
+        let mut columns = Vec::with_capacity(order.len() + 1);
+        columns.push("time".to_string());
+        columns.extend(order.iter().map(|&i| self.fields[i].clone()));
+        let (q, min_ts) = (self.q, self.min_ts);
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (key, rows) in self.groups {
+            let mut values: Vec<Vec<Value>> = match rows {
+                Rows::Raw(r) => raw_rows(r, &order),
+                Rows::Agg(buckets) => agg_rows(q, min_ts, buckets, &order),
+            };
+            if q.order == Order::Desc {
+                values.reverse();
+            }
+            if let Some(limit) = q.limit {
+                values.truncate(limit);
+            }
+            if values.is_empty() {
+                continue;
+            }
+            out.push(ResultSeries {
+                tags: key.into_iter().collect(),
+                columns: columns.clone(),
+                values,
+            });
+        }
+        QueryResult { series: out }
+    }
+}
+
+fn raw_rows(mut r: Vec<(i64, Vec<Value>)>, order: &[usize]) -> Vec<Vec<Value>> {
+    // Stable: rows of one timestamp keep their series order.
+    r.sort_by_key(|(ts, _)| *ts);
+    r.into_iter()
+        .map(|(ts, mut cells)| {
+            let mut row = Vec::with_capacity(order.len() + 1);
+            row.push(Value::from(ts));
+            row.extend(
+                order
+                    .iter()
+                    .map(|&i| cells.get_mut(i).map_or(Value::Null, std::mem::take)),
+            );
+            row
+        })
+        .collect()
+}
+
+fn agg_rows(
+    q: &Query,
+    min_ts: i64,
+    buckets: BTreeMap<i64, Vec<Acc>>,
+    order: &[usize],
+) -> Vec<Vec<Value>> {
+    let empty = q.agg.map(|a| Acc::new(a.func));
+    buckets
+        .into_iter()
+        .map(|(bucket, accs)| {
+            // A single whole-range bucket is stamped with the range start, or with the first
+            // point when the range is unbounded.
+            let time = match q.agg.and_then(|a| a.every) {
+                Some(_) => bucket,
+                None if q.from != i64::MIN => q.from,
+                None => min_ts,
+            };
+            let mut row = Vec::with_capacity(order.len() + 1);
+            row.push(Value::from(time));
+            row.extend(order.iter().map(|&i| {
+                accs.get(i)
+                    .or(empty.as_ref())
+                    .map_or(Value::Null, Acc::finish)
+            }));
+            row
+        })
+        .collect()
+}
+
+fn cell_bytes(v: &Value) -> usize {
+    CELL_BYTES
+        + match v {
+            Value::String(s) => s.len(),
+            _ => 0,
+        }
+}
+
+fn row_bytes(cells: &[Value]) -> usize {
+    ROW_BYTES + cells.iter().map(cell_bytes).sum::<usize>()
+}
+
+fn fold_raw(
+    out: &mut Vec<(i64, Vec<Value>)>,
+    s: &SeriesData,
+    map: &[Option<usize>],
+    width: usize,
+    acct: &mut Account,
+) -> Result<(), QueryError> {
+    for (i, &ts) in s.timestamps.iter().enumerate() {
+        let mut cells = vec![Value::Null; width];
+        let mut any = false;
+        for (c, (_, col)) in map.iter().zip(&s.columns) {
+            if let (Some(c), Some(cell)) = (c, Cell::at(col, i)) {
+                cells[*c] = cell.to_json();
+                any = true;
+            }
+        }
+        if !any {
             continue;
         }
-        out.push(ResultSeries {
-            tags: key.into_iter().collect(),
-            columns: columns.clone(),
-            values,
-        });
+        acct.charge(row_bytes(&cells))?;
+        out.push((ts, cells));
     }
-    Ok(QueryResult { series: out })
+    Ok(())
+}
+
+/// Keep the `limit` rows the answer can still show: the earliest for `asc`, the latest for
+/// `desc` (ties in arrival order, as the final stable sort orders them).
+fn cut_raw(out: &mut Vec<(i64, Vec<Value>)>, limit: usize, order: Order, acct: &mut Account) {
+    out.sort_by_key(|(ts, _)| *ts);
+    let dropped: Vec<(i64, Vec<Value>)> = match order {
+        Order::Asc => out.split_off(limit.min(out.len())),
+        Order::Desc => {
+            let tail = out.split_off(out.len().saturating_sub(limit));
+            std::mem::replace(out, tail)
+        }
+    };
+    acct.release(dropped.iter().map(|(_, c)| row_bytes(c)).sum());
+}
+
+/// Fold a series into buckets; returns its earliest timestamp that had a value. With a
+/// `limit`, only the buckets the answer can still show are kept: a bucket past the `limit`
+/// first (or last, for `desc`) keys can never come back into them, as keys are only added.
+fn fold_agg(
+    buckets: &mut BTreeMap<i64, Vec<Acc>>,
+    s: &SeriesData,
+    map: &[Option<usize>],
+    width: usize,
+    agg: Agg,
+    q: &Query,
+    acct: &mut Account,
+) -> Result<i64, QueryError> {
+    let bucket_bytes = BUCKET_BYTES + width * (std::mem::size_of::<Acc>() + CELL_BYTES);
+    let mut min_ts = i64::MAX;
+    for (i, &ts) in s.timestamps.iter().enumerate() {
+        let bucket = match agg.every {
+            Some(every) => ts.checked_sub(ts.rem_euclid(every)).unwrap_or(i64::MIN),
+            None => 0,
+        };
+        for (c, (name, col)) in map.iter().zip(&s.columns) {
+            let (Some(fi), Some(cell)) = (*c, Cell::at(col, i)) else {
+                continue;
+            };
+            min_ts = min_ts.min(ts);
+            let accs = match buckets.get_mut(&bucket) {
+                Some(a) => a,
+                None => {
+                    if !make_room(buckets, bucket, q, bucket_bytes, acct) {
+                        continue;
+                    }
+                    acct.charge(bucket_bytes)?;
+                    buckets.entry(bucket).or_default()
+                }
+            };
+            if accs.len() < width {
+                accs.resize_with(width, || Acc::new(agg.func));
+            }
+            accs[fi].add(name, ts, cell)?;
+        }
+    }
+    Ok(min_ts)
+}
+
+/// Whether a new bucket `key` can be shown under the query's `limit`; evicts the bucket it
+/// pushes out of the shown ones.
+fn make_room(
+    buckets: &mut BTreeMap<i64, Vec<Acc>>,
+    key: i64,
+    q: &Query,
+    bucket_bytes: usize,
+    acct: &mut Account,
+) -> bool {
+    let Some(limit) = q.limit else {
+        return true;
+    };
+    if buckets.len() < limit {
+        return true;
+    }
+    let beyond = match q.order {
+        Order::Asc => buckets.last_key_value().is_some_and(|(k, _)| key > *k),
+        Order::Desc => buckets.first_key_value().is_some_and(|(k, _)| key < *k),
+    };
+    if beyond {
+        return false;
+    }
+    let gone = match q.order {
+        Order::Asc => buckets.pop_last(),
+        Order::Desc => buckets.pop_first(),
+    };
+    if gone.is_some() {
+        acct.release(bucket_bytes);
+    }
+    true
 }
 
 /// Without aggregation or `group_by` every stored series is its own result series; otherwise
@@ -88,87 +337,26 @@ fn group_key(q: &Query, s: &SeriesData) -> GroupKey {
         .collect()
 }
 
-/// For each requested field, the index of its column in `s` (if the series has it).
-fn column_map(fields: &[String], s: &SeriesData) -> Vec<Option<usize>> {
-    fields
+/// Estimated bytes of a scanned series while it is folded.
+pub(crate) fn series_bytes(s: &SeriesData) -> usize {
+    use strata_engine::Column;
+    let n = s.timestamps.len();
+    let cols: usize = s
+        .columns
         .iter()
-        .map(|f| s.columns.iter().position(|(n, _)| n == f))
-        .collect()
-}
-
-fn raw(fields: &[String], members: &[&SeriesData]) -> Vec<Vec<Value>> {
-    let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
-    for s in members {
-        let map = column_map(fields, s);
-        for (i, &ts) in s.timestamps.iter().enumerate() {
-            let cells: Vec<Value> = map
-                .iter()
-                .map(|c| {
-                    c.and_then(|c| Cell::at(&s.columns[c].1, i))
-                        .map_or(Value::Null, Cell::to_json)
-                })
-                .collect();
-            if cells.iter().all(Value::is_null) {
-                continue;
-            }
-            rows.push((ts, cells));
-        }
-    }
-    // Stable: rows of one timestamp keep their series order.
-    rows.sort_by_key(|(ts, _)| *ts);
-    rows.into_iter()
-        .map(|(ts, cells)| {
-            let mut row = Vec::with_capacity(cells.len() + 1);
-            row.push(Value::from(ts));
-            row.extend(cells);
-            row
+        .map(|(name, c)| {
+            name.len()
+                + match c {
+                    Column::F64(_) | Column::I64(_) => n * 16,
+                    Column::Bool(_) => n * 2,
+                    Column::Str(v) => v
+                        .iter()
+                        .map(|x| 24 + x.as_ref().map_or(0, String::len))
+                        .sum(),
+                }
         })
-        .collect()
-}
-
-fn aggregate<'a>(
-    q: &Query,
-    agg: Agg,
-    fields: &[String],
-    members: &[&'a SeriesData],
-) -> Result<Vec<Vec<Value>>, QueryError> {
-    let mut buckets: BTreeMap<i64, Vec<Acc<'a>>> = BTreeMap::new();
-    let mut min_ts = i64::MAX;
-    for s in members {
-        let map = column_map(fields, s);
-        for (i, &ts) in s.timestamps.iter().enumerate() {
-            let bucket = match agg.every {
-                Some(every) => ts.checked_sub(ts.rem_euclid(every)).unwrap_or(i64::MIN),
-                None => 0,
-            };
-            for (fi, c) in map.iter().enumerate() {
-                let Some(cell) = c.and_then(|c| Cell::at(&s.columns[c].1, i)) else {
-                    continue;
-                };
-                min_ts = min_ts.min(ts);
-                let accs = buckets
-                    .entry(bucket)
-                    .or_insert_with(|| vec![Acc::new(agg.func); fields.len()]);
-                accs[fi].add(&fields[fi], ts, cell)?;
-            }
-        }
-    }
-    Ok(buckets
-        .into_iter()
-        .map(|(bucket, accs)| {
-            // A single whole-range bucket is stamped with the range start, or with the first
-            // point when the range is unbounded.
-            let time = match agg.every {
-                Some(_) => bucket,
-                None if q.from != i64::MIN => q.from,
-                None => min_ts,
-            };
-            let mut row = Vec::with_capacity(accs.len() + 1);
-            row.push(Value::from(time));
-            row.extend(accs.iter().map(Acc::finish));
-            row
-        })
-        .collect())
+        .sum();
+    64 + n * 8 + cols
 }
 
 #[cfg(test)]

@@ -40,6 +40,14 @@ pub struct Config {
     pub remote_read_max_series: usize,
     pub remote_read_max_samples: usize,
     pub remote_read_max_bytes: usize,
+    /// Most memory one query may hold (bytes); past it the query fails with 422.
+    pub query_memory_bytes: usize,
+    /// Memory shared by all running queries (bytes); past it a query fails with 503.
+    pub query_memory_total_bytes: usize,
+    /// Most fields one point may carry; a line with more is refused (400).
+    pub max_fields_per_point: usize,
+    /// Most distinct fields one measure may have; a write adding more is refused (400).
+    pub max_fields_per_measure: usize,
 }
 
 /// One layer of configuration; `None` means "not set here".
@@ -60,6 +68,10 @@ pub struct ConfigLayer {
     pub remote_read_max_series: Option<usize>,
     pub remote_read_max_samples: Option<usize>,
     pub remote_read_max_bytes: Option<usize>,
+    pub query_memory_bytes: Option<usize>,
+    pub query_memory_total_bytes: Option<usize>,
+    pub max_fields_per_point: Option<usize>,
+    pub max_fields_per_measure: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +111,8 @@ pub enum ConfigError {
     Timeout { key: &'static str, value: String },
     #[error("max_connections must be at least 1")]
     MaxConnections,
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
@@ -112,6 +126,10 @@ const READ_DEFAULTS: crate::remote_read::Limits = crate::remote_read::Limits {
     max_samples: 5_000_000,
     max_bytes: 128 << 20,
 };
+pub const DEFAULT_QUERY_MEMORY_BYTES: usize = strata_query::DEFAULT_QUERY_BYTES;
+pub const DEFAULT_QUERY_MEMORY_TOTAL_BYTES: usize = strata_query::DEFAULT_TOTAL_BYTES;
+pub const DEFAULT_MAX_FIELDS_PER_POINT: usize = strata_engine::DEFAULT_MAX_FIELDS_PER_POINT;
+pub const DEFAULT_MAX_FIELDS_PER_MEASURE: usize = strata_engine::DEFAULT_MAX_FIELDS_PER_MEASURE;
 
 impl ConfigLayer {
     /// Read a TOML file: the same keys as [`ConfigLayer`], e.g. `listen = "0.0.0.0:8480"`.
@@ -130,6 +148,8 @@ impl ConfigLayer {
     /// `STRATA_MAX_BODY_BYTES`, `STRATA_FSYNC`, `STRATA_IDLE_FLUSH`, `STRATA_MAX_CONNECTIONS`,
     /// `STRATA_HEADER_TIMEOUT`, `STRATA_BODY_TIMEOUT`, `STRATA_IDLE_TIMEOUT`,
     /// `STRATA_REMOTE_READ_MAX_{SERIES,SAMPLES,BYTES}`; `get` is
+    /// `STRATA_QUERY_MEMORY_BYTES`, `STRATA_QUERY_MEMORY_TOTAL_BYTES`,
+    /// `STRATA_MAX_FIELDS_PER_POINT`, `STRATA_MAX_FIELDS_PER_MEASURE`; `get` is
     /// `std::env::var` outside tests. An empty `STRATA_AUTH_TOKEN` counts as unset.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<ConfigLayer, ConfigError> {
         let number = |var: &'static str, what: &str| -> Result<Option<usize>, ConfigError> {
@@ -158,6 +178,10 @@ impl ConfigLayer {
             remote_read_max_series: number("STRATA_REMOTE_READ_MAX_SERIES", "series")?,
             remote_read_max_samples: number("STRATA_REMOTE_READ_MAX_SAMPLES", "samples")?,
             remote_read_max_bytes: number("STRATA_REMOTE_READ_MAX_BYTES", "bytes")?,
+            query_memory_bytes: number("STRATA_QUERY_MEMORY_BYTES", "bytes")?,
+            query_memory_total_bytes: number("STRATA_QUERY_MEMORY_TOTAL_BYTES", "bytes")?,
+            max_fields_per_point: number("STRATA_MAX_FIELDS_PER_POINT", "fields")?,
+            max_fields_per_measure: number("STRATA_MAX_FIELDS_PER_MEASURE", "fields")?,
         })
     }
 
@@ -180,6 +204,12 @@ impl ConfigLayer {
                 .remote_read_max_samples
                 .or(lower.remote_read_max_samples),
             remote_read_max_bytes: self.remote_read_max_bytes.or(lower.remote_read_max_bytes),
+            query_memory_bytes: self.query_memory_bytes.or(lower.query_memory_bytes),
+            query_memory_total_bytes: self
+                .query_memory_total_bytes
+                .or(lower.query_memory_total_bytes),
+            max_fields_per_point: self.max_fields_per_point.or(lower.max_fields_per_point),
+            max_fields_per_measure: self.max_fields_per_measure.or(lower.max_fields_per_measure),
         }
     }
 
@@ -216,6 +246,18 @@ impl ConfigLayer {
             remote_read_max_bytes: self
                 .remote_read_max_bytes
                 .unwrap_or(READ_DEFAULTS.max_bytes),
+            query_memory_bytes: self
+                .query_memory_bytes
+                .unwrap_or(DEFAULT_QUERY_MEMORY_BYTES),
+            query_memory_total_bytes: self
+                .query_memory_total_bytes
+                .unwrap_or(DEFAULT_QUERY_MEMORY_TOTAL_BYTES),
+            max_fields_per_point: self
+                .max_fields_per_point
+                .unwrap_or(DEFAULT_MAX_FIELDS_PER_POINT),
+            max_fields_per_measure: self
+                .max_fields_per_measure
+                .unwrap_or(DEFAULT_MAX_FIELDS_PER_MEASURE),
         };
         c.validate()?;
         Ok(c)
@@ -323,6 +365,16 @@ impl Config {
         self.header_timeout()?;
         self.body_timeout()?;
         self.idle_timeout()?;
+        for (name, v) in [
+            ("query_memory_bytes", self.query_memory_bytes),
+            ("query_memory_total_bytes", self.query_memory_total_bytes),
+            ("max_fields_per_point", self.max_fields_per_point),
+            ("max_fields_per_measure", self.max_fields_per_measure),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
         Ok(())
     }
 
@@ -358,6 +410,50 @@ mod tests {
         assert_eq!(c.fsync, "always");
         assert_eq!(c.idle_flush().unwrap(), std::time::Duration::from_secs(5));
         assert_eq!(c.auth_token, None);
+        assert_eq!(c.query_memory_bytes, 256 << 20);
+        assert_eq!(c.query_memory_total_bytes, 1 << 30);
+        assert_eq!(c.max_fields_per_point, DEFAULT_MAX_FIELDS_PER_POINT);
+        assert_eq!(c.max_fields_per_measure, DEFAULT_MAX_FIELDS_PER_MEASURE);
+    }
+
+    #[test]
+    fn query_budgets_and_field_caps_layer_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strata.toml");
+        std::fs::write(
+            &file,
+            "query_memory_bytes = 1000\nquery_memory_total_bytes = 5000\nmax_fields_per_point = 7\n",
+        )
+        .unwrap();
+        let flags = ConfigLayer {
+            query_memory_bytes: Some(2000),
+            ..Default::default()
+        };
+        let env = env(&[
+            ("STRATA_QUERY_MEMORY_TOTAL_BYTES", "6000"),
+            ("STRATA_MAX_FIELDS_PER_MEASURE", "9"),
+        ]);
+        let c = Config::resolve(flags, env, Some(&file)).unwrap();
+        assert_eq!(c.query_memory_bytes, 2000); // flag
+        assert_eq!(c.query_memory_total_bytes, 6000); // env
+        assert_eq!(c.max_fields_per_point, 7); // file
+        assert_eq!(c.max_fields_per_measure, 9); // env
+        let zero = ConfigLayer {
+            max_fields_per_point: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            zero.finish(),
+            Err(ConfigError::Zero("max_fields_per_point"))
+        ));
+        let bad = ConfigLayer::from_env(|k| {
+            (k == "STRATA_QUERY_MEMORY_BYTES").then(|| "much".to_string())
+        });
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("STRATA_QUERY_MEMORY_BYTES")
+        );
     }
 
     #[test]

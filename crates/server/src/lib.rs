@@ -70,6 +70,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let mut opts = EngineOptions::new(&config.data_dir);
     opts.fsync = config.fsync_policy()?;
     opts.idle_flush = config.idle_flush()?;
+    opts.max_fields_per_point = config.max_fields_per_point;
+    opts.max_fields_per_measure = config.max_fields_per_measure;
     let engine = Arc::new(Engine::open(opts)?);
     tracing::info!(data_dir = %config.data_dir.display(), node_id = engine.node_id(), "engine open");
     // Every open part holds a descriptor for its data file (so a merge can delete it under a
@@ -95,7 +97,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         max_body: config.max_body_bytes,
         body_timeout: config.body_timeout()?,
         remote_read: config.remote_read_limits(),
+        max_fields: config.max_fields_per_point,
+        queries: http::QueryLimits::new(config.query_memory_bytes, config.query_memory_total_bytes),
     };
+    let stop_queries = state.queries.shutdown.clone();
     let app = http::router(state, config.auth_token.clone(), Some(config.repo.clone()));
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -106,7 +111,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             .map_err(io("read the bound address"))?;
         // Arm the signal handlers before announcing the address: a SIGTERM sent as soon as
         // the line is read must shut down gracefully, not kill by the default action.
-        let shutdown = shutdown_signal()?;
+        let signal = shutdown_signal()?;
+        // Running queries stop at shutdown instead of holding the graceful drain.
+        let shutdown = async move {
+            signal.await;
+            stop_queries.cancel();
+        };
         tracing::info!(%bound, "listening");
         // Tests and scripts read the bound address from this line.
         let mut out = std::io::stdout().lock();

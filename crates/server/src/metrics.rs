@@ -33,6 +33,16 @@ pub struct Metrics {
     series: Gauge,
     memtable_bytes: Gauge,
     last_lsn: Gauge,
+    queries_running: Gauge,
+}
+
+/// Counts a query as running until dropped.
+pub struct Running(Gauge);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -60,6 +70,7 @@ impl Metrics {
             series: Gauge::default(),
             memtable_bytes: Gauge::default(),
             last_lsn: Gauge::default(),
+            queries_running: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -116,6 +127,11 @@ impl Metrics {
             "Last assigned log sequence number",
             m.last_lsn.clone(),
         );
+        registry.register(
+            "queries_running",
+            "Queries executing now (a query whose client left stops at its next check)",
+            m.queries_running.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -131,6 +147,12 @@ impl Metrics {
 
     pub fn error(&self, endpoint: &'static str) {
         self.errors.get_or_create(&[("endpoint", endpoint)]).inc();
+    }
+
+    /// A query started; it counts as running until the returned guard is dropped.
+    pub fn query_started(&self) -> Running {
+        self.queries_running.inc();
+        Running(self.queries_running.clone())
     }
 
     pub fn stale_markers(&self, n: u64) {

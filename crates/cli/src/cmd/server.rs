@@ -8,7 +8,9 @@ use strata_server::{Config, ConfigLayer};
 #[derive(clap::Args)]
 pub struct Args {
     /// TOML configuration file (keys: data_dir, listen, repo, auth_token, max_body_bytes, fsync,
-    /// idle_flush, max_connections, header_timeout, body_timeout, idle_timeout)
+    /// idle_flush, max_connections, header_timeout, body_timeout, idle_timeout,
+    /// query_memory_bytes, query_memory_total_bytes, max_fields_per_point,
+    /// max_fields_per_measure)
     #[arg(long, env = "STRATA_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory [default: ./strata-data]
@@ -46,6 +48,18 @@ pub struct Args {
     /// Close a connection with no request running and no byte moving for this long [default: 60s]
     #[arg(long)]
     idle_timeout: Option<String>,
+    /// Most memory one query may hold, in bytes [default: 268435456]
+    #[arg(long)]
+    query_memory_bytes: Option<usize>,
+    /// Memory shared by all running queries, in bytes [default: 1073741824]
+    #[arg(long)]
+    query_memory_total_bytes: Option<usize>,
+    /// Most fields one point may carry [default: 1024]
+    #[arg(long)]
+    max_fields_per_point: Option<usize>,
+    /// Most distinct fields one measure may have [default: 4096]
+    #[arg(long)]
+    max_fields_per_measure: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -61,6 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         idle_timeout: args.idle_timeout,
+        query_memory_bytes: args.query_memory_bytes,
+        query_memory_total_bytes: args.query_memory_total_bytes,
+        max_fields_per_point: args.max_fields_per_point,
+        max_fields_per_measure: args.max_fields_per_measure,
         // Remote-read limits come from the config file or the environment only.
         ..ConfigLayer::default()
     };

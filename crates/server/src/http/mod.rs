@@ -33,6 +33,41 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// What one Prometheus remote read may return.
     pub remote_read: crate::remote_read::Limits,
+    /// Most fields per point (`max_fields_per_point`), checked by the line-protocol parser so
+    /// the error names the line.
+    pub max_fields: usize,
+    /// Memory budgets and the shutdown token of `POST /api/v1/query`.
+    pub queries: QueryLimits,
+}
+
+/// Limits shared by every query of the server.
+#[derive(Clone, Debug)]
+pub struct QueryLimits {
+    /// Most bytes one query may hold (`query_memory_bytes`).
+    pub per_query: usize,
+    /// Shared by running queries (`query_memory_total_bytes`).
+    pub shared: Arc<strata_query::SharedBudget>,
+    /// Tripped when the server shuts down, so running queries stop instead of delaying it.
+    pub shutdown: strata_query::CancelToken,
+}
+
+impl QueryLimits {
+    pub fn new(per_query: usize, total: usize) -> QueryLimits {
+        QueryLimits {
+            per_query,
+            shared: strata_query::SharedBudget::new(total),
+            shutdown: strata_query::CancelToken::new(),
+        }
+    }
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits::new(
+            strata_query::DEFAULT_QUERY_BYTES,
+            strata_query::DEFAULT_TOTAL_BYTES,
+        )
+    }
 }
 
 /// The whole API. Every route, including the backup routes merged in, sits behind the token

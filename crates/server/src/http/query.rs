@@ -1,32 +1,58 @@
 //! `POST /api/v1/query`: the JSON query of `strata-query`, answered from the live engine.
+//!
+//! A query runs on the blocking pool under the server's memory budgets and stops early when
+//! its client goes away (hyper drops the handler future, whose guard trips the query's token)
+//! or the server shuts down.
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use strata_query::{QueryError, QueryResult};
+use strata_query::{CancelToken, Limits, Query, QueryError};
 
 use super::AppState;
 use super::error::ApiError;
 
-pub async fn query(
-    State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Json<QueryResult>, ApiError> {
+pub async fn query(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let engine = state.engine.clone();
-    let result = tokio::task::spawn_blocking(move || strata_query::run_json(&*engine, &body))
-        .await?
-        .map_err(query_error);
-    if result.is_err() {
-        state.metrics.error("query");
+    let token = CancelToken::new();
+    // Dropped with this future: when the client disconnects, the scan stops at its next check.
+    let _guard = token.drop_guard();
+    let limits = Limits {
+        query_bytes: state.queries.per_query,
+        shared: Some(state.queries.shared.clone()),
+        cancel: vec![token, state.queries.shutdown.clone()],
+    };
+    let running = state.metrics.query_started();
+    let result = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        let q = Query::from_json(&body)?;
+        let (answer, account) = strata_query::execute_with(&*engine, &q, &limits)?;
+        // Serialised while the account still holds the answer's bytes.
+        let json = serde_json::to_vec(&answer).map_err(QueryError::Json)?;
+        drop(answer);
+        drop(account);
+        Ok::<_, QueryError>(json)
+    })
+    .await?
+    .map_err(query_error);
+    match result {
+        Ok(json) => Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response()),
+        Err(e) => {
+            state.metrics.error("query");
+            Err(e)
+        }
     }
-    result.map(Json)
 }
 
 fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::GroupNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e),
         QueryError::Scan(inner) => inner.into(),
+        QueryError::TooLarge { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e),
+        QueryError::Busy { .. } | QueryError::Cancelled => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e)
+        }
         e => ApiError::bad_request(e),
     }
 }

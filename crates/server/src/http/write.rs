@@ -94,8 +94,8 @@ async fn write_lines(
         let st = state.clone();
         tokio::task::spawn_blocking(move || {
             let body = body::decode_line_body(body, encoding.as_deref(), st.max_body)?;
-            let points =
-                line_protocol::parse(&body, precision, now_ns()).map_err(|e| ApiError {
+            let points = line_protocol::parse_with(&body, precision, now_ns(), st.max_fields)
+                .map_err(|e| ApiError {
                     status: StatusCode::BAD_REQUEST,
                     body: json!({
                         "error": format!("line protocol: {e}"),

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use strata_engine::model::{MAX_TIMESTAMP, MIN_TIMESTAMP, timestamp_in_range};
 use strata_engine::{FieldRef, PointBatch};
 
 /// Timestamp unit of a batch.
@@ -37,6 +38,17 @@ impl Precision {
         })
     }
 
+    fn name(self) -> &'static str {
+        match self {
+            Precision::Nanos => "ns",
+            Precision::Micros => "us",
+            Precision::Millis => "ms",
+            Precision::Seconds => "s",
+            Precision::Minutes => "m",
+            Precision::Hours => "h",
+        }
+    }
+
     fn nanos(self) -> i64 {
         match self {
             Precision::Nanos => 1,
@@ -60,11 +72,22 @@ pub struct LineError {
 /// Parse a whole batch. Points without a timestamp get `now_ns`. Names, tag values and
 /// strings borrow from `body` unless they had to be unescaped.
 pub fn parse(body: &[u8], precision: Precision, now_ns: i64) -> Result<PointBatch<'_>, LineError> {
+    parse_with(body, precision, now_ns, usize::MAX)
+}
+
+/// [`parse`], refusing a line with more than `max_fields` fields (`max_fields_per_point`).
+pub fn parse_with(
+    body: &[u8],
+    precision: Precision,
+    now_ns: i64,
+    max_fields: usize,
+) -> Result<PointBatch<'_>, LineError> {
     let mut c = Cursor {
         b: body,
         text: std::str::from_utf8(body).ok(),
         pos: 0,
         line: 1,
+        max_fields,
     };
     // A rough guess (one point per ~60 bytes, a tag and a field per ~15) saves most
     // reallocations without reserving much for bodies of long lines.
@@ -113,6 +136,7 @@ struct Cursor<'a> {
     text: Option<&'a str>,
     pos: usize,
     line: usize,
+    max_fields: usize,
 }
 
 type R<T> = Result<T, String>;
@@ -178,6 +202,12 @@ impl<'a> Cursor<'a> {
             let value = self.field_value(&key)?;
             // A repeated field key: the last value wins, as in InfluxDB (push_field does it).
             out.push_field(key, value);
+            if out.pending_fields() > self.max_fields {
+                return Err(format!(
+                    "measurement '{measure}' has more than {} fields (max_fields_per_point)",
+                    self.max_fields
+                ));
+            }
             if self.peek() != Some(b',') {
                 break;
             }
@@ -293,7 +323,14 @@ impl<'a> Cursor<'a> {
             .parse()
             .map_err(|_| format!("bad timestamp '{tok}' (expected an integer)"))?;
         n.checked_mul(precision.nanos())
-            .ok_or_else(|| format!("timestamp {tok} is out of range for its precision"))
+            .filter(|&ts| timestamp_in_range(ts))
+            .ok_or_else(|| {
+                format!(
+                    "timestamp {tok} ({}) is outside the valid range \
+                     [{MIN_TIMESTAMP}, {MAX_TIMESTAMP}] ns (1678-01-01 to 2261-12-31 UTC)",
+                    precision.name()
+                )
+            })
     }
 }
 
@@ -454,11 +491,56 @@ mod tests {
             parse_v(b"m x=1 9223372036854775807", Precision::Seconds, 0)
                 .unwrap_err()
                 .reason
-                .contains("out of range")
+                .contains("outside the valid range")
         );
         assert_eq!(Precision::parse("n"), Some(Precision::Nanos));
         assert_eq!(Precision::parse("us"), Some(Precision::Micros));
         assert_eq!(Precision::parse("x"), None);
+    }
+
+    #[test]
+    fn timestamps_outside_the_valid_range_are_refused_at_every_precision() {
+        use strata_engine::model::{MAX_TIMESTAMP, MIN_TIMESTAMP};
+        let all = [
+            Precision::Nanos,
+            Precision::Micros,
+            Precision::Millis,
+            Precision::Seconds,
+            Precision::Minutes,
+            Precision::Hours,
+        ];
+        for p in all {
+            let n = p.nanos();
+            // The edges themselves are valid.
+            for tok in [MAX_TIMESTAMP / n, MIN_TIMESTAMP / n] {
+                let v = parse_v(format!("m x=1 {tok}").as_bytes(), p, 0).unwrap();
+                assert_eq!(v[0].timestamp, tok * n, "{p:?} {tok}");
+            }
+            for tok in [
+                i64::MAX,
+                i64::MIN,
+                MAX_TIMESTAMP / n + 1,
+                MIN_TIMESTAMP / n - 1,
+            ] {
+                let body = format!("ok x=1 1\nm x=1 {tok}\n");
+                let e = parse_v(body.as_bytes(), p, 0).unwrap_err();
+                assert_eq!(e.line, 2, "{p:?} {tok}");
+                assert!(e.reason.contains("valid range"), "{p:?}: {}", e.reason);
+                assert!(e.reason.contains(&tok.to_string()), "{}", e.reason);
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_wider_than_the_field_cap_is_refused_with_its_number() {
+        let wide: Vec<String> = (0..5).map(|i| format!("f{i}=1")).collect();
+        let body = format!("ok x=1 1\nm {} 2\n", wide.join(","));
+        let e = parse_with(body.as_bytes(), Precision::Nanos, 0, 4).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.reason.contains("max_fields_per_point"), "{}", e.reason);
+        // Repeated keys count once.
+        let ok = parse_with(b"m a=1,a=2,b=1,c=1,d=1 1", Precision::Nanos, 0, 4).unwrap();
+        assert_eq!(ok.get(0).fields.len(), 4);
     }
 
     #[test]

@@ -22,7 +22,10 @@ pub enum RemoteWriteError {
     Protobuf(#[from] strata_prompb::DecodeError),
     #[error("time series #{index} has no __name__ label")]
     MissingName { index: usize },
-    #[error("time series #{index}: timestamp {ms} ms is out of range")]
+    #[error(
+        "time series #{index}: timestamp {ms} ms is outside the valid range \
+         (1678-01-01 to 2261-12-31 UTC)"
+    )]
     TimestampRange { index: usize, ms: i64 },
 }
 
@@ -55,13 +58,14 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, RemoteWriteError> {
                 out.stale_markers += 1;
                 continue;
             }
-            let timestamp =
-                s.timestamp
-                    .checked_mul(1_000_000)
-                    .ok_or(RemoteWriteError::TimestampRange {
-                        index,
-                        ms: s.timestamp,
-                    })?;
+            let timestamp = s
+                .timestamp
+                .checked_mul(1_000_000)
+                .filter(|&ts| strata_engine::model::timestamp_in_range(ts))
+                .ok_or(RemoteWriteError::TimestampRange {
+                    index,
+                    ms: s.timestamp,
+                })?;
             out.points.push(Point {
                 measure: measure.clone(),
                 tags: tags.clone(),
