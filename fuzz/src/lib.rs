@@ -1,2 +1,3 @@
 //! The fuzz target bodies; see `targets.rs`.
+pub mod query_plan;
 pub mod targets;

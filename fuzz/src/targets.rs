@@ -262,6 +262,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("query_json", query_json),
     ("influxql", influxql),
     ("remote_read", remote_read),
+    ("query_plan", crate::query_plan::query_plan),
     ("engine_decoders", engine_decoders),
     ("engine_data_dir", engine_data_dir),
     ("backup_docs", backup_docs),
@@ -327,6 +328,13 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "query_json" => vec![
             br#"{"group":"g","measure":"cpu","from":"2026-01-01T00:00:00Z","to":1767312000000000000,"where":{"host":"h1","region":["eu","us"],"dc":{"ne":"x"},"os":{"regex":"linux.*"}},"fields":["usage_user"],"agg":{"fn":"mean","every":"1m"},"group_by":["host"],"limit":1000,"order":"asc"}"#.to_vec(),
             br#"{"group":"demo","measure":"cpu"}"#.to_vec(),
+        ],
+        "query_plan" => vec![
+            // Long repeated field list, whole-range count per host, limit 2.
+            vec![3, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+            // Huge "every" in days, extreme from/to, desc.
+            vec![1, 0, 0, 0, 0, 0, 3, 1, 2, 0, 0, 0, 2, 0, 9, 9, 9, 9, 9, 9, 9, 9, 1, 0, 0],
+            (0u8..64).collect(),
         ],
         "engine_decoders" => {
             use strata_engine::encoding as enc;

@@ -11,6 +11,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod backup_support;
+#[path = "../../../fuzz/src/query_plan.rs"]
+#[allow(dead_code)]
+mod query_plan;
 #[path = "../../../fuzz/src/targets.rs"]
 mod targets;
 

@@ -4,6 +4,8 @@
 //! `scripts/fuzz.sh` (libFuzzer, coverage-guided).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../../fuzz/src/query_plan.rs"]
+mod query_plan;
 #[path = "../../../fuzz/src/targets.rs"]
 mod targets;
 
@@ -112,6 +114,11 @@ fn fuzz_smoke_influxql() {
 #[test]
 fn fuzz_smoke_remote_read() {
     run_target("remote_read", 20_000, false);
+}
+
+#[test]
+fn fuzz_smoke_query_plan() {
+    run_target("query_plan", 5_000, false);
 }
 
 #[test]
