@@ -120,8 +120,7 @@ fn out_of_range_timestamps_are_refused_on_every_endpoint_and_precision() {
 
 #[test]
 fn remote_write_refuses_out_of_range_timestamps() {
-    use prost::Message;
-    use strata_server::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    use strata_prompb::{Label, Message, Sample, TimeSeries, WriteRequest};
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
     for ms in [i64::MAX, i64::MAX / 1_000_000, MIN_TS / 1_000_000 - 1] {
