@@ -42,7 +42,8 @@ fn point() -> impl Strategy<Value = Point> {
         name(),
         proptest::collection::btree_map(name(), name(), 0..4),
         proptest::collection::btree_map(name(), field_value(), 1..4),
-        any::<i64>(),
+        // Timestamps outside the valid range are refused (tested in line_protocol).
+        strata_engine::model::MIN_TIMESTAMP..=strata_engine::model::MAX_TIMESTAMP,
     )
         .prop_map(|(measure, tags, fields, timestamp)| Point {
             measure,
