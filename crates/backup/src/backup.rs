@@ -1,17 +1,20 @@
-//! `strata backup`: upload an engine snapshot into the repository, manifest last.
+//! `strata backup`: the one backup sequence, `snapshot → plan → upload → manifest → release`,
+//! used by `strata backup --data-dir`, `strata backup --server` and the server's backup jobs
+//! (they differ only in their [`SnapshotSource`]).
 //!
-//! Incremental by content identity: a file whose object id the repository already lists is
-//! referenced without being read (part digests come from the part metadata). `--full` reads every
-//! file again, checks it against its recorded digest, downloads and checks every object the
-//! repository already holds, and re-uploads whatever is missing or bad, so the new snapshot
-//! depends on nothing it did not check. A crash at any point leaves no manifest; the next run
-//! lists the uploaded objects and reuses them.
+//! Incremental by content identity: a file whose object the parent snapshot (the newest of
+//! the same node) already references is reused without being read or listed (part digests
+//! come from the part metadata); only when some file is new is the repository's object
+//! listing consulted. `--full` reads every file again, checks it against its recorded digest,
+//! downloads and checks every object the repository already holds, and re-uploads whatever is
+//! missing or bad, so the new snapshot depends on nothing it did not check. A crash at any
+//! point leaves no manifest; the next run lists the uploaded objects and reuses them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strata_engine::{Snapshot, SnapshotFileKind};
+use strata_engine::backup_api::{self, FileSource, Snapshot, SnapshotFile, SnapshotFileKind};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
@@ -23,6 +26,7 @@ use crate::manifest::{
 };
 use crate::progress::Progress;
 use crate::repo::Repository;
+use crate::source::SnapshotSource;
 
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
@@ -68,32 +72,52 @@ pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// BLAKE3 and length of a local file, streamed.
-pub async fn hash_file(path: &Path) -> Result<([u8; 32], u64)> {
-    let mut f = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::io(path, e))?;
+/// A reader on a snapshot file, for the async upload.
+pub type SourceReader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+/// Open a snapshot file where the engine says it is (see [`backup_api::open_file`]).
+pub fn open_source(f: &SnapshotFile) -> Result<SourceReader> {
+    Ok(match backup_api::open_file(f)? {
+        backup_api::SnapshotReader::File(f) => Box::new(tokio::fs::File::from_std(f)),
+        backup_api::SnapshotReader::Inline(c) => Box::new(c),
+    })
+}
+
+/// How a snapshot file is named in errors: its source path, or its place in the tree.
+fn source_label(f: &SnapshotFile) -> PathBuf {
+    match &f.source {
+        FileSource::Path(p) => p.clone(),
+        FileSource::Inline(_) => f.rel_path.clone(),
+    }
+}
+
+/// BLAKE3 and length of a reader's bytes, streamed.
+async fn hash_reader(mut r: SourceReader, label: &Path) -> Result<([u8; 32], u64)> {
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        let r = f.read(&mut buf).await.map_err(|e| Error::io(path, e))?;
-        if r == 0 {
+        let k = r.read(&mut buf).await.map_err(|e| Error::io(label, e))?;
+        if k == 0 {
             break;
         }
-        h.update(&buf[..r]);
-        n += r as u64;
+        h.update(&buf[..k]);
+        n += k as u64;
     }
     Ok((*h.finalize().as_bytes(), n))
 }
 
+/// BLAKE3 and length of a local file, streamed.
+pub async fn hash_file(path: &Path) -> Result<([u8; 32], u64)> {
+    let f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path, e))?;
+    hash_reader(Box::new(f), path).await
+}
+
 struct Job {
     id: String,
-    src: PathBuf,
-    size: u64,
-    digest: [u8; 32],
-    /// Stored size when the repository already holds it.
-    existing: Option<u64>,
+    file: SnapshotFile,
 }
 
 enum Outcome {
@@ -101,55 +125,79 @@ enum Outcome {
     Uploaded(u64),
 }
 
-async fn run_job(repo: Arc<Repository>, job: Job, full: bool) -> Result<Outcome> {
-    if let Some(stored) = job.existing {
-        if !full {
-            return Ok(Outcome::Reused(stored));
+async fn upload(repo: &Repository, job: &Job, overwrite: bool) -> Result<u64> {
+    let f = &job.file;
+    repo.upload_from(
+        &job.id,
+        open_source(f)?,
+        &source_label(f),
+        f.size,
+        &f.digest,
+        overwrite,
+    )
+    .await
+}
+
+/// `--full` on an object the repository holds: the local file must match its record, and the
+/// stored copy must read back (re-uploaded when damaged).
+async fn recheck(repo: Arc<Repository>, job: Job, stored: u64) -> Result<Outcome> {
+    let f = &job.file;
+    let label = source_label(f);
+    let (d, n) = hash_reader(open_source(f)?, &label).await?;
+    if d != f.digest || n != f.size {
+        return Err(Error::SourceChanged {
+            path: label,
+            detail: "content differs from the recorded digest".into(),
+        });
+    }
+    match repo
+        .download(&job.id, f.size, &f.digest, None, &label)
+        .await
+    {
+        Ok(()) => Ok(Outcome::Reused(stored)),
+        Err(Error::Corrupt { name, detail }) => {
+            tracing::warn!(object = %name, %detail, "re-uploading damaged object");
+            Ok(Outcome::Uploaded(upload(&repo, &job, true).await?))
         }
-        // --full: the local file must match its record, and the stored copy must read back.
-        let (d, n) = hash_file(&job.src).await?;
-        if d != job.digest || n != job.size {
-            return Err(Error::SourceChanged {
-                path: job.src.clone(),
-                detail: "content differs from the recorded digest".into(),
-            });
-        }
-        match repo
-            .download(&job.id, job.size, &job.digest, None, &job.src)
-            .await
-        {
-            Ok(()) => return Ok(Outcome::Reused(stored)),
-            Err(Error::Corrupt { name, detail }) => {
-                tracing::warn!(object = %name, %detail, "re-uploading damaged object");
-                let stored = repo
-                    .upload_file(&job.id, &job.src, job.size, &job.digest, true)
-                    .await?;
-                return Ok(Outcome::Uploaded(stored));
-            }
-            Err(e) => return Err(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the repository holds of a snapshot's objects, with their stored sizes.
+struct Known {
+    parent: Option<String>,
+    stored: HashMap<String, u64>,
+}
+
+/// The parent (newest snapshot of the same node) and the objects known to be stored: those
+/// the parent references and, only when the snapshot has an object the parent lacks, every
+/// object the repository lists.
+async fn known_objects(repo: &Repository, node_id: &str, ids: &[String]) -> Result<Known> {
+    let parent = repo.newest_manifest_of(node_id).await?;
+    let mut stored: HashMap<String, u64> = HashMap::new();
+    if let Some(p) = &parent {
+        for f in &p.files {
+            stored.insert(f.object.clone(), f.stored_size);
         }
     }
-    let stored = repo
-        .upload_file(&job.id, &job.src, job.size, &job.digest, false)
-        .await?;
-    Ok(Outcome::Uploaded(stored))
+    if ids.iter().any(|id| !stored.contains_key(id)) {
+        for (id, o) in repo.list_objects().await? {
+            stored.insert(id, o.size);
+        }
+    }
+    Ok(Known {
+        parent: parent.map(|m| m.id),
+        stored,
+    })
 }
 
-/// The newest snapshot of `node_id`, the parent of an incremental backup.
-async fn parent_of(repo: &Repository, node_id: &str) -> Result<Option<String>> {
-    let (ms, _) = repo.manifests().await?;
-    Ok(ms
-        .iter()
-        .rev()
-        .find(|m| m.node_id == node_id)
-        .map(|m| m.id.clone()))
-}
-
-/// Seconds spent in each phase of [`backup_timed`] (reported by `strata backup --json` and
-/// the benchmark; never persisted).
+/// Seconds spent in each phase of the backup sequence (reported by `strata backup --json`,
+/// the server's job status and the benchmark; never persisted).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct PhaseTimings {
-    /// Listing the repository's objects and finding the parent snapshot.
+    /// Taking (pinning) the snapshot, over HTTP with `--server`.
+    pub snapshot_s: f64,
+    /// Finding the parent snapshot and what the repository already holds.
     pub list_s: f64,
     /// Matching the snapshot's files against the repository (what to upload).
     pub plan_s: f64,
@@ -157,6 +205,33 @@ pub struct PhaseTimings {
     pub upload_s: f64,
     /// Building, validating and writing the manifest.
     pub manifest_s: f64,
+    /// Releasing the snapshot.
+    pub release_s: f64,
+}
+
+/// The backup sequence: take a snapshot from `source`, upload what the repository lacks,
+/// write the manifest, release the snapshot (also when the upload failed; a failed release
+/// is logged, and the pin expires on its own).
+pub async fn run(
+    source: &dyn SnapshotSource,
+    repo: Arc<Repository>,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<(Manifest, PhaseTimings)> {
+    let clock = std::time::Instant::now();
+    progress.set_phase("taking snapshot");
+    let snap = source.take().await?;
+    let snapshot_s = clock.elapsed().as_secs_f64();
+    let result = backup_timed(repo, &snap, opts, progress).await;
+    let clock = std::time::Instant::now();
+    if let Err(e) = source.release(&snap.id).await {
+        tracing::warn!(snapshot = %snap.id, error = %e, "could not release the backup snapshot");
+    }
+    let release_s = clock.elapsed().as_secs_f64();
+    let (m, mut t) = result?;
+    t.snapshot_s = snapshot_s;
+    t.release_s = release_s;
+    Ok((m, t))
 }
 
 /// Uploads `snap` and writes its manifest. Returns the manifest written.
@@ -171,7 +246,8 @@ pub async fn backup(
         .map(|(m, _)| m)
 }
 
-/// [`backup`], also returning how long each phase took.
+/// [`backup`] (plan, upload, manifest of a snapshot already taken), also returning how long
+/// each phase took.
 pub async fn backup_timed(
     repo: Arc<Repository>,
     snap: &Snapshot,
@@ -185,27 +261,45 @@ pub async fn backup_timed(
         clock = std::time::Instant::now();
     };
     progress.set_phase("listing repository");
-    let existing = repo.list_objects().await?;
-    let parent = parent_of(&repo, &snap.node_id).await?;
+    let ids: Vec<String> = snap
+        .files
+        .iter()
+        .map(|f| repo.object_id(&f.digest))
+        .collect();
+    let known = known_objects(&repo, &snap.node_id, &ids).await?;
+    let parent = known.parent;
     lap(&mut timings.list_s);
 
     let mut files = Vec::with_capacity(snap.files.len());
     let mut jobs: HashMap<String, Job> = HashMap::new();
     let mut total = 0u64;
-    for f in &snap.files {
+    for (f, id) in snap.files.iter().zip(ids) {
         let path = rel_string(&f.rel_path)?;
-        let id = repo.object_id(&f.digest);
         total += f.size;
         files.push((path, f, id.clone()));
         jobs.entry(id.clone()).or_insert_with(|| Job {
-            existing: existing.get(&id).map(|o| o.size),
             id,
-            src: snap.dir.join(&f.rel_path),
-            size: f.size,
-            digest: f.digest,
+            file: f.clone(),
         });
     }
-    let job_bytes: u64 = jobs.values().map(|j| j.size).sum();
+    let mut stored: HashMap<String, u64> = HashMap::new();
+    let mut stats = BackupStats {
+        files: snap.files.len() as u64,
+        bytes: total,
+        ..Default::default()
+    };
+    if !opts.full {
+        // Already stored: nothing to read, nothing to spawn.
+        jobs.retain(|id, _| match known.stored.get(id) {
+            Some(&s) => {
+                stats.reused_objects += 1;
+                stored.insert(id.clone(), s);
+                false
+            }
+            None => true,
+        });
+    }
+    let job_bytes: u64 = jobs.values().map(|j| j.file.size).sum();
     lap(&mut timings.plan_s);
     progress.start("uploading", jobs.len() as u64, job_bytes);
 
@@ -215,24 +309,21 @@ pub async fn backup_timed(
         let repo = repo.clone();
         let sem = sem.clone();
         let progress = progress.clone();
-        let full = opts.full;
+        let existing = known.stored.get(&id).copied();
         tasks.spawn(async move {
             let _permit = sem
                 .acquire_owned()
                 .await
                 .map_err(|e| Error::Task(e.to_string()))?;
-            let size = job.size;
-            let out = run_job(repo, job, full).await?;
+            let size = job.file.size;
+            let out = match existing {
+                Some(s) => recheck(repo, job, s).await?,
+                None => Outcome::Uploaded(upload(&repo, &job, false).await?),
+            };
             progress.file_done(size);
             Ok::<_, Error>((id, size, out))
         });
     }
-    let mut stored: HashMap<String, u64> = HashMap::new();
-    let mut stats = BackupStats {
-        files: snap.files.len() as u64,
-        bytes: total,
-        ..Default::default()
-    };
     while let Some(r) = tasks.join_next().await {
         let (id, size, out) = match r {
             Ok(Ok(v)) => v,

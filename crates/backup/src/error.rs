@@ -26,6 +26,10 @@ pub enum Error {
         "repository is encrypted: give its password in STRATA_REPO_PASSWORD or with --password-file"
     )]
     PasswordRequired,
+    #[error(
+        "an encrypted repository needs a password: set STRATA_REPO_PASSWORD or give --password-file (or use --encryption none)"
+    )]
+    InitPasswordRequired,
     /// A repository file (config, key, manifest or data object) failed a checksum, an AEAD tag or
     /// a structural check. Never turned into wrong data.
     #[error("damaged repository object {name}: {detail}")]

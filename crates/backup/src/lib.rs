@@ -3,7 +3,8 @@
 //! Layers, bottom up: [`store`] (object-store back ends and their decorators: retries, limits,
 //! fault injection), [`format`] (the framed, compressed, sealed object container), [`crypto`]
 //! (key hierarchy), [`config`] (`config` and key files), [`repo`] (the repository: data
-//! objects and snapshot manifests), then the procedures on top.
+//! objects and snapshot manifests), then the procedures on top. The engine is reached only
+//! through `strata_engine::backup_api` ([`source`] takes and releases snapshots).
 
 pub mod backup;
 pub mod config;
@@ -16,6 +17,9 @@ pub mod progress;
 pub mod prune;
 pub mod repo;
 pub mod restore;
+pub mod settings;
+pub mod snapshot_doc;
+pub mod source;
 pub mod store;
 pub mod verify;
 

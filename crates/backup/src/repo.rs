@@ -35,6 +35,22 @@ pub struct InitOptions {
     pub kdf: KdfParams,
 }
 
+impl InitOptions {
+    /// Checks that need no store: an encrypted repository needs a non-empty password.
+    pub fn validate(&self) -> Result<()> {
+        if self.encryption {
+            match self.password.as_deref() {
+                None => return Err(Error::InitPasswordRequired),
+                Some("") => {
+                    return Err(Error::InvalidArgument("empty repository password".into()));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
@@ -80,6 +96,7 @@ fn not_found(e: &object_store::Error) -> bool {
 
 impl Repository {
     pub async fn init(store: DynStore, url: &str, opts: InitOptions) -> Result<Repository> {
+        opts.validate()?;
         match store.head(&Path::from("config")).await {
             Ok(_) => return Err(Error::RepositoryExists(url.into())),
             Err(e) if not_found(&e) => {}
@@ -88,10 +105,10 @@ impl Repository {
         let id = hex::encode(crypto::random_bytes::<16>());
         let created = Utc::now().to_rfc3339();
         let keys = if opts.encryption {
-            let password = opts.password.as_deref().ok_or(Error::PasswordRequired)?;
-            if password.is_empty() {
-                return Err(Error::InvalidArgument("empty repository password".into()));
-            }
+            let password = opts
+                .password
+                .as_deref()
+                .ok_or(Error::InitPasswordRequired)?;
             let keys = Keys::generate();
             let wrapped = crypto::wrap(&keys, password.as_bytes(), &id, opts.kdf)?;
             let kf = KeyFile {
@@ -235,10 +252,23 @@ impl Repository {
         digest: &[u8; 32],
         overwrite: bool,
     ) -> Result<u64> {
-        let name = object_path(id);
-        let mut f = tokio::fs::File::open(file)
+        let f = tokio::fs::File::open(file)
             .await
             .map_err(|e| Error::io(file, e))?;
+        self.upload_from(id, f, file, size, digest, overwrite).await
+    }
+
+    /// [`Repository::upload_file`] from any reader; `file` names the source in errors.
+    pub async fn upload_from<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        id: &str,
+        mut f: R,
+        file: &FsPath,
+        size: u64,
+        digest: &[u8; 32],
+        overwrite: bool,
+    ) -> Result<u64> {
+        let name = object_path(id);
         let mut enc = Encoder::new(self.keys.as_ref(), name.as_ref(), self.compression);
         let frames = size.div_ceil(FRAME_SIZE as u64).max(1);
         let mut hasher = blake3::Hasher::new();
@@ -403,6 +433,32 @@ impl Repository {
             }
         }
         Ok(ids)
+    }
+
+    /// The newest snapshot of `node_id` (the parent of its next incremental backup), loading
+    /// manifests newest first by store time until one matches: one manifest read when the
+    /// node backed up last, not all of them. (A manifest `strata copy` brought in later counts
+    /// as newer; any manifest of the node serves as parent, since a manifest names every
+    /// object its snapshot needs.) Damaged manifests are skipped.
+    pub async fn newest_manifest_of(&self, node_id: &str) -> Result<Option<Manifest>> {
+        let mut listed = Vec::new();
+        let mut s = self.store.list(Some(&Path::from("snapshots")));
+        while let Some(m) = s.try_next().await? {
+            if let Some(id) = m.location.filename() {
+                listed.push((m.last_modified, id.to_string()));
+            }
+        }
+        listed.sort_by(|a, b| b.cmp(a));
+        for (_, id) in listed {
+            match self.load_manifest(&id).await {
+                Ok(m) if m.node_id == node_id => return Ok(Some(m)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(snapshot = %id, error = %e, "skipping a damaged manifest");
+                }
+            }
+        }
+        Ok(None)
     }
 
     pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {

@@ -13,7 +13,7 @@ use crate::procs::{Measured, cpu_seconds, du, status_kb};
 use crate::queries::{Kind, Query};
 use crate::spool::Dataset;
 use crate::stats::quantile;
-use crate::systems::restic::{Restic, link_tree};
+use crate::systems::restic::Restic;
 use crate::systems::strata::Strata;
 use crate::systems::{Running, Tsdb};
 
@@ -512,12 +512,7 @@ impl Pipeline<'_> {
         let repo = dir.join("restic-repo");
         let src = dir.join("restic-src");
         let result = (|| {
-            let (snap, id) = st.snapshot_dir(r)?;
-            let linked = link_tree(&snap, &src);
-            if let Some(id) = id {
-                st.release_snapshot(r, &id);
-            }
-            linked?;
+            st.snapshot_tree(r, &src)?;
             if full.is_none() {
                 rs.init(&repo)?;
             }

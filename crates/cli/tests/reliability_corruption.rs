@@ -197,7 +197,7 @@ fn check_detects_every_damaged_file_and_the_engine_never_returns_wrong_data() {
     {
         let e = open(&rich);
         let snap = e.snapshot().unwrap();
-        targets::copy_dir(&snap.dir, &snapshot);
+        strata_engine::backup_api::export_snapshot(&snap, &snapshot).unwrap();
         e.release_snapshot(&snap.id).unwrap();
         e.close().unwrap();
     }

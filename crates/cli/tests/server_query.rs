@@ -298,7 +298,17 @@ fn groups_snapshots_health_and_metrics() {
     assert_eq!(st, 201, "{snap}");
     let id = snap["id"].as_str().unwrap().to_string();
     assert!(snap["lsn"].as_u64().unwrap() >= 1);
-    assert!(std::path::Path::new(snap["dir"].as_str().unwrap()).is_dir());
+    // The versioned snapshot document: pinned files are read where they are.
+    assert_eq!(snap["version"], 1, "{snap}");
+    assert!(snap.get("dir").is_none(), "{snap}");
+    let files = snap["files"].as_array().unwrap();
+    assert!(!files.is_empty());
+    for f in files {
+        match f["local_path"].as_str() {
+            Some(p) => assert!(std::path::Path::new(p).is_file(), "{f}"),
+            None => assert!(f["inline_hex"].is_string(), "{f}"),
+        }
+    }
     let r = s
         .request(M::DELETE, &format!("/api/v1/snapshots/{id}"))
         .send()

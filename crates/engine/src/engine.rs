@@ -8,6 +8,7 @@ mod flush;
 mod merge;
 mod open;
 mod options;
+mod pins;
 mod publish;
 mod read;
 mod route;
@@ -30,6 +31,17 @@ use state::{Inner, lock, read};
 pub use options::{
     DEFAULT_MAX_FIELDS_PER_MEASURE, DEFAULT_MAX_FIELDS_PER_POINT, EngineOptions, FsyncPolicy,
 };
+pub use pins::decode as decode_pins;
+pub use snap::SNAPSHOT_TTL;
+
+/// See [`Engine::pin_status`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinStatus {
+    /// Snapshots taken and neither released nor expired.
+    pub snapshots: usize,
+    /// Part directories no longer published, kept for those snapshots.
+    pub deferred_parts: usize,
+}
 
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -130,16 +142,27 @@ impl Engine {
         commit::delete_group(&self.inner, name)
     }
 
-    /// Take a consistent snapshot (see [`Snapshot`]). The memtables are flushed first (writers
-    /// go on into a fresh memtable meanwhile), so the snapshot holds parts and only the WAL
-    /// written since. Writers are held only for a short critical section. Release it with
-    /// [`Engine::release_snapshot`].
+    /// Take a consistent snapshot (see [`Snapshot`]): pin the published parts and copy the WAL
+    /// cut. The memtables are flushed first (writers go on into a fresh memtable meanwhile),
+    /// so the snapshot holds parts and only the WAL written since. Writers are held only for a
+    /// short critical section. Release it with [`Engine::release_snapshot`]; unreleased, it
+    /// expires after [`SNAPSHOT_TTL`], across restarts too.
     pub fn snapshot(&self) -> Result<Snapshot> {
         snap::take(&self.inner)
     }
 
+    /// Drop a snapshot's pin; part deletes it deferred happen now.
     pub fn release_snapshot(&self, id: &str) -> Result<()> {
         snap::release(&self.inner, id)
+    }
+
+    /// Live snapshots and the unpublished part directories they keep.
+    pub fn pin_status(&self) -> PinStatus {
+        let p = lock(&self.inner.pins);
+        PinStatus {
+            snapshots: p.len(),
+            deferred_parts: p.deferred_len(),
+        }
     }
 
     /// Flush every memtable to parts (and fsync).

@@ -8,7 +8,7 @@
 //! The public surface is deliberately small:
 //! - [`Engine`]: open a data directory, write batches, scan, manage groups, take snapshots;
 //! - [`model`]: the data model (groups, points, field values) shared with the query layer;
-//! - [`snapshot`]: the seam the backup crate uses (snapshot listing, read-only opening).
+//! - [`backup_api`]: the seam the backup crate uses (pinned snapshots, their files).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -41,12 +41,14 @@ mod wal;
 pub use batch::{FieldRef, PointBatch, PointRef};
 pub use engine::{
     DEFAULT_MAX_FIELDS_PER_MEASURE, DEFAULT_MAX_FIELDS_PER_POINT, Engine, EngineOptions,
-    EngineStats, FsyncPolicy, set_node_id,
+    EngineStats, FsyncPolicy, PinStatus, set_node_id,
 };
 pub use error::{Error, Result};
 pub use model::{FieldType, FieldValue, GroupSettings, Point};
 pub use scan::{Column, ScanRequest, ScanSink, SeriesData, TagMatcher};
-pub use snapshot::{FileInfo, PartInfo, Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo};
+pub use snapshot::{
+    FileInfo, FileSource, PartInfo, Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo,
+};
 
 /// On-disk format version written by this build (data dir, WAL, parts, manifests).
 pub const FORMAT_VERSION: u32 = 1;

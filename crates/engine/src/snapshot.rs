@@ -1,9 +1,13 @@
-//! The snapshot seam between the engine and the backup crate.
+//! The types of a snapshot, the seam between the engine and the backup crate (which reaches
+//! them through [`crate::backup_api`]).
 //!
-//! A snapshot is a directory of hard links (parts) and copies (metadata, WAL cut) that is itself
-//! a complete, openable data directory at one LSN. The backup crate uploads its files; restore
-//! recreates the same tree in a staging directory and opens it with [`crate::Engine::open`],
-//! which replays the WAL range and rebuilds the series index.
+//! A snapshot is a pinned set of immutable parts plus the WAL cut at one LSN. Its file list
+//! describes a complete, openable data directory: each file has the path it takes in that
+//! tree (`rel_path`) and where to read it now (`source`): pinned part files where they live in
+//! the data directory, the copied WAL cut under `snapshots/<id>/`, and the small metadata
+//! files (ENGINE, CHECKPOINT, shard manifests) inline. Restore recreates the tree in a staging
+//! directory and opens it with [`crate::Engine::open`], which replays the WAL range and
+//! rebuilds the series index.
 
 use std::path::PathBuf;
 
@@ -59,14 +63,31 @@ pub enum SnapshotFileKind {
     Meta,
 }
 
-/// Every file of a snapshot directory.
+/// Where the bytes of a snapshot file are while the snapshot is pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileSource {
+    /// An absolute path on the engine's host: a pinned part file in the data directory, or a
+    /// WAL segment copied under `snapshots/<id>/`. Valid until the snapshot is released.
+    Path(PathBuf),
+    /// Small metadata held by the snapshot itself.
+    Inline(Vec<u8>),
+}
+
+/// Every file of the data directory the snapshot describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotFile {
-    /// Relative to the snapshot directory; never absolute, never contains `..`.
+    /// Path inside the described data directory; never absolute, never contains `..`.
     pub rel_path: PathBuf,
     pub size: u64,
     pub digest: [u8; 32],
     pub kind: SnapshotFileKind,
+    pub source: FileSource,
+}
+
+/// Whether `p` is relative, non-empty and free of `..`, root and prefix components.
+pub fn is_safe_rel(p: &std::path::Path) -> bool {
+    use std::path::Component;
+    p.components().next().is_some() && p.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// A consistent, immutable view of the data at one LSN.
@@ -79,13 +100,14 @@ pub struct Snapshot {
     pub taken_at: Timestamp,
     pub node_id: String,
     pub format_version: u32,
-    /// Absolute path of the snapshot directory (hard links; stays valid until released).
-    pub dir: PathBuf,
+    /// Wall-clock time (ns since the epoch) after which the engine drops the pin even if
+    /// nobody released it.
+    pub expires_at: Timestamp,
     pub catalog: Catalog,
     pub parts: Vec<PartInfo>,
     /// From the oldest unflushed LSN up to the cut.
     pub wal: Vec<WalSegmentInfo>,
-    /// Every file in `dir`, parts, WAL and metadata, with sizes and digests.
+    /// Every file, parts, WAL and metadata, with sizes, digests and where to read them.
     pub files: Vec<SnapshotFile>,
 }
 

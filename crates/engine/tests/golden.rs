@@ -131,6 +131,6 @@ fn golden_v1_data_dir_still_reads() {
     // Every part passes full verification against its metadata.
     let s = e.snapshot().unwrap();
     for p in &s.parts {
-        strata_engine::snapshot::verify_part(&s.dir.join(&p.rel_dir)).unwrap();
+        strata_engine::snapshot::verify_part(&d.path().join(&p.rel_dir)).unwrap();
     }
 }

@@ -186,7 +186,10 @@ fn run(seed: u64, steps: usize) {
             }
             90..=94 => {
                 let s = e.snapshot().unwrap();
-                let ro = Engine::open_read_only(&s.dir).unwrap();
+                // Merges after the cut unpublish the snapshot's parts: its pins keep them.
+                e.compact().unwrap();
+                let dir = common::export(&s);
+                let ro = Engine::open_read_only(dir.path()).unwrap();
                 check(&ro, &model, ttl_days, &mut r, step);
                 drop(ro);
                 e.release_snapshot(&s.id).unwrap();

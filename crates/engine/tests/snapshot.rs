@@ -1,28 +1,16 @@
-//! Snapshots: a complete data directory at one LSN.
+//! Snapshots: a pinned, complete data directory at one LSN.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::path::Path;
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
+use strata_engine::backup_api::open_file;
 use strata_engine::{Engine, SnapshotFileKind};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 #[test]
 fn snapshot_is_an_openable_data_dir_at_its_lsn() {
@@ -45,7 +33,8 @@ fn snapshot_is_an_openable_data_dir_at_its_lsn() {
     // Every listed file exists with the recorded size and digest.
     for f in &snap.files {
         assert!(f.rel_path.is_relative());
-        let bytes = std::fs::read(snap.dir.join(&f.rel_path)).unwrap();
+        let mut bytes = Vec::new();
+        open_file(f).unwrap().read_to_end(&mut bytes).unwrap();
         assert_eq!(bytes.len() as u64, f.size, "{:?}", f.rel_path);
         assert_eq!(
             *blake3::hash(&bytes).as_bytes(),
@@ -56,13 +45,12 @@ fn snapshot_is_an_openable_data_dir_at_its_lsn() {
     }
     assert!(snap.files.iter().any(|f| f.kind == SnapshotFileKind::Part));
     let expect = vec![("a".to_string(), t, 1.0), ("b".to_string(), t, 2.0)];
-    let ro = Engine::open_read_only(&snap.dir).unwrap();
+    let other = export(&snap);
+    let ro = Engine::open_read_only(other.path()).unwrap();
     assert_eq!(scan_all(&ro, "g"), expect);
     drop(ro);
-    let other = tempfile::tempdir().unwrap();
-    copy_dir(&snap.dir, other.path());
     e.release_snapshot(&snap.id).unwrap();
-    assert!(!snap.dir.exists());
+    assert_eq!(e.pin_status().snapshots, 0);
     assert!(e.release_snapshot(&snap.id).is_err());
     let restored = Engine::open(opts(other.path())).unwrap();
     assert_eq!(scan_all(&restored, "g"), expect);
@@ -126,7 +114,8 @@ fn snapshot_under_concurrent_writes_and_merges_holds_exactly_acknowledged_points
             .map(|(_, h, t)| (h.clone(), *t))
             .collect();
         expect.sort();
-        let ro = Engine::open_read_only(&s.dir).unwrap();
+        let dir = export(s);
+        let ro = Engine::open_read_only(dir.path()).unwrap();
         let got: Vec<(String, i64)> = scan_all(&ro, "g")
             .into_iter()
             .map(|(h, t, _)| (h, t))

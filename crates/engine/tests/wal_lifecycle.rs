@@ -53,7 +53,8 @@ fn snapshot_carries_parts_and_almost_no_wal() {
         .sum();
     assert_eq!(wal_bytes, 0, "{:?}", snap.wal);
     assert!(snap.wal.is_empty());
-    let ro = Engine::open_read_only(&snap.dir).unwrap();
+    let dir = export(&snap);
+    let ro = Engine::open_read_only(dir.path()).unwrap();
     assert_eq!(scan_all(&ro, "g").len(), 200 * 50);
     drop(ro);
     e.release_snapshot(&snap.id).unwrap();
@@ -86,7 +87,8 @@ fn snapshot_wal_holds_only_writes_after_its_flush() {
         let frames: u64 = s.wal.iter().map(|w| w.last_lsn + 1 - w.first_lsn).sum();
         assert!(frames < 400, "snapshot WAL holds {frames} records");
         if s.lsn > 0 {
-            let ro = Engine::open_read_only(&s.dir).unwrap();
+            let dir = export(s);
+            let ro = Engine::open_read_only(dir.path()).unwrap();
             assert_eq!(scan_all(&ro, "g").len() as u64, s.lsn);
         }
         e.release_snapshot(&s.id).unwrap();

@@ -2,10 +2,14 @@
 //! in-process. Owned by the backup work; the server merges [`routes`] into its router (behind
 //! its auth layer).
 //!
-//! A job snapshots the engine, uploads with `strata_backup::backup::backup` (the same code as
-//! `strata backup`), writes the manifest and releases the snapshot. One backup runs at a time;
-//! a second request while one runs gets 409. The repository password comes from
-//! `STRATA_REPO_PASSWORD` in the server's environment.
+//! A job runs `strata_backup::backup::run`, the same backup sequence as `strata backup`
+//! (snapshot, plan, upload, manifest, release). One backup runs at a time; a second request
+//! while one runs gets 409. The repository is reached with the server's
+//! [`RepoSettings`] (URL, password source, endpoint, region, credentials, concurrency and
+//! bandwidth limits: the same type and meaning as the CLI's flags).
+//!
+//! The request body is optional JSON (`{"full": true, "labels": {"k": "v"}}`), accepted with
+//! or without a `Content-Type` header.
 //!
 //! The opened repository (with its unlocked key) is kept in memory across jobs: deriving the
 //! key from the password is deliberately expensive (Argon2id, 64 MiB, t=3: 100+ ms), and a
@@ -15,15 +19,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use strata_backup::backup::{BackupOptions, backup};
+use strata_backup::backup::{BackupOptions, run};
 use strata_backup::progress::ProgressSnapshot;
-use strata_backup::store::{self, StoreOptions};
+use strata_backup::settings::RepoSettings;
+use strata_backup::source::EngineSource;
 use strata_backup::{Progress, Repository};
 use strata_engine::Engine;
 
@@ -47,8 +53,9 @@ struct JobStatus {
     snapshot: Option<String>,
     error: Option<String>,
     stats: Option<Value>,
-    /// `unlock_s` (0 when the cached key was used: `key_cached`) and `backup_s` (snapshot,
-    /// upload and manifest).
+    /// `unlock_s` (0 when the cached key was used: `key_cached`), `backup_s` (the whole
+    /// sequence) and its phases (`snapshot_s`, `list_s`, `plan_s`, `upload_s`, `manifest_s`,
+    /// `release_s`).
     timings: Option<Value>,
 }
 
@@ -59,7 +66,7 @@ struct Job {
 
 struct Jobs {
     engine: Arc<Engine>,
-    repo: Option<String>,
+    repo: Option<RepoSettings>,
     /// The repository opened by an earlier job, reused while jobs succeed.
     opened: tokio::sync::Mutex<Option<Arc<Repository>>>,
     jobs: Mutex<HashMap<String, Arc<Job>>>,
@@ -67,7 +74,7 @@ struct Jobs {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct BackupRequest {
     full: bool,
     labels: BTreeMap<String, String>,
@@ -80,8 +87,8 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// Routes for backup jobs. `repo` is the server's configured backup repository URL.
-pub fn routes(engine: Arc<Engine>, repo: Option<String>) -> Router {
+/// Routes for backup jobs. `repo` is the server's configured backup repository.
+pub fn routes(engine: Arc<Engine>, repo: Option<RepoSettings>) -> Router {
     let state = Arc::new(Jobs {
         engine,
         repo,
@@ -95,41 +102,48 @@ pub fn routes(engine: Arc<Engine>, repo: Option<String>) -> Router {
         .with_state(state)
 }
 
-async fn open_repo(url: &str) -> Result<Repository, ApiError> {
-    let password = std::env::var("STRATA_REPO_PASSWORD")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let store = store::open(url, &StoreOptions::default(), false)
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    Repository::open(store, url, password.as_deref())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))
-}
-
 /// The cached repository, or a freshly opened (and cached) one. Returns whether it was
 /// unlocked now, for the job's report.
-async fn cached_repo(jobs: &Jobs, url: &str) -> Result<(Arc<Repository>, bool), ApiError> {
+async fn cached_repo(
+    jobs: &Jobs,
+    settings: &RepoSettings,
+) -> Result<(Arc<Repository>, bool), ApiError> {
     let mut slot = jobs.opened.lock().await;
     if let Some(r) = slot.as_ref() {
         return Ok((r.clone(), false));
     }
-    let r = Arc::new(open_repo(url).await?);
+    let r = Arc::new(
+        settings
+            .open()
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?,
+    );
     *slot = Some(r.clone());
     Ok((r, true))
 }
 
-fn repo_url(jobs: &Jobs) -> Result<String, ApiError> {
+fn repo_settings(jobs: &Jobs) -> Result<RepoSettings, ApiError> {
     jobs.repo.clone().ok_or_else(|| {
         ApiError::bad_request("no backup repository configured (start the server with --repo URL)")
     })
 }
 
+/// The optional JSON body, whatever its `Content-Type` says (curl sends none, or a form type
+/// with `-d`): empty means defaults.
+fn parse_request(body: &[u8]) -> Result<BackupRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(BackupRequest::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("backup request is not valid JSON: {e}")))
+}
+
 async fn start(
     State(jobs): State<Arc<Jobs>>,
-    body: Option<Json<BackupRequest>>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let url = repo_url(&jobs)?;
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let req = parse_request(&body)?;
+    let settings = repo_settings(&jobs)?;
     let running = locked(&jobs.jobs)
         .values()
         .any(|j| locked(&j.status).state == JobState::Running);
@@ -140,7 +154,7 @@ async fn start(
         ));
     }
     let unlock_started = std::time::Instant::now();
-    let (repo, unlocked) = cached_repo(&jobs, &url).await?;
+    let (repo, unlocked) = cached_repo(&jobs, &settings).await?;
     let unlock_s = unlock_started.elapsed().as_secs_f64();
     let id = {
         let mut s = locked(&jobs.seq);
@@ -175,15 +189,21 @@ async fn start(
         let mut st = locked(&job.status);
         st.finished = Some(chrono::Utc::now().to_rfc3339());
         match result {
-            Ok(m) => {
+            Ok((m, phases)) => {
                 st.state = JobState::Succeeded;
                 st.snapshot = Some(m.id.clone());
                 st.stats = serde_json::to_value(&m.stats).ok();
-                st.timings = Some(json!({
+                let mut t = json!({
                     "unlock_s": unlock_s,
                     "key_cached": !unlocked,
                     "backup_s": run_s,
-                }));
+                });
+                if let (Some(t), Ok(Value::Object(p))) =
+                    (t.as_object_mut(), serde_json::to_value(phases))
+                {
+                    t.extend(p);
+                }
+                st.timings = Some(t);
                 tracing::info!(job = %st.id, snapshot = %m.id, "backup job finished");
             }
             Err(e) => {
@@ -204,30 +224,21 @@ async fn run_backup(
     repo: Arc<Repository>,
     req: &BackupRequest,
     progress: Arc<Progress>,
-) -> Result<strata_backup::Manifest, String> {
-    progress.set_phase("taking snapshot");
-    let e = engine.clone();
-    let snap = tokio::task::spawn_blocking(move || e.snapshot())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+) -> Result<(strata_backup::Manifest, strata_backup::backup::PhaseTimings), String> {
     let opts = BackupOptions {
         full: req.full,
         labels: req.labels.clone(),
         ..Default::default()
     };
-    let result = backup(repo, &snap, &opts, progress).await;
-    let id = snap.id.clone();
-    let released = tokio::task::spawn_blocking(move || engine.release_snapshot(&id)).await;
-    if !matches!(released, Ok(Ok(()))) {
-        tracing::warn!(snapshot = %snap.id, "could not release the backup snapshot");
-    }
-    result.map_err(|e| e.to_string())
+    run(&EngineSource::new(engine), repo, &opts, progress)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn list(State(jobs): State<Arc<Jobs>>) -> Result<Json<Value>, ApiError> {
-    let url = repo_url(&jobs)?;
-    let (repo, _) = cached_repo(&jobs, &url).await?;
+    let settings = repo_settings(&jobs)?;
+    let url = settings.url.clone();
+    let (repo, _) = cached_repo(&jobs, &settings).await?;
     let (ms, bad) = repo
         .manifests()
         .await

@@ -15,6 +15,9 @@ pub struct Config {
     pub listen: String,
     /// Backup repository URL (recorded for backup jobs).
     pub repo: String,
+    /// How backup jobs reach the repository (`url` is `repo`): the `[repository]` table of
+    /// the TOML file, with the same keys and meaning as the CLI's repository flags.
+    pub repository: strata_backup::settings::RepoSettings,
     /// Bearer token required on every endpoint when set; mandatory off loopback.
     pub auth_token: Option<String>,
     /// Largest accepted request body, after decompression.
@@ -72,6 +75,8 @@ pub struct ConfigLayer {
     pub query_memory_total_bytes: Option<usize>,
     pub max_fields_per_point: Option<usize>,
     pub max_fields_per_measure: Option<usize>,
+    /// `[repository]`: endpoint, region, credentials, password_file, concurrency, limits.
+    pub repository: Option<strata_backup::settings::RepoSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +187,7 @@ impl ConfigLayer {
             query_memory_total_bytes: number("STRATA_QUERY_MEMORY_TOTAL_BYTES", "bytes")?,
             max_fields_per_point: number("STRATA_MAX_FIELDS_PER_POINT", "fields")?,
             max_fields_per_measure: number("STRATA_MAX_FIELDS_PER_MEASURE", "fields")?,
+            repository: None,
         })
     }
 
@@ -210,17 +216,25 @@ impl ConfigLayer {
                 .or(lower.query_memory_total_bytes),
             max_fields_per_point: self.max_fields_per_point.or(lower.max_fields_per_point),
             max_fields_per_measure: self.max_fields_per_measure.or(lower.max_fields_per_measure),
+            repository: self.repository.or(lower.repository),
         }
     }
 
     /// Fill what is still unset with the embedded defaults and validate.
     pub fn finish(self) -> Result<Config, ConfigError> {
+        let mut repository = self.repository.unwrap_or_default();
+        let repo = self
+            .repo
+            .or_else(|| Some(repository.url.clone()).filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "./strata-backups".to_string());
+        repository.url = repo.clone();
         let c = Config {
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("./strata-data")),
             listen: self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
-            repo: self.repo.unwrap_or_else(|| "./strata-backups".to_string()),
+            repo,
+            repository,
             auth_token: self.auth_token,
             max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             fsync: self.fsync.unwrap_or_else(|| "always".to_string()),
@@ -382,6 +396,7 @@ impl Config {
     pub fn redacted(&self) -> Config {
         Config {
             auth_token: self.auth_token.as_ref().map(|_| "<set>".to_string()),
+            repository: self.repository.redacted(),
             ..self.clone()
         }
     }

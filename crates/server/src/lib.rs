@@ -101,7 +101,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         queries: http::QueryLimits::new(config.query_memory_bytes, config.query_memory_total_bytes),
     };
     let stop_queries = state.queries.shutdown.clone();
-    let app = http::router(state, config.auth_token.clone(), Some(config.repo.clone()));
+    let app = http::router(
+        state,
+        config.auth_token.clone(),
+        Some(config.repository.clone()),
+    );
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -49,23 +49,3 @@ impl Restic {
         )
     }
 }
-
-/// Makes `dst` a hard-linked copy of `src` (`cp -al`), replacing what was there.
-pub fn link_tree(src: &Path, dst: &Path) -> Result<(), String> {
-    let _ = std::fs::remove_dir_all(dst);
-    let err = |p: &Path, e: std::io::Error| format!("link {}: {e}", p.display());
-    let mut stack = vec![(src.to_path_buf(), dst.to_path_buf())];
-    while let Some((s, d)) = stack.pop() {
-        std::fs::create_dir_all(&d).map_err(|e| err(&d, e))?;
-        for e in std::fs::read_dir(&s).map_err(|e| err(&s, e))?.flatten() {
-            let (sp, dp) = (e.path(), d.join(e.file_name()));
-            let ft = e.file_type().map_err(|e| err(&sp, e))?;
-            if ft.is_dir() {
-                stack.push((sp, dp));
-            } else if ft.is_file() {
-                std::fs::hard_link(&sp, &dp).map_err(|e| err(&sp, e))?;
-            }
-        }
-    }
-    Ok(())
-}

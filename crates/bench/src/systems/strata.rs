@@ -53,7 +53,7 @@ impl Strata {
         Ok((m, v))
     }
 
-    /// `DELETE /api/v1/snapshots/{id}`: lets the server drop the snapshot's hard links.
+    /// `DELETE /api/v1/snapshots/{id}`: lets the server drop the snapshot's pin.
     pub fn release_snapshot(&self, r: &Running, id: &str) {
         if let Ok(http) = http_client() {
             let _ = http
@@ -62,9 +62,10 @@ impl Strata {
         }
     }
 
-    /// `POST /api/v1/snapshots`: a consistent local snapshot; returns its directory, which is
-    /// what restic is given to back up, and its id (to release it).
-    pub fn snapshot_dir(&self, r: &Running) -> Result<(PathBuf, Option<String>), String> {
+    /// `POST /api/v1/snapshots`, then the data directory it describes written to `dst` (what
+    /// restic is given to back up): pinned files hard-linked from where the server keeps
+    /// them, inline metadata written; the snapshot is released at the end.
+    pub fn snapshot_tree(&self, r: &Running, dst: &Path) -> Result<(), String> {
         let http = http_client()?;
         let url = format!("{}/api/v1/snapshots", r.base_url);
         let resp = http
@@ -78,35 +79,54 @@ impl Strata {
         }
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("POST {url}: not JSON ({e})"))?;
-        // The engine's `Snapshot` (id, dir, files, …); accept a relative dir too.
-        let id = v.get("id").map(|i| {
-            i.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| i.to_string())
-        });
-        if let Some(p) = v.get("dir").and_then(|p| p.as_str()) {
-            let p = PathBuf::from(p);
-            let p = if p.is_absolute() {
-                p
-            } else {
-                r.data_dir.join(p)
-            };
-            if p.is_dir() {
-                return Ok((p, id));
-            }
-        }
-        if let Some(id) = id {
-            let p = r.data_dir.join("snapshots").join(&id);
-            if p.is_dir() {
-                return Ok((p, Some(id)));
-            }
-            self.release_snapshot(r, &id);
-        }
-        Err(format!(
-            "POST {url}: no snapshot directory in {}",
-            first_line(&text)
-        ))
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        let written = write_tree(&v, dst);
+        self.release_snapshot(r, &id);
+        written
     }
+}
+
+/// Writes the files of a snapshot document (`docs/API.md`, version 1) under `dst`.
+fn write_tree(v: &serde_json::Value, dst: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dst);
+    let files = v["files"]
+        .as_array()
+        .ok_or("snapshot answer without files")?;
+    for f in files {
+        let rel = f["path"].as_str().ok_or("file without path")?;
+        if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(format!("unsafe snapshot path {rel}"));
+        }
+        let to = dst.join(rel);
+        if let Some(p) = to.parent() {
+            std::fs::create_dir_all(p).map_err(|e| format!("create {}: {e}", p.display()))?;
+        }
+        if let Some(src) = f["local_path"].as_str() {
+            std::fs::hard_link(src, &to)
+                .or_else(|_| std::fs::copy(src, &to).map(|_| ()))
+                .map_err(|e| format!("link {src}: {e}"))?;
+        } else if let Some(h) = f["inline_hex"].as_str() {
+            std::fs::write(&to, unhex(h)?).map_err(|e| format!("write {}: {e}", to.display()))?;
+        } else {
+            return Err(format!("snapshot file {rel} has no source"));
+        }
+    }
+    Ok(())
+}
+
+fn unhex(h: &str) -> Result<Vec<u8>, String> {
+    let b = h.as_bytes();
+    if b.len() % 2 != 0 {
+        return Err("odd-length hex".into());
+    }
+    b.chunks(2)
+        .map(|c| {
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 16).ok())
+                .ok_or_else(|| "bad hex".to_string())
+        })
+        .collect()
 }
 
 fn first_line(s: &str) -> String {

@@ -1,15 +1,19 @@
-//! `strata backup`: snapshot a stopped data directory (opened here) or a running server
-//! (`POST /api/v1/snapshots`, same machine), upload what the repository lacks, write the
-//! manifest, release the snapshot. `--json` reports the seconds of each phase (`timings`).
+//! `strata backup`: the backup sequence of `strata_backup::backup::run` on a snapshot of a
+//! stopped data directory (opened here) or of a running server (`POST /api/v1/snapshots`,
+//! same machine: the files are read where the server pinned them). `--json` reports the
+//! seconds of each phase (`timings`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use strata_backup::backup::{BackupOptions, PhaseTimings, backup_timed, parse_labels};
+use strata_backup::backup::{BackupOptions, PhaseTimings, parse_labels, run as run_backup};
+use strata_backup::snapshot_doc::SnapshotDoc;
+use strata_backup::source::{EngineSource, SnapshotSource};
 use strata_backup::{Manifest, Progress, Repository};
-use strata_engine::{Engine, EngineOptions, Snapshot};
+use strata_engine::backup_api::{FileSource, Snapshot};
+use strata_engine::{Engine, EngineOptions};
 
 use super::repo::{RepoArgs, fmt_bytes, mb_per_s, progress_bar, runtime};
 
@@ -94,12 +98,13 @@ async fn run_async(a: Args) -> anyhow::Result<()> {
 struct Timings {
     /// Opening the repository, including the key derivation.
     unlock_s: f64,
-    /// Taking the snapshot (engine flush, hard links; over HTTP with --server).
-    snapshot_s: f64,
+    /// Opening the data directory (--data-dir).
+    open_s: f64,
+    /// Snapshot (over HTTP with --server), list, plan, upload, manifest, release.
     #[serde(flatten)]
     backup: PhaseTimings,
-    /// Releasing the snapshot (and closing the data directory with --data-dir).
-    release_s: f64,
+    /// Closing the data directory (--data-dir).
+    close_s: f64,
 }
 
 fn secs_since(t: Instant) -> f64 {
@@ -120,24 +125,110 @@ async fn from_data_dir(
     let mut eo = EngineOptions::new(dir);
     eo.background = false;
     let engine = match Engine::open(eo) {
-        Ok(e) => e,
+        Ok(e) => Arc::new(e),
         Err(strata_engine::Error::Locked { .. }) => bail!(
             "data directory {} is in use by a running server; back it up with --server URL",
             dir.display()
         ),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", dir.display())),
     };
-    let snap = engine.snapshot().context("cannot take a snapshot")?;
-    t.snapshot_s = secs_since(clock);
-    let result = backup_timed(repo.clone(), &snap, opts, progress).await;
+    t.open_s = secs_since(clock);
+    let result = run_backup(
+        &EngineSource::new(engine.clone()),
+        repo.clone(),
+        opts,
+        progress,
+    )
+    .await;
     let clock = Instant::now();
-    let released = engine.release_snapshot(&snap.id);
-    engine.close().context("closing the data directory")?;
-    t.release_s = secs_since(clock);
+    let closed = match Arc::try_unwrap(engine) {
+        Ok(e) => e.close().context("closing the data directory"),
+        Err(_) => Ok(()),
+    };
+    t.close_s = secs_since(clock);
     let (m, phases) = result?;
     t.backup = phases;
-    released.context("releasing the snapshot")?;
+    closed?;
     Ok(m)
+}
+
+/// Snapshots of a server on this machine, over its HTTP API.
+struct ServerSource {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl ServerSource {
+    fn auth(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn take_checked(&self) -> anyhow::Result<Snapshot> {
+        let base = &self.base;
+        let resp = self
+            .auth(self.client.post(format!("{base}/api/v1/snapshots")))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {base}"))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            bail!("server refused the snapshot ({status}): {}", body.trim());
+        }
+        let doc: SnapshotDoc = resp
+            .json()
+            .await
+            .context("the server's snapshot answer is not valid")?;
+        let id = doc.id.clone();
+        let snap = match doc.into_snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.release(&id).await;
+                return Err(e.into());
+            }
+        };
+        let elsewhere = snap.files.iter().find_map(|f| match &f.source {
+            FileSource::Path(p) if !p.exists() => Some(p.clone()),
+            _ => None,
+        });
+        if let Some(p) = elsewhere {
+            let _ = self.release(&snap.id).await;
+            bail!(
+                "snapshot file {} is not on this machine; run strata backup on the server's host",
+                p.display()
+            );
+        }
+        Ok(snap)
+    }
+}
+
+#[async_trait::async_trait]
+impl SnapshotSource for ServerSource {
+    async fn take(&self) -> strata_backup::Result<Snapshot> {
+        self.take_checked()
+            .await
+            .map_err(|e| strata_backup::Error::Refused(format!("{e:#}")))
+    }
+
+    async fn release(&self, id: &str) -> strata_backup::Result<()> {
+        let base = &self.base;
+        let resp = self
+            .auth(self.client.delete(format!("{base}/api/v1/snapshots/{id}")))
+            .send()
+            .await
+            .map_err(|e| strata_backup::Error::Refused(format!("releasing snapshot {id}: {e}")))?;
+        if !resp.status().is_success() {
+            eprintln!(
+                "warning: could not release server snapshot {id} ({}); it expires on its own",
+                resp.status()
+            );
+        }
+        Ok(())
+    }
 }
 
 async fn from_server(
@@ -148,47 +239,13 @@ async fn from_server(
     progress: Arc<Progress>,
     t: &mut Timings,
 ) -> anyhow::Result<Manifest> {
-    let clock = Instant::now();
-    let base = url.trim_end_matches('/');
-    let client = reqwest::Client::new();
-    let auth = |r: reqwest::RequestBuilder| match token {
-        Some(t) => r.bearer_auth(t),
-        None => r,
+    let source = ServerSource {
+        client: reqwest::Client::new(),
+        base: url.trim_end_matches('/').to_string(),
+        token: token.map(str::to_string),
     };
-    let resp = auth(client.post(format!("{base}/api/v1/snapshots")))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the server at {base}"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        bail!("server refused the snapshot ({status}): {}", body.trim());
-    }
-    let snap: Snapshot = resp
-        .json()
-        .await
-        .context("the server's snapshot answer is not valid")?;
-    if !snap.dir.is_dir() {
-        bail!(
-            "snapshot directory {} is not on this machine; run strata backup on the server's host",
-            snap.dir.display()
-        );
-    }
-    t.snapshot_s = secs_since(clock);
-    let result = backup_timed(repo.clone(), &snap, opts, progress).await;
-    let clock = Instant::now();
-    let released = auth(client.delete(format!("{base}/api/v1/snapshots/{}", snap.id)))
-        .send()
-        .await;
-    t.release_s = secs_since(clock);
-    let (m, phases) = result?;
+    let (m, phases) = run_backup(&source, repo.clone(), opts, progress).await?;
     t.backup = phases;
-    if let Err(e) = released {
-        eprintln!(
-            "warning: could not release server snapshot {}: {e}",
-            snap.id
-        );
-    }
     Ok(m)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use strata_backup::crypto::KdfParams;
-use strata_backup::store::{self, StoreOptions};
+use strata_backup::settings::RepoSettings;
 use strata_backup::{InitOptions, Progress, Repository};
 
 #[derive(clap::Subcommand)]
@@ -51,43 +51,28 @@ pub struct RepoArgs {
 }
 
 impl RepoArgs {
-    pub fn store_options(&self) -> anyhow::Result<StoreOptions> {
-        let rate = |s: &Option<String>| -> anyhow::Result<u64> {
-            Ok(match s {
-                Some(s) => store::parse_rate(s)?,
-                None => 0,
-            })
-        };
-        Ok(StoreOptions {
+    /// The one repository configuration type the server shares.
+    pub fn settings(&self) -> RepoSettings {
+        RepoSettings {
+            url: self.repo.clone(),
+            password_file: self.password_file.clone(),
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),
             path_style: self.path_style,
             allow_http: self.allow_http,
             concurrency: self.concurrency,
-            limit_upload: rate(&self.limit_upload)?,
-            limit_download: rate(&self.limit_download)?,
+            limit_upload: self.limit_upload.clone(),
+            limit_download: self.limit_download.clone(),
             ..Default::default()
-        })
+        }
     }
 
     pub fn password(&self) -> anyhow::Result<Option<String>> {
-        if let Some(p) = &self.password_file {
-            let s = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read password file {}", p.display()))?;
-            let line = s.lines().next().unwrap_or("").to_string();
-            if line.is_empty() {
-                bail!("password file {} is empty", p.display());
-            }
-            return Ok(Some(line));
-        }
-        Ok(std::env::var("STRATA_REPO_PASSWORD")
-            .ok()
-            .filter(|s| !s.is_empty()))
+        Ok(self.settings().password()?)
     }
 
     pub async fn open(&self) -> anyhow::Result<Repository> {
-        let store = store::open(&self.repo, &self.store_options()?, false)?;
-        Ok(Repository::open(store, &self.repo, self.password()?.as_deref()).await?)
+        Ok(self.settings().open().await?)
     }
 }
 
@@ -132,8 +117,7 @@ async fn init(a: InitArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    let store = store::open(&a.repo.repo, &a.repo.store_options()?, true)?;
-    let repo = Repository::init(store, &a.repo.repo, opts).await?;
+    let repo = a.repo.settings().init(opts).await?;
     let c = repo.config();
     if a.json {
         println!("{}", serde_json::to_string_pretty(c)?);

@@ -10,7 +10,7 @@ pub struct Args {
     /// TOML configuration file (keys: data_dir, listen, repo, auth_token, max_body_bytes, fsync,
     /// idle_flush, max_connections, header_timeout, body_timeout, idle_timeout,
     /// query_memory_bytes, query_memory_total_bytes, max_fields_per_point,
-    /// max_fields_per_measure)
+    /// max_fields_per_measure; [repository] table)
     #[arg(long, env = "STRATA_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory [default: ./strata-data]

@@ -172,17 +172,8 @@ pub fn delete_group(inner: &Inner, name: &str) -> Result<()> {
         v.shards.retain(|k, _| k.group != name);
         st.version = Arc::new(v);
     }
-    // Renamed away first so a crash never leaves half a group behind; open removes leftovers.
+    // Renamed away first so a crash never leaves half a group behind; open removes leftovers
+    // (pinned parts stay until their snapshot's release).
     let from = inner.dir.join(group_rel(name));
-    let to = inner
-        .dir
-        .join("tmp")
-        .join(format!("deleted-{name}-{}", now_ns()));
-    let vfs = inner.vfs();
-    if vfs.exists(&from) {
-        vfs.rename(&from, &to).map_err(|e| Error::io(&from, e))?;
-        crate::format::fsync_dir(vfs, &data_root(&inner.dir))?;
-        crate::format::remove_all(vfs, &to)?;
-    }
-    Ok(())
+    super::snap::retire_tree(inner, &from, &format!("deleted-{name}-{}", now_ns()))
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::error::Result;
-use crate::format::{fsync_dir, remove_all};
+use crate::format::remove_all;
 use crate::memtable::SeriesMeta;
 use crate::part::{PartIdentity, PartReader, PartWriter};
 use crate::rows::{Rows, resolve};
@@ -216,9 +216,10 @@ fn publish_merge(
     s.epoch += 1;
     write_manifest(inner, key, s)?;
     write(&inner.state).version = Arc::new(v);
-    // Readers holding the old version keep their open file handles; snapshots hold hard links.
+    // Readers holding the old version keep their open file handles; a snapshot's pin defers
+    // the delete until its release.
     for p in inputs {
-        remove_all(inner.vfs(), &p.dir)?;
+        super::snap::retire_part(inner, &p.dir)?;
     }
     inner.stats.merges.fetch_add(1, Ordering::Relaxed);
     Ok(())
@@ -259,15 +260,9 @@ pub fn drop_expired(inner: &Inner) -> Result<()> {
             continue;
         }
         let from = inner.dir.join(group_rel(&group)).join(format!("seg-{seg}"));
-        let to = inner
-            .dir
-            .join("tmp")
-            .join(format!("drop-{group}-seg-{seg}"));
-        // Renamed away in one step so the live tree never holds half a segment.
-        if inner.vfs().rename(&from, &to).is_ok() {
-            fsync_dir(inner.vfs(), &inner.dir.join(group_rel(&group)))?;
-            remove_all(inner.vfs(), &to)?;
-        }
+        // Renamed away in one step so the live tree never holds half a segment (pinned parts
+        // stay until their snapshot's release).
+        super::snap::retire_tree(inner, &from, &format!("drop-{group}-seg-{seg}"))?;
         inner.stats.segments_dropped.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Opening a data directory: lock, identity, published parts, startup garbage collection and
 //! WAL replay.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -43,8 +44,30 @@ fn list_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(String, std::path::PathBuf
     Ok(out)
 }
 
-/// Load every shard manifest and its parts; in read-write mode remove what is not published.
-fn load_version(vfs: &dyn Vfs, dir: &Path, read_only: bool, max_part: &mut u64) -> Result<Version> {
+/// What open must not delete: the part directories live snapshot pins list (relative to the
+/// data directory), and the ones it kept although unpublished (their delete is deferred).
+struct Keep<'a> {
+    pinned: &'a HashSet<PathBuf>,
+    deferred: Vec<PathBuf>,
+}
+
+impl Keep<'_> {
+    fn remove(&mut self, vfs: &dyn Vfs, dir: &Path, path: &Path) -> Result<()> {
+        let kept = super::pins::remove_unpinned(vfs, dir, path, self.pinned)?;
+        self.deferred.extend(kept);
+        Ok(())
+    }
+}
+
+/// Load every shard manifest and its parts; in read-write mode remove what is not published
+/// (except what a live snapshot pins).
+fn load_version(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    read_only: bool,
+    max_part: &mut u64,
+    keep: &mut Keep<'_>,
+) -> Result<Version> {
     let mut v = Version::default();
     for (group, gpath) in list_dir(vfs, &data_root(dir))? {
         for (seg_name, spath) in list_dir(vfs, &gpath)? {
@@ -57,7 +80,7 @@ fn load_version(vfs: &dyn Vfs, dir: &Path, read_only: bool, max_part: &mut u64) 
                 };
                 let Some(m) = manifest::load_latest(vfs, &path)? else {
                     if !read_only {
-                        remove_all(vfs, &path)?;
+                        keep.remove(vfs, dir, &path)?;
                     }
                     continue;
                 };
@@ -81,14 +104,14 @@ fn load_version(vfs: &dyn Vfs, dir: &Path, read_only: bool, max_part: &mut u64) 
                     let live = format!("MANIFEST-{:016x}", m.epoch);
                     let prev = format!("MANIFEST-{:016x}", m.epoch.saturating_sub(1));
                     for (name, p) in list_dir(vfs, &path)? {
-                        let keep = name == live
+                        let published = name == live
                             || name == prev
                             || parse_part_dir_name(&name).is_some_and(|id| m.parts.contains(&id));
-                        if !keep {
+                        if !published {
                             if let Some(id) = parse_part_dir_name(&name) {
                                 *max_part = (*max_part).max(id);
                             }
-                            remove_all(vfs, &p)?;
+                            keep.remove(vfs, dir, &p)?;
                         }
                     }
                 }
@@ -272,10 +295,25 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
             e
         }
     };
+    // Snapshots still pinned by a reader of the previous run (until they expire).
+    let live_pins = if read_only {
+        Vec::new()
+    } else {
+        super::pins::load_live(vfs, &dir, now_ns())
+    };
+    let pinned: HashSet<PathBuf> = live_pins
+        .iter()
+        .flat_map(|p| p.parts.iter().cloned())
+        .collect();
+    let mut keep = Keep {
+        pinned: &pinned,
+        deferred: Vec::new(),
+    };
     if !read_only {
-        // Scratch space and leftover snapshots of an earlier run are never published state.
+        // Scratch space and snapshots of an earlier run are never published state; the WAL
+        // copies of live pins stay with them.
         remove_all(vfs, &dir.join("tmp"))?;
-        remove_all(vfs, &dir.join("snapshots"))?;
+        clean_snapshots_dir(vfs, &dir, &live_pins)?;
         for d in ["tmp", "snapshots", "wal", "data"] {
             create_dir_all(vfs, &dir.join(d))?;
         }
@@ -285,7 +323,7 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
     }
     let ckpt = meta_files::read_checkpoint(vfs, &dir)?.unwrap_or_default();
     let mut max_part = ckpt.next_part_id.saturating_sub(1);
-    let mut version = load_version(vfs, &dir, read_only, &mut max_part)?;
+    let mut version = load_version(vfs, &dir, read_only, &mut max_part, &mut keep)?;
     let mut catalog = CatalogState::from_public(&ckpt.catalog);
     let mut mem = Memtable::default();
     let mut replay = Replay {
@@ -307,14 +345,14 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         None
     } else {
         for p in &dropped {
-            remove_all(vfs, &p.dir)?;
+            keep.remove(vfs, &dir, &p.dir)?;
         }
         // Directories of groups that no longer exist (deleted before a crash).
         for (group, path) in list_dir(vfs, &data_root(&dir))? {
             if !catalog.groups.contains_key(&group)
                 && !version.shards.keys().any(|k| k.group == group)
             {
-                remove_all(vfs, &path)?;
+                keep.remove(vfs, &dir, &path)?;
             }
         }
         Some(WalWriter::resume(
@@ -323,6 +361,14 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
             segments,
         )?)
     };
+    let mut pins = super::pins::Pins::from_pins(live_pins);
+    for d in std::mem::take(&mut keep.deferred) {
+        pins.unpublish(&d);
+    }
+    if !read_only {
+        // Expired pins are gone from the file too.
+        pins.save(vfs, &dir)?;
+    }
     let active: MemRef = Arc::new(RwLock::new(mem));
     let wake = crossbeam_channel::bounded(1);
     Ok(Inner {
@@ -352,7 +398,7 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
             unsynced: false,
         }),
         poisoned: Mutex::new(None),
-        snapshots: Mutex::new(Default::default()),
+        pins: Mutex::new(pins),
         next_part_id: AtomicU64::new(max_part + 1),
         checkpoint_lsn: AtomicU64::new(ckpt.lsn),
         shutdown: AtomicBool::new(false),
@@ -360,4 +406,17 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         wake,
         opts,
     })
+}
+
+/// Empty `snapshots/` but for the pin file and the WAL copies of live pins.
+fn clean_snapshots_dir(vfs: &dyn Vfs, dir: &Path, live: &[super::pins::Pin]) -> Result<()> {
+    let sdir = dir.join(super::pins::SNAPSHOTS_DIR);
+    for (name, path) in list_dir(vfs, &sdir)? {
+        let keep =
+            name == super::pins::PINS_FILE || live.iter().any(|p| p.wal_copy && p.id == name);
+        if !keep {
+            remove_all(vfs, &path)?;
+        }
+    }
+    Ok(())
 }

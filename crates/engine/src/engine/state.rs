@@ -1,13 +1,14 @@
 //! Shared state of an open engine and its lock order.
 //!
 //! Lock order (never take an earlier lock while holding a later one):
-//! `flush_lock` → `layout` → `wal` → `commit` → `state` → memtable `RwLock`s.
+//! `flush_lock` → `layout` → `wal` → `commit` → `state` → memtable `RwLock`s; `layout` →
+//! `pins`, and `pins` is never held while taking any other lock.
 //! - `commit` assigns LSNs, validates against the catalog and inserts into the active memtable;
 //!   it is the only lock writers hold (plus `wal` for the group-commit leader).
 //! - `layout` serialises changes of the published part set (flush publish, merges, TTL, group
 //!   deletion) with snapshot linking, so a snapshot sees one consistent part set.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
@@ -88,11 +89,6 @@ pub struct Durable {
     pub unsynced: bool,
 }
 
-pub struct LiveSnapshot {
-    pub dir: PathBuf,
-    pub created: Instant,
-}
-
 pub struct Inner {
     pub opts: EngineOptions,
     pub dir: PathBuf,
@@ -108,7 +104,8 @@ pub struct Inner {
     pub state: RwLock<ReadState>,
     pub durable: Mutex<Durable>,
     pub poisoned: Mutex<Option<String>>,
-    pub snapshots: Mutex<HashMap<String, LiveSnapshot>>,
+    /// Live snapshots' pinned parts and the deletes they defer (see `pins.rs`).
+    pub pins: Mutex<super::pins::Pins>,
     pub next_part_id: AtomicU64,
     pub checkpoint_lsn: AtomicU64,
     pub shutdown: AtomicBool,

@@ -73,10 +73,25 @@ pub struct PartMeta {
 
 impl PartMeta {
     pub fn read(vfs: &dyn crate::vfs::Vfs, dir: &Path) -> Result<PartMeta> {
+        Self::read_with_digest(vfs, dir).map(|(m, _)| m)
+    }
+
+    /// [`PartMeta::read`], also returning the size and BLAKE3 of `meta.bin` itself (what a
+    /// snapshot lists for it, so listing a pinned part never reads a file).
+    pub fn read_with_digest(
+        vfs: &dyn crate::vfs::Vfs,
+        dir: &Path,
+    ) -> Result<(PartMeta, MetaFileDigest)> {
         let path = dir.join(META_FILE);
-        let payload = crate::format::read_framed(vfs, &path, META_MAGIC, VERSION)?;
-        serde_json::from_slice(&payload)
-            .map_err(|e| Error::corrupt(&path, format!("bad part metadata: {e}")))
+        let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
+        let payload = crate::format::unframe(&path, META_MAGIC, VERSION, &bytes)?;
+        let meta = serde_json::from_slice(payload)
+            .map_err(|e| Error::corrupt(&path, format!("bad part metadata: {e}")))?;
+        let digest = MetaFileDigest {
+            size: bytes.len() as u64,
+            digest: *blake3::hash(&bytes).as_bytes(),
+        };
+        Ok((meta, digest))
     }
 
     pub fn data_size(&self) -> u64 {
@@ -106,6 +121,13 @@ impl PartMeta {
                 .collect(),
         }
     }
+}
+
+/// Size and BLAKE3 of a part's `meta.bin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaFileDigest {
+    pub size: u64,
+    pub digest: [u8; 32],
 }
 
 pub fn parse_digest(hex_str: &str) -> Option<[u8; 32]> {

@@ -82,6 +82,8 @@ impl PartIndex {
 pub struct PartReader {
     pub dir: PathBuf,
     pub meta: PartMeta,
+    /// Size and digest of `meta.bin` (listed by snapshots without reading the file).
+    pub meta_file: super::MetaFileDigest,
     /// The series table once a scan needed it.
     index: OnceLock<Arc<PartIndex>>,
     /// `index.bin`'s checked, still compressed payload (about 1 % of the part's size): the
@@ -183,7 +185,7 @@ fn parse_index(body: &[u8]) -> Result<Vec<SeriesEntry>, ReadError> {
 
 impl PartReader {
     pub fn open(vfs: &dyn Vfs, dir: &Path) -> Result<PartReader> {
-        let meta = PartMeta::read(vfs, dir)?;
+        let (meta, meta_file) = PartMeta::read_with_digest(vfs, dir)?;
         // The frame is checked here (a flipped or cut index is refused at open, as before).
         let index_compressed = read_index_frame(vfs, dir)?.into_boxed_slice();
         let data_path = dir.join(DATA_FILE);
@@ -212,6 +214,7 @@ impl PartReader {
         Ok(PartReader {
             dir: dir.to_path_buf(),
             meta,
+            meta_file,
             index: OnceLock::new(),
             index_compressed,
             data,

@@ -67,3 +67,11 @@ pub fn recent() -> i64 {
         .as_nanos() as i64;
     now - 3 * 3_600_000_000_000
 }
+
+/// The data directory a snapshot describes, written out (files copied from where the pinned
+/// snapshot says they are).
+pub fn export(snap: &strata_engine::Snapshot) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    strata_engine::backup_api::export_snapshot(snap, d.path()).unwrap();
+    d
+}

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use strata_engine::Snapshot;
+use strata_backup::snapshot_doc::SnapshotDoc;
 
 use super::AppState;
 use super::error::ApiError;
@@ -30,13 +30,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// `POST /api/v1/snapshots`: pin a snapshot for a reader on this host (`strata backup
+/// --server`). The answer is the versioned [`SnapshotDoc`]; the pin lives until `DELETE
+/// /api/v1/snapshots/{id}` or its `expires_at`, across a server restart too.
 pub async fn take_snapshot(
     State(state): State<AppState>,
-) -> Result<(StatusCode, Json<Snapshot>), ApiError> {
+) -> Result<(StatusCode, Json<SnapshotDoc>), ApiError> {
     let engine = state.engine.clone();
     let snap = tokio::task::spawn_blocking(move || engine.snapshot()).await??;
     tracing::info!(id = %snap.id, lsn = snap.lsn, "snapshot taken");
-    Ok((StatusCode::CREATED, Json(snap)))
+    Ok((StatusCode::CREATED, Json(SnapshotDoc::from(&snap))))
 }
 
 pub async fn release_snapshot(

@@ -1,7 +1,13 @@
-//! API errors: a status code and a JSON body `{"error": "...", ...details}`.
+//! API errors: a status code and a JSON body `{"error": "...", ...details}`, from every
+//! endpoint: handlers return [`ApiError`], and [`json_errors`] rewrites whatever else answers
+//! with an error in another form (axum's extractor rejections: 400, 405, 413, 415, 422; the
+//! 404 of an unknown route) into the same shape.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -63,6 +69,47 @@ impl From<BodyError> for ApiError {
         };
         ApiError::new(status, e)
     }
+}
+
+/// Error bodies longer than this are cut (they are one-line messages).
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Middleware: an error response (4xx, 5xx) that is not JSON becomes `{"error": "<its text>"}`
+/// with the same status and headers (a 405's `Allow` stays).
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let msg = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let body = json!({ "error": msg }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
 }
 
 impl From<tokio::task::JoinError> for ApiError {

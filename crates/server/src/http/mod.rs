@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
+use strata_backup::settings::RepoSettings;
 use strata_engine::Engine;
 
 use crate::backup_jobs;
@@ -71,8 +72,8 @@ impl Default for QueryLimits {
 }
 
 /// The whole API. Every route, including the backup routes merged in, sits behind the token
-/// check (when `token` is set) and the body limit.
-pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> Router {
+/// check (when `token` is set) and the body limit; every error answer is JSON.
+pub fn router(state: AppState, token: Option<String>, repo: Option<RepoSettings>) -> Router {
     let body_limit = state.max_body;
     let deadline = body_deadline::BodyDeadline {
         timeout: state.body_timeout,
@@ -112,4 +113,6 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<String>) -> R
             body_limit,
             limits::refuse_announced_oversize,
         ))
+        // Outermost: every error answer, whoever produced it, leaves as JSON.
+        .layer(axum::middleware::from_fn(error::json_errors))
 }

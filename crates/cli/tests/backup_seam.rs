@@ -1,0 +1,306 @@
+//! The backup seam through the real binary: `repo init` that fails leaves nothing, every error
+//! of the HTTP API is JSON, a backup job accepts a JSON body without `Content-Type`, and a
+//! server backup job honours the repository settings of its config file (an S3 endpoint).
+#![allow(clippy::unwrap_used)]
+
+mod backup_support;
+#[path = "server_support/mod.rs"]
+mod server_support;
+
+use std::time::Duration;
+
+use backup_support::{PASSWORD, init_repo, s, strata};
+use reqwest::Method as M;
+use server_support::{Opts, Server, base_secs};
+
+#[test]
+fn repo_init_encrypted_without_a_password_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("new-repo");
+    let o = strata()
+        .env_remove("STRATA_REPO_PASSWORD")
+        .args([
+            "repo",
+            "init",
+            "--repo",
+            s(&repo),
+            "--encryption",
+            "aes-256-gcm",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("needs a password"), "{err}");
+    assert!(!err.contains("is encrypted"), "{err}");
+    assert!(!repo.exists(), "a failed init left {}", repo.display());
+    // An existing empty directory is left as it was (not removed: the user made it).
+    std::fs::create_dir(&repo).unwrap();
+    let o = strata()
+        .env_remove("STRATA_REPO_PASSWORD")
+        .args([
+            "repo",
+            "init",
+            "--repo",
+            s(&repo),
+            "--encryption",
+            "aes-256-gcm",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(repo.is_dir());
+    assert_eq!(std::fs::read_dir(&repo).unwrap().count(), 0);
+}
+
+fn wait_job(server: &Server, status_url: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..600 {
+        last = server
+            .request(M::GET, status_url)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if last["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    last
+}
+
+/// (status, parsed JSON body); panics when the body is not JSON.
+fn json_answer(r: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("HTTP {status} answered non-JSON ({e}): {text:?}"));
+    assert!(ct.starts_with("application/json"), "{status}: {ct}");
+    assert!(v["error"].is_string(), "{status}: {v}");
+    (status, v)
+}
+
+#[test]
+fn backup_jobs_take_json_without_content_type_and_every_error_is_json() {
+    let t = tempfile::tempdir().unwrap();
+    let (data, repo) = (t.path().join("data"), t.path().join("repo"));
+    init_repo(&repo);
+    let server = Server::start_with(Opts {
+        args: &["--repo", s(&repo), "--max-body-bytes", "4096"],
+        env: &[("STRATA_REPO_PASSWORD", PASSWORD)],
+        data_dir: Some(&data),
+        token: None,
+    });
+    server.write_ok("g", "s", &format!("m v=1 {}", base_secs()));
+
+    // The OPERATIONS.md example: curl -d '{...}' sends no JSON content type.
+    let r = server
+        .request(M::POST, "/api/v1/backups")
+        .body(r#"{"labels": {"via": "curl"}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let job: serde_json::Value = r.json().unwrap();
+    let done = wait_job(&server, job["status"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let form = server
+        .request(M::POST, "/api/v1/backups")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"full": false}"#)
+        .send()
+        .unwrap();
+    assert_eq!(form.status().as_u16(), 202);
+    let job: serde_json::Value = form.json().unwrap();
+    assert_eq!(
+        wait_job(&server, job["status"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+
+    // Errors, whoever produces them, are JSON.
+    let bad_json = server
+        .request(M::POST, "/api/v1/backups")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(json_answer(bad_json).0, 400);
+    let unknown_field = server
+        .request(M::POST, "/api/v1/backups")
+        .body(r#"{"fulll": true}"#)
+        .send()
+        .unwrap();
+    assert_eq!(json_answer(unknown_field).0, 400);
+    let (st, _) = json_answer(server.request(M::GET, "/no/such/route").send().unwrap());
+    assert_eq!(st, 404);
+    let (st, _) = json_answer(server.request(M::GET, "/api/v1/snapshots").send().unwrap());
+    assert_eq!(st, 405);
+    // axum's Json extractor: wrong content type (415), wrong shape (422), bad syntax (400).
+    let (st, _) = json_answer(
+        server
+            .request(M::POST, "/api/v1/query")
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 415);
+    let (st, _) = json_answer(
+        server
+            .request(M::POST, "/api/v1/query")
+            .json(&serde_json::json!({"group": 5}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 422);
+    let (st, _) = json_answer(
+        server
+            .request(M::POST, "/api/v1/query")
+            .header("content-type", "application/json")
+            .body("{")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 400);
+    let (st, _) = json_answer(
+        server
+            .request(M::POST, "/api/v1/backups")
+            .body(vec![b' '; 10_000])
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 413);
+    let (st, _) = json_answer(
+        server
+            .request(M::DELETE, "/api/v1/snapshots/nope")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 404);
+    assert!(server.stop().success());
+}
+
+mod s3 {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder as ConnBuilder;
+    use s3s::auth::SimpleAuth;
+    use s3s::service::S3ServiceBuilder;
+
+    pub const ACCESS: &str = "test-access-key";
+    pub const SECRET: &str = "test-secret-key";
+    pub const BUCKET: &str = "backups";
+
+    /// An in-process S3 server (s3s + s3s-fs) on its own runtime thread.
+    pub struct S3 {
+        pub addr: std::net::SocketAddr,
+        _dir: tempfile::TempDir,
+        _rt: tokio::runtime::Runtime,
+    }
+
+    pub fn start() -> S3 {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(BUCKET)).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut b = S3ServiceBuilder::new(s3s_fs::FileSystem::new(dir.path()).unwrap());
+        b.set_auth(SimpleAuth::from_single(ACCESS, SECRET));
+        let service = b.build();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(TokioIo::new(sock), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        S3 {
+            addr,
+            _dir: dir,
+            _rt: rt,
+        }
+    }
+}
+
+#[test]
+fn a_server_backup_job_uses_the_configured_s3_endpoint() {
+    let s3 = s3::start();
+    let endpoint = format!("http://{}", s3.addr);
+    let url = format!("s3://{}/strata", s3::BUCKET);
+    let t = tempfile::tempdir().unwrap();
+    let s3_flags = [
+        "--endpoint",
+        &endpoint,
+        "--region",
+        "us-east-1",
+        "--path-style",
+        "--allow-http",
+    ];
+    let mut init = strata();
+    init.env("AWS_ACCESS_KEY_ID", s3::ACCESS)
+        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET)
+        .args(["repo", "init", "--repo", &url, "--kdf-memory-kib", "256"])
+        .args(s3_flags);
+    let o = init.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The server gets endpoint, region and credentials from its config file only.
+    let config = t.path().join("strata.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo = \"{url}\"\n[repository]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\npath_style = true\n\
+             allow_http = true\nconcurrency = 4\nlimit_upload = \"500MiB\"\n",
+            s3::ACCESS,
+            s3::SECRET
+        ),
+    )
+    .unwrap();
+    let data = t.path().join("data");
+    let server = Server::start_with(Opts {
+        args: &["--config", s(&config)],
+        env: &[("STRATA_REPO_PASSWORD", PASSWORD)],
+        data_dir: Some(&data),
+        token: None,
+    });
+    server.write_ok("g", "s", &format!("m v=1 {}", base_secs()));
+    let r = server
+        .request(M::POST, "/api/v1/backups")
+        .json(&serde_json::json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let job: serde_json::Value = r.json().unwrap();
+    let done = wait_job(&server, job["status"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(done["stats"]["new_objects"].as_u64().unwrap() > 0, "{done}");
+    // The snapshot is in the S3 repository, as the CLI sees it.
+    let mut list = strata();
+    list.env("AWS_ACCESS_KEY_ID", s3::ACCESS)
+        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET)
+        .args(["snapshots", "--repo", &url, "--json"])
+        .args(s3_flags);
+    let o = list.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = v.to_string();
+    assert!(text.contains(done["snapshot"].as_str().unwrap()), "{text}");
+    assert!(server.stop().success());
+}
