@@ -130,11 +130,9 @@ impl RepoSettings {
             Repository::init(store, &self.url, opts).await
         }
         .await;
-        if res.is_err() {
-            if let Some(d) = made {
-                // Only what this call created, and only while it is still empty.
-                let _ = std::fs::remove_dir(&d);
-            }
+        if let (Err(_), Some(d)) = (&res, made) {
+            // Only what this call created, and only while it is still empty.
+            let _ = std::fs::remove_dir(&d);
         }
         res
     }

@@ -116,7 +116,7 @@ fn write_tree(v: &serde_json::Value, dst: &Path) -> Result<(), String> {
 
 fn unhex(h: &str) -> Result<Vec<u8>, String> {
     let b = h.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err("odd-length hex".into());
     }
     b.chunks(2)
