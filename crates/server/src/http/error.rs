@@ -75,9 +75,16 @@ impl From<BodyError> for ApiError {
 const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// Middleware: an error response (4xx, 5xx) that is not JSON becomes `{"error": "<its text>"}`
-/// with the same status and headers (a 405's `Allow` stays).
+/// with the same status and headers (a 405's `Allow` stays). The Prometheus endpoints keep
+/// their protocol's plain-text errors.
 pub async fn json_errors(req: Request, next: Next) -> Response {
+    // The Prometheus remote write and read protocols answer errors in plain text, which
+    // Prometheus shows to its user as it is.
+    let prometheus = req.uri().path().starts_with("/api/v1/prom/");
     let resp = next.run(req).await;
+    if prometheus {
+        return resp;
+    }
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
