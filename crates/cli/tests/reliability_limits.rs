@@ -243,6 +243,8 @@ fn oversized_and_duplicated_parameters_get_a_clear_4xx() {
         format!("/api/v1/write?group=g&precision=s&{long}=1"),
         "/write?db=a&db=b&precision=s".to_string(),
         "/api/v2/write?bucket=a&bucket=b&precision=s".to_string(),
+        "/api/v1/prom/write?group=a&group=b".to_string(),
+        "/api/v1/prom/read?group=a&group=b".to_string(),
     ];
     for path in &cases {
         let (code, body) = status(path, &line);
@@ -252,6 +254,15 @@ fn oversized_and_duplicated_parameters_get_a_clear_4xx() {
             "{shown}: expected a 4xx, got {code}: {body}"
         );
         assert!(!body.trim().is_empty(), "{shown}: the error says nothing");
+        let repeated = [
+            "group=a&group=b",
+            "&precision=ms",
+            "db=a&db=b",
+            "bucket=a&bucket=b",
+        ];
+        if repeated.iter().any(|r| path.contains(r)) {
+            assert!(body.contains("more than once"), "{shown}: {body}");
+        }
     }
     // Queries: huge numbers and names.
     for q in [

@@ -17,22 +17,25 @@ pub struct Params(pub HashMap<String, String>);
 
 impl Params {
     pub fn parse(query: &str) -> Result<Params, ApiError> {
-        let mut out = HashMap::new();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            match out.entry(k.into_owned()) {
-                Entry::Occupied(e) => {
-                    let name: String = e.key().chars().take(64).collect();
-                    return Err(ApiError::bad_request(format!(
-                        "query parameter '{name}' is given more than once"
-                    )));
-                }
-                Entry::Vacant(e) => {
-                    e.insert(v.into_owned());
-                }
+        unique(query).map(Params).map_err(ApiError::bad_request)
+    }
+}
+
+/// The parameters of a query string, or the one-line reason a name is repeated.
+pub fn unique(query: &str) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match out.entry(k.into_owned()) {
+            Entry::Occupied(e) => {
+                let name: String = e.key().chars().take(64).collect();
+                return Err(format!("query parameter '{name}' is given more than once"));
+            }
+            Entry::Vacant(e) => {
+                e.insert(v.into_owned());
             }
         }
-        Ok(Params(out))
     }
+    Ok(out)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {

@@ -1,10 +1,8 @@
 //! `POST /api/v1/prom/read?group=G`: Prometheus remote read (sampled responses). Errors are
 //! plain text with the status, as Prometheus' own remote-read handler answers.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use strata_prompb::Message;
@@ -13,11 +11,11 @@ use super::AppState;
 use crate::ingest::body;
 use crate::remote_read::{self, ReadRequest};
 
-pub async fn read(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
+pub async fn read(State(state): State<AppState>, uri: Uri, body: Bytes) -> Response {
+    let params = match super::params::unique(uri.query().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(e) => return text(StatusCode::BAD_REQUEST, &e),
+    };
     let Some(group) = params.get("group").filter(|g| !g.is_empty()).cloned() else {
         return text(
             StatusCode::BAD_REQUEST,
