@@ -11,7 +11,7 @@
 mod identity;
 mod journal;
 mod lock;
-mod names;
+pub(crate) mod names;
 mod stage;
 mod swap;
 mod target;
