@@ -71,7 +71,7 @@ impl Engine {
     /// unpublished, replay the WAL. A second process gets [`Error::Locked`].
     pub fn open(opts: EngineOptions) -> Result<Engine> {
         let inner = Arc::new(open::open(opts, false)?);
-        let threads = if inner.opts.background {
+        let threads = if inner.env.opts.background {
             background::spawn(&inner)?
         } else {
             Vec::new()
@@ -103,7 +103,7 @@ impl Engine {
     /// allocation per point). The batch's tags are sorted by key in place.
     pub fn write_batch(&self, group: &str, batch: PointBatch<'_>) -> Result<u64> {
         let c = commit::write(&self.inner, group, batch)?;
-        let limit = self.inner.opts.memtable_bytes;
+        let limit = self.inner.env.opts.memtable_bytes;
         if c.mem_bytes >= limit.saturating_mul(4) {
             // Flushing fell far behind: this writer helps (bounded memory beats latency here).
             // Out of file descriptors, the write is still durable and acknowledged; the
@@ -113,7 +113,7 @@ impl Engine {
                 r => r?,
             }
         } else if c.mem_bytes >= limit {
-            let _ = self.inner.wake.0.try_send(());
+            let _ = self.inner.background.wake.0.try_send(());
         }
         Ok(c.lsn)
     }
@@ -129,7 +129,7 @@ impl Engine {
     }
 
     pub fn catalog(&self) -> Catalog {
-        lock(&self.inner.commit).catalog.to_public()
+        lock(&self.inner.writes.commit).catalog.to_public()
     }
 
     /// Create a group or change its settings.
@@ -194,7 +194,7 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         let i = &self.inner;
-        let st = read(&i.state);
+        let st = read(&i.published.state);
         let version = st.version.clone();
         let mems: Vec<state::MemRef> = st
             .frozen
@@ -238,23 +238,23 @@ impl Engine {
             merges: i.stats.merges.load(Ordering::Relaxed),
             segments_dropped: i.stats.segments_dropped.load(Ordering::Relaxed),
             memtable_bytes,
-            last_lsn: lock(&i.commit).last_lsn,
+            last_lsn: lock(&i.writes.commit).last_lsn,
             series_tables_loaded,
         }
     }
 
     pub fn node_id(&self) -> &str {
-        &self.inner.node_id
+        &self.inner.env.node_id
     }
 
     /// The data directory this engine serves.
     pub fn data_dir(&self) -> &Path {
-        &self.inner.dir
+        &self.inner.env.dir
     }
 
     /// Flush, fsync and release the lock.
     pub fn close(mut self) -> Result<()> {
-        let res = if self.inner.read_only {
+        let res = if self.inner.env.read_only {
             Ok(())
         } else {
             flush::flush(&self.inner)
@@ -264,12 +264,12 @@ impl Engine {
     }
 
     fn stop(&mut self) {
-        self.inner.shutdown.store(true, Ordering::SeqCst);
-        let _ = self.inner.wake.0.try_send(());
+        self.inner.background.shutdown.store(true, Ordering::SeqCst);
+        let _ = self.inner.background.wake.0.try_send(());
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        if let Some(w) = lock(&self.inner.wal).as_mut() {
+        if let Some(w) = lock(&self.inner.writes.wal).as_mut() {
             let _ = w.sync();
         }
     }

@@ -19,7 +19,7 @@ pub fn spawn(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || f(&i))
-            .map_err(|e| Error::io(&inner.dir, e))
+            .map_err(|e| Error::io(&inner.env.dir, e))
     };
     Ok(vec![
         spawn("strata-flush", flush_loop)?,
@@ -28,12 +28,12 @@ pub fn spawn(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
 }
 
 fn flush_due(inner: &Inner) -> bool {
-    let st = read(&inner.state);
+    let st = read(&inner.published.state);
     let m = read(&st.active);
-    let idle = inner.opts.idle_flush;
-    m.bytes >= inner.opts.memtable_bytes
+    let idle = inner.env.opts.idle_flush;
+    m.bytes >= inner.env.opts.memtable_bytes
         || m.first_insert
-            .is_some_and(|t| t.elapsed() >= inner.opts.memtable_age)
+            .is_some_and(|t| t.elapsed() >= inner.env.opts.memtable_age)
         || (!idle.is_zero() && m.last_insert.is_some_and(|t| t.elapsed() >= idle))
 }
 
@@ -82,9 +82,9 @@ impl Backoff {
 fn flush_loop(inner: &Inner) {
     let mut last_ttl = Instant::now();
     let mut backoff = Backoff::new();
-    while !inner.shutdown.load(Ordering::SeqCst) {
-        let _ = inner.wake.1.recv_timeout(TICK);
-        if inner.shutdown.load(Ordering::SeqCst) {
+    while !inner.background.shutdown.load(Ordering::SeqCst) {
+        let _ = inner.background.wake.1.recv_timeout(TICK);
+        if inner.background.shutdown.load(Ordering::SeqCst) {
             break;
         }
         super::durable::sync_if_due(inner);
@@ -115,12 +115,12 @@ fn flush_loop(inner: &Inner) {
 
 /// A flush postponed for want of file descriptors waits for its retry.
 fn flush_retry_pending(inner: &Inner) -> bool {
-    lock(&inner.flush_lock).is_some()
+    lock(&inner.background.flush_lock).is_some()
 }
 
 fn merge_loop(inner: &Inner) {
     let mut backoff = Backoff::new();
-    while !inner.shutdown.load(Ordering::SeqCst) {
+    while !inner.background.shutdown.load(Ordering::SeqCst) {
         if backoff.ready() {
             match super::merge::merge_once(inner, super::merge::Policy::Tiered) {
                 Ok(true) => {

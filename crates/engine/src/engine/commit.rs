@@ -21,16 +21,13 @@ use super::route::point_expired;
 use super::state::*;
 
 fn check_writable(inner: &Inner) -> Result<()> {
-    if inner.read_only {
+    if inner.env.read_only {
         return Err(Error::InvalidInput("engine is open read-only".into()));
     }
-    if inner.shutdown.load(Ordering::Relaxed) {
+    if inner.background.shutdown.load(Ordering::Relaxed) {
         return Err(Error::Closed);
     }
-    if let Some(msg) = lock(&inner.poisoned).as_ref() {
-        return Err(Error::Poisoned(msg.clone()));
-    }
-    Ok(())
+    inner.writes.check_poisoned()
 }
 
 /// A durable batch: its LSN, and the active memtable's size after it (the caller decides
@@ -44,7 +41,7 @@ pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<Co
     check_writable(inner)?;
     if batch.is_empty() {
         return Ok(Committed {
-            lsn: lock(&inner.commit).last_lsn,
+            lsn: lock(&inner.writes.commit).last_lsn,
             mem_bytes: 0,
         });
     }
@@ -58,7 +55,7 @@ pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<Co
     record::encode_write(group, &batch, &mut payload);
     let oldest = batch.iter().map(|p| p.timestamp).min().unwrap_or(i64::MAX);
     let (lsn, mem_bytes) = {
-        let mut c = lock(&inner.commit);
+        let mut c = lock(&inner.writes.commit);
         let delta = c
             .catalog
             .validate_batch(group, &batch, &field_caps(inner))?;
@@ -89,8 +86,8 @@ pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<Co
 
 fn field_caps(inner: &Inner) -> crate::catalog::FieldCaps {
     crate::catalog::FieldCaps {
-        per_point: inner.opts.max_fields_per_point,
-        per_measure: inner.opts.max_fields_per_measure,
+        per_point: inner.env.opts.max_fields_per_point,
+        per_measure: inner.env.opts.max_fields_per_measure,
     }
 }
 
@@ -119,7 +116,7 @@ fn append_control(
     f: impl FnOnce(&mut Commit) -> Result<()>,
 ) -> Result<u64> {
     let lsn = {
-        let mut c = lock(&inner.commit);
+        let mut c = lock(&inner.writes.commit);
         f(&mut c)?;
         let lsn = c.last_lsn + 1;
         if c.pending.is_empty() {
@@ -152,7 +149,7 @@ pub fn put_group(inner: &Inner, name: &str, settings: GroupSettings) -> Result<(
 pub fn delete_group(inner: &Inner, name: &str) -> Result<()> {
     check_writable(inner)?;
     // No flush may be building parts for this group while it goes away.
-    let retry = lock(&inner.flush_lock);
+    let retry = lock(&inner.background.flush_lock);
     let payload = record::encode_delete_group(name);
     append_control(inner, record::KIND_DELETE_GROUP, &payload, |c| {
         if c.catalog.groups.remove(name).is_none() {
@@ -165,15 +162,15 @@ pub fn delete_group(inner: &Inner, name: &str) -> Result<()> {
         }
         Ok(())
     })?;
-    let _l = lock(&inner.layout);
+    let _l = lock(&inner.published.layout);
     {
-        let mut st = super::state::write(&inner.state);
+        let mut st = super::state::write(&inner.published.state);
         let mut v = (*st.version).clone();
         v.shards.retain(|k, _| k.group != name);
         st.version = Arc::new(v);
     }
     // Renamed away first so a crash never leaves half a group behind; open removes leftovers
     // (pinned parts stay until their snapshot's release).
-    let from = inner.dir.join(group_rel(name));
+    let from = inner.env.dir.join(group_rel(name));
     super::snap::retire_tree(inner, &from, &format!("deleted-{name}-{}", now_ns()))
 }

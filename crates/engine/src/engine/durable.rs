@@ -14,39 +14,35 @@ use super::options::FsyncPolicy;
 use super::state::*;
 
 fn poison(inner: &Inner, e: &Error) {
-    let mut p = lock(&inner.poisoned);
-    if p.is_none() {
+    if inner.writes.poison(|| e.to_string()) {
         tracing::error!(error = %e, "WAL write failed; refusing writes until reopened");
-        *p = Some(e.to_string());
     }
 }
 
 /// Return once `lsn` is written (and fsynced when the policy or `force_sync` says so).
 pub fn wait_durable(inner: &Inner, lsn: u64, force_sync: bool) -> Result<()> {
     loop {
-        if lock(&inner.durable).done_lsn >= lsn && !force_sync {
+        if lock(&inner.writes.durable).done_lsn >= lsn && !force_sync {
             return Ok(());
         }
-        let mut wal = lock(&inner.wal);
-        if let Some(msg) = lock(&inner.poisoned).as_ref() {
-            return Err(Error::Poisoned(msg.clone()));
-        }
+        let mut wal = lock(&inner.writes.wal);
+        inner.writes.check_poisoned()?;
         let Some(w) = wal.as_mut() else {
             return Err(Error::InvalidInput("engine is open read-only".into()));
         };
-        let mut d = lock(&inner.durable);
+        let mut d = lock(&inner.writes.durable);
         if d.done_lsn >= lsn && !(force_sync && d.unsynced) {
             return Ok(());
         }
         drop(d);
         let (buf, first, last) = {
-            let mut c = lock(&inner.commit);
+            let mut c = lock(&inner.writes.commit);
             (std::mem::take(&mut c.pending), c.pending_first, c.last_lsn)
         };
         let sync_now = force_sync
-            || match inner.opts.fsync {
+            || match inner.env.opts.fsync {
                 FsyncPolicy::Always => true,
-                FsyncPolicy::Interval(iv) => lock(&inner.durable).last_sync.elapsed() >= iv,
+                FsyncPolicy::Interval(iv) => lock(&inner.writes.durable).last_sync.elapsed() >= iv,
                 FsyncPolicy::Never => false,
             };
         let res = (|| {
@@ -67,7 +63,7 @@ pub fn wait_durable(inner: &Inner, lsn: u64, force_sync: bool) -> Result<()> {
             poison(inner, &e);
             return Err(e);
         }
-        d = lock(&inner.durable);
+        d = lock(&inner.writes.durable);
         if !buf.is_empty() {
             d.done_lsn = last;
             d.unsynced = true;
@@ -84,15 +80,15 @@ pub fn wait_durable(inner: &Inner, lsn: u64, force_sync: bool) -> Result<()> {
 
 /// Background fsync for the `interval` policy.
 pub fn sync_if_due(inner: &Inner) {
-    let FsyncPolicy::Interval(iv) = inner.opts.fsync else {
+    let FsyncPolicy::Interval(iv) = inner.env.opts.fsync else {
         return;
     };
     let due = {
-        let d = lock(&inner.durable);
+        let d = lock(&inner.writes.durable);
         d.unsynced && d.last_sync.elapsed() >= iv
     };
     if due {
-        let lsn = lock(&inner.durable).done_lsn;
+        let lsn = lock(&inner.writes.durable).done_lsn;
         let _ = wait_durable(inner, lsn, true);
     }
 }

@@ -20,10 +20,10 @@ use super::route::{Route, route, segment_runs};
 use super::state::*;
 
 pub fn flush(inner: &Inner) -> Result<()> {
-    if inner.read_only {
+    if inner.env.read_only {
         return Ok(());
     }
-    let mut retry = lock(&inner.flush_lock);
+    let mut retry = lock(&inner.background.flush_lock);
     flush_locked(inner, &mut retry)
 }
 
@@ -47,10 +47,8 @@ impl Frozen {
 /// Record a failed flush: the frozen memtable stays readable, but nothing more is accepted
 /// until reopen (a later checkpoint would otherwise claim rows that never reached a part).
 fn fail(inner: &Inner, e: Error) -> Error {
-    let mut p = lock(&inner.poisoned);
-    if p.is_none() {
+    if inner.writes.poison(|| format!("flush failed: {e}")) {
         tracing::error!(error = %e, "flush failed; refusing writes until reopened");
-        *p = Some(format!("flush failed: {e}"));
     }
     e
 }
@@ -63,9 +61,7 @@ fn fail(inner: &Inner, e: Error) -> Error {
 /// it first with its own cut, so the checkpoint never passes a row that is not in a part.
 /// Writes go on meanwhile. Any other failure poisons the engine as before.
 pub fn flush_locked(inner: &Inner, retry: &mut Option<Frozen>) -> Result<()> {
-    if let Some(msg) = lock(&inner.poisoned).as_ref() {
-        return Err(Error::Poisoned(msg.clone()));
-    }
+    inner.writes.check_poisoned()?;
     if let Some(f) = retry.take() {
         write_frozen(inner, f).map_err(|(f, e)| {
             *retry = Some(f);
@@ -86,7 +82,7 @@ pub fn flush_locked(inner: &Inner, retry: &mut Option<Frozen>) -> Result<()> {
 
 /// Swap in a fresh active memtable; `None` when there is nothing to flush.
 fn freeze(inner: &Inner) -> Option<Frozen> {
-    let mut c = lock(&inner.commit);
+    let mut c = lock(&inner.writes.commit);
     if read(&c.active).is_empty() {
         return None;
     }
@@ -95,7 +91,7 @@ fn freeze(inner: &Inner) -> Option<Frozen> {
     let fresh: MemRef = Arc::new(RwLock::new(Memtable::default()));
     let old = std::mem::replace(&mut c.active, fresh.clone());
     c.last_freeze = cut;
-    let mut st = write(&inner.state);
+    let mut st = write(&inner.published.state);
     st.frozen.push(old.clone());
     st.active = fresh;
     Some(Frozen {
@@ -111,7 +107,7 @@ fn freeze(inner: &Inner) -> Option<Frozen> {
 fn write_frozen(inner: &Inner, f: Frozen) -> Result<(), (Frozen, Error)> {
     let mut built = Vec::new();
     let res = (|| {
-        if let Some(w) = lock(&inner.wal).as_mut() {
+        if let Some(w) = lock(&inner.writes.wal).as_mut() {
             w.rotate()?;
         }
         build_parts(
@@ -161,7 +157,7 @@ fn build_parts(
     cut: u64,
     out: &mut Vec<BuiltPart>,
 ) -> Result<()> {
-    let version = read(&inner.state).version.clone();
+    let version = inner.published.version();
     let mut groups: Vec<&String> = mem.groups.keys().collect();
     groups.sort();
     for group in groups {
@@ -201,6 +197,7 @@ fn build_parts(
             };
             let flushed = version.shards.get(&key).map_or(0, |s| s.flushed_lsn);
             let id = inner
+                .published
                 .next_part_id
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let ident = PartIdentity {
@@ -238,8 +235,8 @@ fn publish(
     catalog: &CatalogState,
     frozen: &MemRef,
 ) -> Result<()> {
-    let _l = lock(&inner.layout);
-    let mut v = (*read(&inner.state).version).clone();
+    let _l = lock(&inner.published.layout);
+    let mut v = (*read(&inner.published.state).version).clone();
     built.reverse();
     while let Some(b) = built.pop() {
         if !catalog.groups.contains_key(&b.key.group) {
@@ -261,11 +258,11 @@ fn publish(
     }
     write_checkpoint(inner, catalog, cut)?;
     {
-        let mut st = write(&inner.state);
+        let mut st = write(&inner.published.state);
         st.version = Arc::new(v);
         st.frozen.retain(|m| !Arc::ptr_eq(m, frozen));
     }
-    if let Some(w) = lock(&inner.wal).as_mut() {
+    if let Some(w) = lock(&inner.writes.wal).as_mut() {
         w.delete_through(cut)?;
     }
     Ok(())

@@ -100,16 +100,16 @@ pub fn pick_window(sizes: &[u64], policy: Policy) -> Option<std::ops::Range<usiz
 
 /// Merge one window in one shard, chosen under `policy`. Returns whether it did.
 pub fn merge_once(inner: &Inner, policy: Policy) -> Result<bool> {
-    if inner.read_only {
+    if inner.env.read_only {
         return Ok(false);
     }
-    let version = read(&inner.state).version.clone();
+    let version = inner.published.version();
     for (key, s) in &version.shards {
         let sizes: Vec<u64> = s.parts.iter().map(|p| p.meta.data_size()).collect();
         let Some(range) = pick_window(&sizes, policy) else {
             continue;
         };
-        if inner.shutdown.load(Ordering::Relaxed) {
+        if inner.background.shutdown.load(Ordering::Relaxed) {
             return Ok(false);
         }
         let inputs: Vec<Arc<PartReader>> = s.parts[range].to_vec();
@@ -120,7 +120,7 @@ pub fn merge_once(inner: &Inner, policy: Policy) -> Result<bool> {
 }
 
 fn merge_parts(inner: &Inner, key: &ShardKey, inputs: &[Arc<PartReader>]) -> Result<()> {
-    let id = inner.next_part_id.fetch_add(1, Ordering::SeqCst);
+    let id = inner.published.next_part_id.fetch_add(1, Ordering::SeqCst);
     let ident = PartIdentity {
         part_id: id,
         group: key.group.clone(),
@@ -191,8 +191,8 @@ fn publish_merge(
     inputs: &[Arc<PartReader>],
     out: Option<PartReader>,
 ) -> Result<()> {
-    let _l = lock(&inner.layout);
-    let mut v = (*read(&inner.state).version).clone();
+    let _l = lock(&inner.published.layout);
+    let mut v = (*read(&inner.published.state).version).clone();
     let ids: Vec<u64> = inputs.iter().map(|p| p.meta.part_id).collect();
     let live = v.shards.get(&key.clone()).is_some_and(|s| {
         ids.iter()
@@ -215,7 +215,7 @@ fn publish_merge(
     s.parts.sort_by_key(|p| p.meta.min_lsn);
     s.epoch += 1;
     write_manifest(inner, key, s)?;
-    write(&inner.state).version = Arc::new(v);
+    write(&inner.published.state).version = Arc::new(v);
     // Readers holding the old version keep their open file handles; a snapshot's pin defers
     // the delete until its release.
     for p in inputs {
@@ -227,18 +227,18 @@ fn publish_merge(
 
 /// Drop every segment whose end is past its group's TTL.
 pub fn drop_expired(inner: &Inner) -> Result<()> {
-    if inner.read_only {
+    if inner.env.read_only {
         return Ok(());
     }
     let now = now_ns();
-    let _l = lock(&inner.layout);
-    let ttls: BTreeMap<String, i64> = lock(&inner.commit)
+    let _l = lock(&inner.published.layout);
+    let ttls: BTreeMap<String, i64> = lock(&inner.writes.commit)
         .catalog
         .groups
         .iter()
         .map(|(n, g)| (n.clone(), g.settings.ttl_ns))
         .collect();
-    let mut v = (*read(&inner.state).version).clone();
+    let mut v = (*read(&inner.published.state).version).clone();
     let doomed: Vec<(String, i64)> = v
         .shards
         .iter()
@@ -253,13 +253,17 @@ pub fn drop_expired(inner: &Inner) -> Result<()> {
     }
     v.shards
         .retain(|k, _| !doomed.contains(&(k.group.clone(), k.segment)));
-    write(&inner.state).version = Arc::new(v);
+    write(&inner.published.state).version = Arc::new(v);
     let mut seen = std::collections::BTreeSet::new();
     for (group, seg) in doomed {
         if !seen.insert((group.clone(), seg)) {
             continue;
         }
-        let from = inner.dir.join(group_rel(&group)).join(format!("seg-{seg}"));
+        let from = inner
+            .env
+            .dir
+            .join(group_rel(&group))
+            .join(format!("seg-{seg}"));
         // Renamed away in one step so the live tree never holds half a segment (pinned parts
         // stay until their snapshot's release).
         super::snap::retire_tree(inner, &from, &format!("drop-{group}-seg-{seg}"))?;

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -370,41 +369,42 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         pins.save(vfs, &dir)?;
     }
     let active: MemRef = Arc::new(RwLock::new(mem));
-    let wake = crossbeam_channel::bounded(1);
     Ok(Inner {
-        dir: dir.clone(),
-        read_only,
-        node_id: engine_file.node_id,
-        _lock: lock_file,
-        flush_lock: Mutex::new(None),
-        layout: Mutex::new(()),
-        wal: Mutex::new(wal_writer),
-        commit: Mutex::new(Commit {
-            catalog,
-            last_lsn,
-            pending: Vec::new(),
-            pending_first: 0,
-            active: active.clone(),
-            last_freeze: ckpt.lsn,
-        }),
-        state: RwLock::new(ReadState {
-            version: Arc::new(version),
-            frozen: Vec::new(),
-            active,
-        }),
-        durable: Mutex::new(Durable {
-            done_lsn: last_lsn,
-            last_sync: Instant::now(),
-            unsynced: false,
-        }),
-        poisoned: Mutex::new(None),
+        env: Env {
+            dir: dir.clone(),
+            read_only,
+            node_id: engine_file.node_id,
+            _lock: lock_file,
+            opts,
+        },
+        writes: WritePath::new(
+            Commit {
+                catalog,
+                last_lsn,
+                pending: Vec::new(),
+                pending_first: 0,
+                active: active.clone(),
+                last_freeze: ckpt.lsn,
+            },
+            wal_writer,
+            Durable {
+                done_lsn: last_lsn,
+                last_sync: Instant::now(),
+                unsynced: false,
+            },
+        ),
+        published: Published::new(
+            ReadState {
+                version: Arc::new(version),
+                frozen: Vec::new(),
+                active,
+            },
+            max_part + 1,
+            ckpt.lsn,
+        ),
+        background: Background::new(),
         pins: Mutex::new(pins),
-        next_part_id: AtomicU64::new(max_part + 1),
-        checkpoint_lsn: AtomicU64::new(ckpt.lsn),
-        shutdown: AtomicBool::new(false),
         stats: Default::default(),
-        wake,
-        opts,
     })
 }
 

@@ -43,6 +43,7 @@ pub fn write_part_into_shard<'a>(
 /// Where a part is written before it is installed: `tmp/part-<id>` (removed at open).
 pub fn tmp_part_dir(inner: &Inner, id: u64) -> PathBuf {
     inner
+        .env
         .dir
         .join("tmp")
         .join(format!("part-{}", part_dir_name(id)))
@@ -57,19 +58,22 @@ pub fn install_part(inner: &Inner, key: &ShardKey, tmp: &Path) -> Result<PartRea
         .and_then(|n| n.strip_prefix("part-"))
         .unwrap_or_default()
         .to_string();
-    let shard_dir = inner.dir.join(shard_rel(key));
+    let shard_dir = inner.env.dir.join(shard_rel(key));
     let vfs = inner.vfs();
     // A shard of the published version has a durable directory (its manifest is in it). Any
     // other may have been created by an attempt that failed before making it durable (out of
     // file descriptors, say): existing is not enough.
-    let published = read(&inner.state).version.shards.contains_key(key);
+    let published = read(&inner.published.state)
+        .version
+        .shards
+        .contains_key(key);
     if !published {
         create_dir_all(vfs, &shard_dir)?;
         // Make the new directory chain durable.
         let mut d = shard_dir.as_path();
         while let Some(parent) = d.parent() {
             fsync_dir(vfs, parent)?;
-            if parent == inner.dir {
+            if parent == inner.env.dir {
                 break;
             }
             d = parent;
@@ -98,7 +102,7 @@ pub fn manifest_of(inner: &Inner, key: &ShardKey, s: &ShardState) -> Manifest {
         shard: key.shard,
         shards: s.shards,
         flushed_lsn: s.flushed_lsn,
-        next_part_id: inner.next_part_id.load(Ordering::SeqCst),
+        next_part_id: inner.published.next_part_id.load(Ordering::SeqCst),
         parts: s.parts.iter().map(|p| p.meta.part_id).collect(),
     }
 }
@@ -107,7 +111,7 @@ pub fn manifest_of(inner: &Inner, key: &ShardKey, s: &ShardState) -> Manifest {
 pub fn write_manifest(inner: &Inner, key: &ShardKey, s: &ShardState) -> Result<()> {
     manifest::publish(
         inner.vfs(),
-        &inner.dir.join(shard_rel(key)),
+        &inner.env.dir.join(shard_rel(key)),
         &manifest_of(inner, key, s),
     )
 }
@@ -123,8 +127,12 @@ pub fn checkpoint_for(catalog: &CatalogState, lsn: u64, next_part_id: u64) -> Ch
 
 /// Publish the checkpoint at `lsn` (after the manifests that hold every write through it).
 pub fn write_checkpoint(inner: &Inner, catalog: &CatalogState, lsn: u64) -> Result<()> {
-    let ckpt = checkpoint_for(catalog, lsn, inner.next_part_id.load(Ordering::SeqCst));
-    meta_files::write_checkpoint(inner.vfs(), &inner.dir, &ckpt)?;
-    inner.checkpoint_lsn.store(lsn, Ordering::SeqCst);
+    let ckpt = checkpoint_for(
+        catalog,
+        lsn,
+        inner.published.next_part_id.load(Ordering::SeqCst),
+    );
+    meta_files::write_checkpoint(inner.vfs(), &inner.env.dir, &ckpt)?;
+    inner.published.checkpoint_lsn.store(lsn, Ordering::SeqCst);
     Ok(())
 }

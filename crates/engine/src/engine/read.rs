@@ -53,7 +53,7 @@ pub fn scan_each(inner: &Inner, req: &ScanRequest, sink: &mut dyn ScanSink) -> R
         return Ok(());
     }
     let (settings, field_types) = {
-        let c = lock(&inner.commit);
+        let c = lock(&inner.writes.commit);
         let Some(g) = c.catalog.groups.get(&req.group) else {
             return Err(Error::GroupNotFound(req.group.clone()));
         };
@@ -65,9 +65,9 @@ pub fn scan_each(inner: &Inner, req: &ScanRequest, sink: &mut dyn ScanSink) -> R
     // a batch whose WAL write failed (ENOSPC) stays in the memtable of the poisoned engine
     // and must not be read back. Taken before the memtables, so every row at or below it is
     // in them.
-    let visible = lock(&inner.durable).done_lsn;
+    let visible = lock(&inner.writes.durable).done_lsn;
     let (version, mems) = {
-        let st = read(&inner.state);
+        let st = read(&inner.published.state);
         let mut mems = st.frozen.clone();
         mems.push(st.active.clone());
         (st.version.clone(), mems)
@@ -246,8 +246,8 @@ fn project(
 /// The series tables are derived from the parts' own `index.bin`; reloading them rebuilds
 /// every in-memory lookup structure from the parts alone.
 pub fn rebuild_index(inner: &Inner) -> Result<()> {
-    let _l = lock(&inner.layout);
-    let mut v = (*read(&inner.state).version).clone();
+    let _l = lock(&inner.published.layout);
+    let mut v = (*read(&inner.published.state).version).clone();
     for s in v.shards.values_mut() {
         for p in s.parts.iter_mut() {
             // Re-read and re-parse each part's series table one at a time, keeping none: a
@@ -257,6 +257,6 @@ pub fn rebuild_index(inner: &Inner) -> Result<()> {
             *p = Arc::new(fresh);
         }
     }
-    write(&inner.state).version = Arc::new(v);
+    write(&inner.published.state).version = Arc::new(v);
     Ok(())
 }

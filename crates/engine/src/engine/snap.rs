@@ -70,11 +70,11 @@ fn inline(rel_path: PathBuf, bytes: Vec<u8>) -> SnapshotFile {
 
 /// The data directory as an absolute path: sources are read by other processes too.
 fn absolute_dir(inner: &Inner) -> Result<PathBuf> {
-    std::path::absolute(&inner.dir).map_err(|e| Error::io(&inner.dir, e))
+    std::path::absolute(&inner.env.dir).map_err(|e| Error::io(&inner.env.dir, e))
 }
 
 pub fn take(inner: &Inner) -> Result<Snapshot> {
-    if inner.read_only {
+    if inner.env.read_only {
         return Err(Error::InvalidInput(
             "cannot snapshot a read-only engine".into(),
         ));
@@ -89,22 +89,22 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
     // immutable parts that incremental backups never upload twice, and only the WAL written
     // since this flush, instead of re-copying the active WAL segment each time. Writers are
     // not held: the flush freezes the memtable and they go on into a fresh one.
-    if inner.opts.snapshot_flush {
+    if inner.env.opts.snapshot_flush {
         super::flush::flush(inner)?;
     }
     let vfs = inner.vfs();
     let abs = absolute_dir(inner)?;
-    let layout = lock(&inner.layout);
+    let layout = lock(&inner.published.layout);
     let (cut, catalog) = {
-        let c = lock(&inner.commit);
+        let c = lock(&inner.writes.commit);
         (c.last_lsn, c.catalog.clone())
     };
-    let version = read(&inner.state).version.clone();
-    let ckpt_lsn = inner.checkpoint_lsn.load(Ordering::SeqCst);
+    let version = inner.published.version();
+    let ckpt_lsn = inner.published.checkpoint_lsn.load(Ordering::SeqCst);
     wait_durable(inner, cut, false)?;
 
     let mut files = Vec::new();
-    let engine_path = inner.dir.join(meta_files::ENGINE_FILE);
+    let engine_path = inner.env.dir.join(meta_files::ENGINE_FILE);
     let engine_bytes = vfs
         .read(&engine_path)
         .map_err(|e| Error::io(&engine_path, e))?;
@@ -112,7 +112,7 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
     let ckpt = checkpoint_for(
         &catalog,
         ckpt_lsn,
-        inner.next_part_id.load(Ordering::SeqCst),
+        inner.published.next_part_id.load(Ordering::SeqCst),
     );
     files.push(inline(
         meta_files::CHECKPOINT_FILE.into(),
@@ -152,7 +152,7 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
             crate::manifest::encode(&m)?,
         ));
     }
-    let snap_dir = inner.dir.join(SNAPSHOTS_DIR).join(&id);
+    let snap_dir = inner.env.dir.join(SNAPSHOTS_DIR).join(&id);
     let wal = match copy_wal(
         inner,
         &snap_dir,
@@ -182,7 +182,7 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
     {
         let mut pins = lock(&inner.pins);
         pins.add(pin);
-        if let Err(e) = pins.save(vfs, &inner.dir) {
+        if let Err(e) = pins.save(vfs, &inner.env.dir) {
             pins.remove(&id);
             drop(pins);
             let _ = remove_all(vfs, &snap_dir);
@@ -195,7 +195,7 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
         id,
         lsn: cut,
         taken_at,
-        node_id: inner.node_id.clone(),
+        node_id: inner.env.node_id.clone(),
         format_version: crate::FORMAT_VERSION,
         expires_at,
         catalog: catalog.to_public(),
@@ -217,7 +217,7 @@ fn copy_wal(
     let vfs = inner.vfs();
     let wdir = dir.join("wal");
     let (segments, active) = {
-        let w = lock(&inner.wal);
+        let w = lock(&inner.writes.wal);
         let Some(w) = w.as_ref() else {
             return Ok(Vec::new());
         };
@@ -299,14 +299,14 @@ pub fn release(inner: &Inner, id: &str) -> Result<()> {
             .remove(id)
             .ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
         // The pin file first: a crash after it leaves only unpinned garbage, removed at open.
-        pins.save(vfs, &inner.dir)?;
+        pins.save(vfs, &inner.env.dir)?;
         (pin, free)
     };
     for d in free {
-        remove_all(vfs, &inner.dir.join(d))?;
+        remove_all(vfs, &inner.env.dir.join(d))?;
     }
     if pin.wal_copy {
-        remove_all(vfs, &inner.dir.join(SNAPSHOTS_DIR).join(&pin.id))?;
+        remove_all(vfs, &inner.env.dir.join(SNAPSHOTS_DIR).join(&pin.id))?;
     }
     Ok(())
 }
@@ -323,7 +323,7 @@ pub fn expire(inner: &Inner) {
 /// A part directory (absolute, under the data directory) left the published set: delete it
 /// now, or when the last snapshot pinning it is released.
 pub fn retire_part(inner: &Inner, dir: &Path) -> Result<()> {
-    let now = match dir.strip_prefix(&inner.dir) {
+    let now = match dir.strip_prefix(&inner.env.dir) {
         Ok(rel) => lock(&inner.pins).unpublish(rel),
         Err(_) => true,
     };
@@ -343,20 +343,20 @@ pub fn retire_tree(inner: &Inner, from: &Path, trash: &str) -> Result<()> {
         return Ok(());
     }
     let pinned = lock(&inner.pins).pinned_dirs();
-    let rel = from.strip_prefix(&inner.dir).unwrap_or(from);
+    let rel = from.strip_prefix(&inner.env.dir).unwrap_or(from);
     let parent = from.parent().map(Path::to_path_buf);
     if pinned.iter().any(|p| p.starts_with(rel)) {
-        let kept = remove_unpinned(vfs, &inner.dir, from, &pinned)?;
+        let kept = remove_unpinned(vfs, &inner.env.dir, from, &pinned)?;
         let free: Vec<PathBuf> = {
             let mut pins = lock(&inner.pins);
             kept.into_iter().filter(|k| pins.unpublish(k)).collect()
         };
         // Released meanwhile: nobody pins these any more.
         for d in free {
-            remove_all(vfs, &inner.dir.join(d))?;
+            remove_all(vfs, &inner.env.dir.join(d))?;
         }
     } else {
-        let to = inner.dir.join("tmp").join(trash);
+        let to = inner.env.dir.join("tmp").join(trash);
         vfs.rename(from, &to).map_err(|e| Error::io(from, e))?;
         if let Some(p) = &parent {
             fsync_dir(vfs, p)?;

@@ -1,12 +1,28 @@
-//! Shared state of an open engine and its lock order.
+//! Shared state of an open engine, split by owner, and its lock order.
+//!
+//! [`Inner`] is five parts, each changed by one module (others only read it or call its
+//! methods):
+//! - [`Env`]: what open decided and never changes (options, directory, node id, the LOCK);
+//!   `open.rs`.
+//! - [`WritePath`]: LSN assignment, the pending WAL frames, the WAL writer, durability and the
+//!   poison flag; `commit.rs` (validate, assign, insert) and `durable.rs` (group commit).
+//! - [`Published`]: the part set readers see and the files that name it (manifests,
+//!   checkpoint, part ids); `publish.rs`, called by flush, merge, TTL and group deletion under
+//!   `layout`.
+//! - [`Background`]: the flush serialisation, the wake-up channel and shutdown;
+//!   `background.rs` and `flush.rs`.
+//! - `pins`: live snapshots and the deletes they defer; `snap.rs` / `pins.rs`.
 //!
 //! Lock order (never take an earlier lock while holding a later one):
-//! `flush_lock` → `layout` → `wal` → `commit` → `state` → memtable `RwLock`s; `layout` →
-//! `pins`, and `pins` is never held while taking any other lock.
+//! `background.flush_lock` → `published.layout` → `writes.wal` → `writes.commit` →
+//! `published.state` → memtable `RwLock`s; `published.layout` → `pins`, and `pins` is never
+//! held while taking any other lock. `writes.durable` and `writes.poisoned` are leaves (held
+//! only to read or set a value).
 //! - `commit` assigns LSNs, validates against the catalog and inserts into the active memtable;
 //!   it is the only lock writers hold (plus `wal` for the group-commit leader).
 //! - `layout` serialises changes of the published part set (flush publish, merges, TTL, group
-//!   deletion) with snapshot linking, so a snapshot sees one consistent part set.
+//!   deletion) with a snapshot pinning the part set, so a snapshot pins one consistent part
+//!   set and a part it pins is never deleted under it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::catalog::CatalogState;
+use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use crate::part::PartReader;
 use crate::vfs::{LockGuard, Vfs};
@@ -89,36 +106,115 @@ pub struct Durable {
     pub unsynced: bool,
 }
 
+/// An open engine: its parts, one owner each (see the module docs).
 pub struct Inner {
+    pub env: Env,
+    pub writes: WritePath,
+    pub published: Published,
+    pub background: Background,
+    /// Live snapshots' pinned parts and the deletes they defer (see `pins.rs`).
+    pub pins: Mutex<super::pins::Pins>,
+    pub stats: Stats,
+}
+
+impl Inner {
+    pub fn vfs(&self) -> &dyn Vfs {
+        &*self.env.opts.vfs
+    }
+}
+
+/// Fixed at open.
+pub struct Env {
     pub opts: EngineOptions,
     pub dir: PathBuf,
     pub read_only: bool,
     pub node_id: String,
     pub _lock: Option<LockGuard>,
+}
+
+/// The write path: catalog, LSNs, active memtable, WAL, durability.
+pub struct WritePath {
+    pub commit: Mutex<Commit>,
+    pub wal: Mutex<Option<WalWriter>>,
+    pub durable: Mutex<Durable>,
+    /// Why writes are refused until reopen (a failed WAL write or fsync, a failed flush).
+    poisoned: Mutex<Option<String>>,
+}
+
+impl WritePath {
+    pub fn new(commit: Commit, wal: Option<WalWriter>, durable: Durable) -> WritePath {
+        WritePath {
+            commit: Mutex::new(commit),
+            wal: Mutex::new(wal),
+            durable: Mutex::new(durable),
+            poisoned: Mutex::new(None),
+        }
+    }
+
+    /// Refuse writes until reopen; the first reason is kept. Returns whether this call set it.
+    pub fn poison(&self, reason: impl FnOnce() -> String) -> bool {
+        let mut p = lock(&self.poisoned);
+        if p.is_some() {
+            return false;
+        }
+        *p = Some(reason());
+        true
+    }
+
+    /// `Err(Poisoned)` once a write or flush failed.
+    pub fn check_poisoned(&self) -> Result<()> {
+        match lock(&self.poisoned).as_ref() {
+            Some(msg) => Err(Error::Poisoned(msg.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The published part set and the counters the files naming it record.
+pub struct Published {
+    /// Serialises changes of `state.version` (and the manifests) with snapshots.
+    pub layout: Mutex<()>,
+    pub state: RwLock<ReadState>,
+    pub next_part_id: AtomicU64,
+    /// LSN of the last published checkpoint.
+    pub checkpoint_lsn: AtomicU64,
+}
+
+impl Published {
+    pub fn new(state: ReadState, next_part_id: u64, checkpoint_lsn: u64) -> Published {
+        Published {
+            layout: Mutex::new(()),
+            state: RwLock::new(state),
+            next_part_id: AtomicU64::new(next_part_id),
+            checkpoint_lsn: AtomicU64::new(checkpoint_lsn),
+        }
+    }
+
+    /// The current version (cheap: an `Arc`).
+    pub fn version(&self) -> Arc<Version> {
+        read(&self.state).version.clone()
+    }
+}
+
+/// Background work: flush serialisation, wake-ups, shutdown.
+pub struct Background {
     /// Serialises flushes; holds the memtable of a flush that failed for want of file
     /// descriptors, which the next flush writes first (see `flush::Frozen`).
     pub flush_lock: Mutex<Option<super::flush::Frozen>>,
-    pub layout: Mutex<()>,
-    pub wal: Mutex<Option<WalWriter>>,
-    pub commit: Mutex<Commit>,
-    pub state: RwLock<ReadState>,
-    pub durable: Mutex<Durable>,
-    pub poisoned: Mutex<Option<String>>,
-    /// Live snapshots' pinned parts and the deletes they defer (see `pins.rs`).
-    pub pins: Mutex<super::pins::Pins>,
-    pub next_part_id: AtomicU64,
-    pub checkpoint_lsn: AtomicU64,
     pub shutdown: AtomicBool,
-    pub stats: Stats,
     pub wake: (
         crossbeam_channel::Sender<()>,
         crossbeam_channel::Receiver<()>,
     ),
 }
 
-impl Inner {
-    pub fn vfs(&self) -> &dyn Vfs {
-        &*self.opts.vfs
+impl Background {
+    pub fn new() -> Background {
+        Background {
+            flush_lock: Mutex::new(None),
+            shutdown: AtomicBool::new(false),
+            wake: crossbeam_channel::bounded(1),
+        }
     }
 }
 
