@@ -5,9 +5,17 @@
 //! the staged data dir, prepare it (WAL replay to the cut, index rebuild, node id, fsync) and
 //! swap it in atomically, keeping the old directory as `DIR.pre-restore-<time>`.
 //!
+//! Files are downloaded into a fetch directory beside the target first ([`fetch`]): a
+//! killed restore run again reuses what it already fetched and verified. A filter or another
+//! shard count ([`RestoreFilter`], [`select`]) fetches only the parts the filter needs and
+//! rewrites the selection into the staging directory instead of copying files.
+//!
 //! The swap, its journal and the recovery of an interrupted swap belong to the engine
 //! (`docs/format/swap-journal.md`): opening the engine on a data directory finishes a swap a
 //! crash interrupted, so the target is always the old or the new directory, never a mix.
+
+pub mod fetch;
+pub mod select;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,13 +23,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 pub use strata_engine::backup_api::SwapOutcome;
-use strata_engine::backup_api::{self, CheckReport, StagedDir, TargetState};
-use tokio::sync::Semaphore;
+use strata_engine::backup_api::{self, CheckReport, CopyStats, StagedDir, TargetState};
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, safe_rel_path};
+use crate::manifest::{FileEntry, Manifest};
 use crate::progress::Progress;
 use crate::repo::Repository;
+pub use fetch::FetchStats;
+pub use select::{RestoreFilter, SelectivePlan};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -33,6 +42,9 @@ pub struct RestoreOptions {
     /// Record this node id in the restored directory (restore onto another node).
     pub node_id: Option<String>,
     pub parallelism: usize,
+    /// Groups, measures, tags, time range and shard count to restore (default: the whole
+    /// snapshot as it is).
+    pub filter: RestoreFilter,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,10 +52,20 @@ pub struct RestorePlan {
     pub snapshot: String,
     pub target: PathBuf,
     pub staging: PathBuf,
+    /// Where files are downloaded first (kept by a killed restore for the next run).
+    pub fetch_dir: PathBuf,
+    /// Files to fetch (all of the snapshot's, or what a filter needs) and their size.
     pub files: usize,
     pub objects: usize,
     pub bytes: u64,
     pub stored_bytes: u64,
+    /// Size of the whole snapshot (what a full restore fetches).
+    pub snapshot_bytes: u64,
+    /// Set for a fine-grained or re-sharding restore.
+    pub selective: Option<SelectivePlan>,
+    /// The files to fetch (listed by a dry run).
+    #[serde(skip)]
+    pub fetch: Vec<FileEntry>,
     /// Whether the target is a data directory (it will be kept as `rollback`).
     pub target_in_use: bool,
     /// `DIR.pre-restore-<UTC time>` when the target holds data (the swap picks the name).
@@ -52,14 +74,15 @@ pub struct RestorePlan {
     pub manifest: Manifest,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::io(path, e)
-}
-
 /// Finishes a restore swap a crash interrupted (what opening the engine on `target` does
 /// first). Returns what the finished swap left, if there was one.
 pub fn recover(target: &Path) -> Result<Option<SwapOutcome>> {
-    Ok(backup_api::recover(target)?)
+    let done = backup_api::recover(target)?;
+    if done.is_some() {
+        // The interrupted restore is complete now; what it fetched is of no use any more.
+        fetch::remove_all_for(target);
+    }
+    Ok(done)
 }
 
 /// The canonical form of `p`, or of its nearest existing ancestor joined with the rest (the
@@ -155,8 +178,14 @@ pub async fn plan_restore(
             target.display()
         )));
     }
+    let (selective, fetch) = if opts.filter.is_whole() {
+        (None, manifest.files.clone())
+    } else {
+        let (p, files) = select::select(&manifest, &opts.filter)?;
+        (Some(p), files)
+    };
     let mut objects: HashMap<&str, u64> = HashMap::new();
-    for f in &manifest.files {
+    for f in &fetch {
         objects.insert(&f.object, f.stored_size);
     }
     let rollback = in_use.then(|| {
@@ -170,16 +199,26 @@ pub async fn plan_restore(
             target.display()
         ))
     })?;
+    let fetch_dir = fetch::fetch_path(target, &id).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "data directory {} must end in a directory name",
+            target.display()
+        ))
+    })?;
     Ok(RestorePlan {
         snapshot: id.clone(),
         target: target.to_path_buf(),
         staging,
-        files: manifest.files.len(),
+        fetch_dir,
+        files: fetch.len(),
         objects: objects.len(),
-        bytes: manifest.files.iter().map(|f| f.size).sum(),
+        bytes: fetch.iter().map(|f| f.size).sum(),
         stored_bytes: objects.values().sum(),
+        snapshot_bytes: manifest.files.iter().map(|f| f.size).sum(),
+        selective,
         target_in_use: in_use,
         rollback,
+        fetch,
         manifest,
     })
 }
@@ -194,7 +233,7 @@ pub async fn verify_plan(
 ) -> Result<()> {
     let listed = repo.list_objects().await?;
     progress.start("verifying", plan.files as u64, plan.bytes);
-    for f in &plan.manifest.files {
+    for f in &plan.fetch {
         let damaged = |detail: String| Error::Corrupt {
             name: crate::repo::object_path(&f.object).to_string(),
             detail: format!(
@@ -236,62 +275,6 @@ pub fn parse_digest(s: &str) -> Result<[u8; 32]> {
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| Error::InvalidArgument(format!("bad digest {s}")))
-}
-
-async fn download_all(
-    repo: Arc<Repository>,
-    plan: &RestorePlan,
-    staging: &Path,
-    parallelism: usize,
-    progress: Arc<Progress>,
-) -> Result<()> {
-    progress.start("downloading", plan.files as u64, plan.bytes);
-    let sem = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for f in plan.manifest.files.clone() {
-        let rel = safe_rel_path(&f.path).ok_or_else(|| Error::HostileManifest {
-            snapshot: plan.snapshot.clone(),
-            detail: format!("unsafe path {:?}", f.path),
-        })?;
-        let dest = staging.join(rel);
-        let (repo, sem, progress) = (repo.clone(), sem.clone(), progress.clone());
-        let digest = parse_digest(&f.digest)?;
-        tasks.spawn(async move {
-            let _permit = sem
-                .acquire_owned()
-                .await
-                .map_err(|e| Error::Task(e.to_string()))?;
-            // Synchronous on purpose: tokio::fs runs these on the blocking pool, where an
-            // aborted task's mkdir or create still completes later and can recreate the
-            // staging tree after a failed restore removed it. Both calls are short.
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&dest)
-                .map_err(io(&dest))?;
-            let mut file = tokio::fs::File::from_std(file);
-            repo.download(&f.object, f.size, &digest, Some(&mut file), &dest)
-                .await?;
-            file.sync_all().await.map_err(io(&dest))?;
-            progress.file_done(f.size);
-            Ok::<_, Error>(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        let r = r.map_err(|e| Error::Task(e.to_string())).and_then(|r| r);
-        if let Err(e) = r {
-            // Wait for the aborted downloads to stop before the caller removes the staging
-            // tree: a failed restore left `.DIR.restore-ID` behind (found by the corruption
-            // sweep).
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-            return Err(e);
-        }
-    }
-    Ok(())
 }
 
 /// Every object matched its digest on download, but the snapshot itself may hold a file that
@@ -336,6 +319,10 @@ pub struct RestoreReport {
     /// Whether every object was downloaded and checked before anything was written
     /// (`read_data`).
     pub data_verified: bool,
+    /// What was reused from an interrupted run and what was downloaded.
+    pub fetch: FetchStats,
+    /// What a selective restore wrote.
+    pub restored: Option<CopyStats>,
 }
 
 /// Runs a blocking engine call off the async threads.
@@ -360,6 +347,8 @@ pub async fn restore(
         files: plan.files,
         bytes: plan.bytes,
         data_verified: opts.read_data,
+        fetch: FetchStats::default(),
+        restored: None,
     };
     if opts.dry_run {
         return Ok(RestoreReport {
@@ -371,21 +360,84 @@ pub async fn restore(
     // failure below, it removes itself: the target is never touched.
     let (target, id) = (plan.target.clone(), plan.snapshot.clone());
     let staged = blocking(move || StagedDir::create(&target, &id)).await??;
-    download_all(
+    match stage_and_swap(repo, plan, opts, progress, staged).await {
+        Ok((swapped, fetched, restored)) => {
+            fetch::remove_all_for(&plan.target);
+            Ok(RestoreReport {
+                rollback: swapped.rollback,
+                fetch: fetched,
+                restored,
+                ..report
+            })
+        }
+        Err(e) => {
+            // A failed restore leaves nothing behind; only a killed one leaves its fetch
+            // directory for the next run.
+            fetch::remove(&plan.fetch_dir);
+            Err(e)
+        }
+    }
+}
+
+/// Fetches, stages (a copy, or the rewrite of a selection), checks, prepares and swaps.
+async fn stage_and_swap(
+    repo: Arc<Repository>,
+    plan: &RestorePlan,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+    staged: StagedDir,
+) -> Result<(SwapOutcome, FetchStats, Option<CopyStats>)> {
+    let fetched = fetch::fetch(
         repo.clone(),
-        plan,
-        staged.path(),
+        &plan.snapshot,
+        &plan.fetch_dir,
+        &plan.fetch,
+        &plan.manifest.files,
         opts.parallelism,
         progress.clone(),
     )
     .await?;
-    progress.set_phase("checking the restored files");
-    let (staged, found) = blocking(move || {
-        let r = staged.check();
-        (staged, r)
-    })
-    .await?;
-    refuse_damage(plan, &found?)?;
+    let (staged, restored) = match &plan.selective {
+        None => {
+            let (dir, id, files) = (
+                plan.fetch_dir.clone(),
+                plan.snapshot.clone(),
+                plan.fetch.clone(),
+            );
+            let (staged, linked) = blocking(move || {
+                let r = fetch::link_into(&dir, staged.path(), &id, &files);
+                (staged, r)
+            })
+            .await?;
+            linked?;
+            progress.set_phase("checking the restored files");
+            let (staged, found) = blocking(move || {
+                let r = staged.check();
+                (staged, r)
+            })
+            .await?;
+            refuse_damage(plan, &found?)?;
+            (staged, None)
+        }
+        Some(sel) => {
+            progress.set_phase("rewriting the selection");
+            let (dir, sel) = (plan.fetch_dir.clone(), sel.clone());
+            let p = progress.clone();
+            let (staged, stats) = blocking(move || {
+                let r = select::rewrite(&dir, staged.path(), &sel, &mut |n| {
+                    p.bytes_done.store(n, std::sync::atomic::Ordering::Relaxed)
+                });
+                (staged, r)
+            })
+            .await?;
+            let stats = stats?;
+            if stats.points == 0 {
+                let filter = sel_filter(plan);
+                return Err(select::nothing_matches(&plan.manifest, &filter));
+            }
+            (staged, Some(stats))
+        }
+    };
     progress.set_phase("replaying WAL and rebuilding the index");
     let node = opts.node_id.clone();
     let (staged, prepared) = blocking(move || {
@@ -405,8 +457,12 @@ pub async fn restore(
             e => e.into(),
         })?;
     progress.set_phase("done");
-    Ok(RestoreReport {
-        rollback: swapped.rollback,
-        ..report
-    })
+    Ok((swapped, fetched, restored))
+}
+
+fn sel_filter(plan: &RestorePlan) -> RestoreFilter {
+    plan.selective
+        .as_ref()
+        .map(|s| s.filter.clone())
+        .unwrap_or_default()
 }

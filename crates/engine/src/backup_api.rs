@@ -3,15 +3,22 @@
 //!
 //! - restore ([`restore`]): inspect a target, stage, check and prepare a staged directory,
 //!   swap it in, recover an interrupted swap;
+//! - selective restore ([`select`]): keep only the fetched parts of a partial data
+//!   directory, copy a selection (groups, measures, tags, time range) into a fresh engine,
+//!   re-sharding it;
 //! - the catalog as the repository stores it ([`catalog`]): a versioned export that belongs
 //!   to the repository format, not the engine's in-memory type;
 //! - snapshots (below): take and release a pinned snapshot, open its files where they are.
 
 pub mod catalog;
 pub mod restore;
+pub mod select;
 
 pub use catalog::{CATALOG_EXPORT_VERSION, CatalogExport};
 pub use restore::*;
+pub use select::{
+    CopyStats, GroupSelection, MAX_SHARDS, Selection, copy_selection, keep_only_parts, open_target,
+};
 
 // The engine's API for backup: everything the backup crate may use of the engine, and
 // nothing else (`crates/backup/tests/engine_seam.rs` checks that it imports only this

@@ -34,6 +34,8 @@ pub use options::{
 pub use pins::decode as decode_pins;
 pub use snap::SNAPSHOT_TTL;
 
+pub(crate) use route::point_expired as route_point_expired;
+
 /// See [`Engine::pin_status`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PinStatus {

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strata_backup::Progress;
-use strata_backup::restore::{RestoreOptions, plan_restore, recover, resolve_snapshot, restore};
+use strata_backup::restore::{
+    RestoreFilter, RestoreOptions, RestorePlan, RestoreReport, plan_restore, recover,
+    resolve_snapshot, restore,
+};
 
 use super::repo::{RepoArgs, fmt_bytes, mb_per_s, progress_bar, runtime};
 
@@ -37,9 +40,45 @@ pub struct Args {
     /// Files downloaded in parallel
     #[arg(long, default_value_t = 8)]
     parallel: usize,
+    /// Restore only this group (repeatable; default: every group)
+    #[arg(long = "group", value_name = "G")]
+    groups: Vec<String>,
+    /// Restore only this measure (repeatable; default: every measure)
+    #[arg(long = "measure", value_name = "M")]
+    measures: Vec<String>,
+    /// Restore only series with this tag value (repeatable, ANDed across keys)
+    #[arg(long = "tag", value_name = "K=V", value_parser = parse_tag)]
+    tags: Vec<(String, String)>,
+    /// Restore only points at or after this time (RFC 3339, or ns since the epoch)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    from: Option<i64>,
+    /// Restore only points before this time (RFC 3339, or ns since the epoch)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    to: Option<i64>,
+    /// Shard count of every restored group (re-partitions the points)
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
     /// Print the plan and result as JSON
     #[arg(long)]
     json: bool,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected K=V, got {s:?}")),
+    }
+}
+
+/// RFC 3339 (`2026-01-01T00:00:00Z`) or an integer of ns since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ns) = s.parse::<i64>() {
+        return Ok(ns);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time or ns since the epoch ({e})"))?
+        .timestamp_nanos_opt()
+        .ok_or_else(|| format!("{s:?} is outside the range of ns timestamps"))
 }
 
 /// The requested restore was the interrupted one that recovery just completed.
@@ -69,7 +108,20 @@ fn report_finished(a: &Args, done: &strata_backup::restore::SwapOutcome) -> anyh
     Ok(())
 }
 
+fn filter(a: &Args) -> RestoreFilter {
+    RestoreFilter {
+        groups: a.groups.clone(),
+        measures: a.measures.clone(),
+        tags: a.tags.clone(),
+        from: a.from,
+        to: a.to,
+        shards: a.shards,
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
+    // Bad arguments are refused before anything is touched.
+    filter(&a).validate()?;
     runtime()?.block_on(async {
         // What opening the engine on the directory would do first: finish a swap a crash
         // interrupted (a dry run changes nothing, so it only plans).
@@ -96,6 +148,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             read_data: a.read_data,
             node_id: a.node_id.clone(),
             parallelism: a.parallel,
+            filter: filter(&a),
         };
         let plan = plan_restore(&repo, &a.snapshot, &a.data_dir, &opts).await?;
         if !a.json {
@@ -113,6 +166,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     .map(|r| format!("; current data kept as {}", r.display()))
                     .unwrap_or_default()
             );
+            print_selection(&plan);
         }
         let progress = Arc::new(Progress::default());
         let bar = progress_bar(progress.clone());
@@ -121,12 +175,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         drop(bar);
         let took = started.elapsed();
         if a.json {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "plan": plan, "dry_run": a.dry_run, "result": report,
                 "seconds": took.as_secs_f64(),
             });
+            if a.dry_run {
+                v["plan"]["objects_to_fetch"] = serde_json::to_value(
+                    plan.fetch
+                        .iter()
+                        .map(|f| serde_json::json!({"object": f.object, "path": f.path, "stored_size": f.stored_size}))
+                        .collect::<Vec<_>>(),
+                )?;
+            }
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else if a.dry_run {
+            for f in &plan.fetch {
+                println!("  fetch {} {} ({})", f.object, f.path, fmt_bytes(f.stored_size));
+            }
             println!(
                 "dry run: every object is present{}; nothing was written",
                 if a.read_data {
@@ -149,7 +214,49 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     .map(|r| format!("; previous data in {}", r.display()))
                     .unwrap_or_default()
             );
+            print_outcome(&report);
         }
         Ok(())
     })
+}
+
+/// What a fine-grained or re-sharding plan selected.
+fn print_selection(plan: &RestorePlan) {
+    let Some(sel) = &plan.selective else {
+        return;
+    };
+    for (g, ms) in &sel.groups {
+        println!("  group {g}: measures {}", ms.join(", "));
+    }
+    println!(
+        "  {} of {} parts selected: {} of the snapshot's {}{}",
+        sel.parts_selected,
+        sel.parts_total,
+        fmt_bytes(plan.bytes),
+        fmt_bytes(plan.snapshot_bytes),
+        sel.filter
+            .shards
+            .map(|n| format!("; re-sharded into {n} shards per group"))
+            .unwrap_or_default()
+    );
+}
+
+/// What was reused from an interrupted run, downloaded and (selectively) written.
+fn print_outcome(report: &RestoreReport) {
+    let f = &report.fetch;
+    if f.reused_files > 0 {
+        println!(
+            "resumed: reused {} files ({}) already fetched and verified by an interrupted run; downloaded {} files ({})",
+            f.reused_files,
+            fmt_bytes(f.reused_bytes),
+            f.downloaded_files,
+            fmt_bytes(f.downloaded_bytes)
+        );
+    }
+    if let Some(r) = &report.restored {
+        println!(
+            "restored {} points of {} series in {} measures of {} groups",
+            r.points, r.series, r.measures, r.groups
+        );
+    }
 }
