@@ -66,11 +66,11 @@ impl RestoreFilter {
         Ok(())
     }
 
-    fn from_ns(&self) -> i64 {
+    fn start_ns(&self) -> i64 {
         self.from.unwrap_or(i64::MIN)
     }
 
-    fn to_ns(&self) -> i64 {
+    fn end_ns(&self) -> i64 {
         self.to.unwrap_or(i64::MAX)
     }
 }
@@ -155,28 +155,33 @@ pub fn select(
             measures: ms,
         });
     }
-    let (from, to) = (filter.from_ns(), filter.to_ns());
+    let (from, to) = (filter.start_ns(), filter.end_ns());
     let mut keep = HashSet::new();
-    let mut dirs = Vec::new();
     for p in &manifest.parts {
         let in_group = sel_groups.iter().any(|g| g.name == p.group);
         let in_measures = p.measures.iter().any(|m| wanted_measure(m));
         let in_time = p.max_ts >= from && p.min_ts < to;
         if in_group && in_measures && in_time {
-            keep.insert(PathBuf::from(&p.dir));
-            dirs.push(format!("{}/", p.dir));
+            keep.insert(p.dir.as_str());
         }
     }
     let has_wal = manifest.files.iter().any(|f| f.kind == FileKind::Wal);
     if (keep.is_empty() && !has_wal) || sel_groups.is_empty() {
         return Err(nothing_matches(manifest, filter));
     }
+    // Every file of a part directory (its `meta.bin` is listed as metadata) comes only with
+    // a selected part; the data directory's own metadata and the WAL always come.
+    let part_dirs: HashSet<&str> = manifest.parts.iter().map(|p| p.dir.as_str()).collect();
     let files: Vec<FileEntry> = manifest
         .files
         .iter()
-        .filter(|f| f.kind != FileKind::Part || dirs.iter().any(|d| f.path.starts_with(d.as_str())))
+        .filter(|f| match f.path.rsplit_once('/') {
+            Some((dir, _)) if part_dirs.contains(dir) => keep.contains(dir),
+            _ => f.kind != FileKind::Part,
+        })
         .cloned()
         .collect();
+    let keep: HashSet<PathBuf> = keep.into_iter().map(PathBuf::from).collect();
     let plan = SelectivePlan {
         filter: filter.clone(),
         groups: plan_groups,
