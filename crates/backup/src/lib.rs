@@ -13,6 +13,7 @@ pub mod diff;
 pub mod error;
 pub mod format;
 pub mod manifest;
+pub mod mount;
 pub mod progress;
 pub mod prune;
 pub mod repo;

@@ -114,6 +114,18 @@ pub fn export_snapshot(snap: &Snapshot, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The file-system seam, for a read-only engine over something other than a directory (a
+/// repository snapshot: `strata query --repo`, attachments).
+pub use crate::vfs::{DirEntry, LockGuard, Vfs, VfsFile};
+
+/// Open a read-only engine whose data directory `dir` is served by `vfs` (no lock, no
+/// background work; everything it reads goes through `vfs`, nothing is written).
+pub fn open_read_only_on(vfs: std::sync::Arc<dyn Vfs>, dir: &Path) -> Result<Engine> {
+    let mut opts = EngineOptions::new(dir);
+    opts.vfs = vfs;
+    Engine::open_read_only_with(opts)
+}
+
 /// Read a part directory's metadata (no running engine needed): identity, ranges and the file
 /// table with sizes and BLAKE3 digests.
 pub use crate::snapshot::{read_part_info, verify_part};

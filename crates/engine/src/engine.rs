@@ -85,7 +85,12 @@ impl Engine {
     /// (queries on a copy, on a snapshot, on a restored staging dir). The WAL range is replayed
     /// in memory; nothing on disk changes.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Engine> {
-        let mut opts = EngineOptions::new(dir);
+        Self::open_read_only_with(EngineOptions::new(dir))
+    }
+
+    /// [`Engine::open_read_only`] on the file system `opts.vfs` (a backup snapshot served
+    /// from a repository, for one): no lock, no background work, nothing written through it.
+    pub fn open_read_only_with(mut opts: EngineOptions) -> Result<Engine> {
         opts.background = false;
         let inner = Arc::new(open::open(opts, true)?);
         Ok(Engine {
