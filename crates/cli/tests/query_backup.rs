@@ -41,7 +41,11 @@ fn ok(a: Vec<String>, env: &[(&str, &str)]) -> String {
 fn fails(a: Vec<String>, env: &[(&str, &str)]) -> String {
     let (good, _, err) = run(&a, env);
     assert!(!good, "strata {a:?} should fail");
-    assert_eq!(err.trim_end().lines().count(), 1, "one-line error expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one-line error expected: {err}"
+    );
     err.trim().to_string()
 }
 
@@ -75,14 +79,16 @@ impl Fixture {
     }
 
     fn query_restored(&self, q: &str) -> String {
-        ok(
-            args(&["query", "--data-dir", s(&self.restored), q]),
-            &[],
-        )
+        ok(args(&["query", "--data-dir", s(&self.restored), q]), &[])
     }
 }
 
-fn fixture(repo: String, flags: Vec<String>, env: Vec<(&'static str, String)>, encrypted: bool) -> Fixture {
+fn fixture(
+    repo: String,
+    flags: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    encrypted: bool,
+) -> Fixture {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     make_groups(&data, GROUPS);
@@ -141,7 +147,10 @@ fn same_answers(f: &Fixture, seed: u64, n: u64) {
         }
     }
     // The queries must actually see data, or equality proves nothing.
-    assert!(nonempty * 2 > n, "only {nonempty} of {n} queries returned data");
+    assert!(
+        nonempty * 2 > n,
+        "only {nonempty} of {n} queries returned data"
+    );
 }
 
 #[test]
@@ -215,7 +224,12 @@ fn a_group_answers_after_objects_of_other_groups_are_deleted() {
         assert_eq!(got, f.query_restored(&q), "{q}");
     }
     let err = fails(
-        copied.cmd(&["query", "--snapshot", "latest", r#"{"group":"g2","measure":"cpu"}"#]),
+        copied.cmd(&[
+            "query",
+            "--snapshot",
+            "latest",
+            r#"{"group":"g2","measure":"cpu"}"#,
+        ]),
         &[],
     );
     assert!(err.contains("is missing") && err.contains("data/"), "{err}");
@@ -232,7 +246,9 @@ fn a_damaged_object_fails_the_query_naming_it() {
         .iter()
         .find(|f| {
             let p = f["path"].as_str().unwrap();
-            p.starts_with("data/g0/") && p.ends_with("/data.bin") && f["size"].as_u64().unwrap() > 64
+            p.starts_with("data/g0/")
+                && p.ends_with("/data.bin")
+                && f["size"].as_u64().unwrap() > 64
         })
         .unwrap()
         .clone();
@@ -335,11 +351,31 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
     let file = r.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let e = query(
-        &["--repo", &f.repo, "--snapshot", "latest", "--cache-dir", s(&file.join("cache"))],
+        &[
+            "--repo",
+            &f.repo,
+            "--snapshot",
+            "latest",
+            "--cache-dir",
+            s(&file.join("cache")),
+        ],
         &[],
     );
-    assert!(e.contains("cache directory") && e.contains("cannot be written"), "{e}");
-    let e = query(&["--repo", &f.repo, "--snapshot", "latest", "--at", "2026-01-01T00:00:00Z"], &[]);
+    assert!(
+        e.contains("cache directory") && e.contains("cannot be written"),
+        "{e}"
+    );
+    let e = query(
+        &[
+            "--repo",
+            &f.repo,
+            "--snapshot",
+            "latest",
+            "--at",
+            "2026-01-01T00:00:00Z",
+        ],
+        &[],
+    );
     assert!(e.contains("not available in this build yet"), "{e}");
     let mut a = args(&["query", "--repo", &f.repo, "--snapshot", "latest"]);
     a.push(r#"{"group":"nope","measure":"cpu"}"#.into());

@@ -33,7 +33,10 @@ pub(crate) struct ObjectCache {
 }
 
 fn unwritable(dir: &Path, e: std::io::Error) -> Error {
-    Error::Refused(format!("cache directory {} cannot be written: {e}", dir.display()))
+    Error::Refused(format!(
+        "cache directory {} cannot be written: {e}",
+        dir.display()
+    ))
 }
 
 impl ObjectCache {
@@ -122,8 +125,7 @@ impl ObjectCache {
     /// A fresh temporary path to download `id` into.
     pub(crate) fn tmp_path(&self, id: &str) -> PathBuf {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        self.tmp
-            .join(format!("{id}.{}.{n}", std::process::id()))
+        self.tmp.join(format!("{id}.{}.{n}", std::process::id()))
     }
 
     /// Moves a verified download into the cache, evicts down to the limit (never `id`
@@ -148,11 +150,17 @@ impl ObjectCache {
                 continue;
             };
             for o in objs.flatten() {
-                if keep.is_some_and(|k| o.file_name() == k) && o.path().parent() == Some(&self.objects) {
+                if keep.is_some_and(|k| o.file_name() == k)
+                    && o.path().parent() == Some(&self.objects)
+                {
                     continue;
                 }
                 if let Ok(m) = o.metadata() {
-                    files.push((m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), o.path()));
+                    files.push((
+                        m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        m.len(),
+                        o.path(),
+                    ));
                 }
             }
         }
@@ -178,7 +186,11 @@ impl ObjectCache {
         if let Ok(repos) = std::fs::read_dir(&self.root) {
             for r in repos.flatten() {
                 if let Ok(objs) = std::fs::read_dir(r.path().join("objects")) {
-                    n += objs.flatten().filter_map(|o| o.metadata().ok()).map(|m| m.len()).sum::<u64>();
+                    n += objs
+                        .flatten()
+                        .filter_map(|o| o.metadata().ok())
+                        .map(|m| m.len())
+                        .sum::<u64>();
                 }
             }
         }
@@ -229,7 +241,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let file = d.path().join("file");
         std::fs::write(&file, b"x").unwrap();
-        let err = ObjectCache::open(Some(&file.join("cache")), 1).err().unwrap();
+        let err = ObjectCache::open(Some(&file.join("cache")), 1)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("cannot be written"), "{err}");
     }
 }

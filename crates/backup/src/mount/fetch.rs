@@ -81,7 +81,8 @@ impl Fetcher {
             let mut out = tokio::fs::File::create(&path)
                 .await
                 .map_err(|e| Error::io(&path, e))?;
-            repo.download(&id, size, &digest, Some(&mut out), &path).await
+            repo.download(&id, size, &digest, Some(&mut out), &path)
+                .await
         });
         match res.and_then(|r| r) {
             Ok(()) => {
@@ -106,7 +107,8 @@ impl Fetcher {
             let n = f.size.min(HEAD_BYTES as u64) as usize;
             let mut buf = vec![0u8; n];
             let path = object_path(&f.object).to_string();
-            file.read_exact_at(&mut buf, 0).map_err(|e| Error::io(path, e))?;
+            file.read_exact_at(&mut buf, 0)
+                .map_err(|e| Error::io(path, e))?;
             return Ok(buf);
         }
         if let Some(head) = self.cache.get_head(&f.object) {

@@ -112,7 +112,12 @@ pub fn mount(settings: &RepoSettings, spec: &str, opts: MountOptions) -> Result<
         let m = repo.load_manifest(&id).await?;
         Ok::<_, Error>((repo, m))
     })??;
-    let present: Vec<String> = manifest.catalog.groups.iter().map(|g| g.name.clone()).collect();
+    let present: Vec<String> = manifest
+        .catalog
+        .groups
+        .iter()
+        .map(|g| g.name.clone())
+        .collect();
     let groups = match &opts.groups {
         Some(gs) => {
             for g in gs {

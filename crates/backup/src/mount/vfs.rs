@@ -188,7 +188,9 @@ impl Vfs for RepoVfs {
         let r = self.rel(path).ok_or_else(not_found)?;
         match self.dirs.get(&r) {
             Some(d) => Ok(d.iter().cloned().collect()),
-            None if self.files.contains_key(&r) => Err(io::Error::from(io::ErrorKind::NotADirectory)),
+            None if self.files.contains_key(&r) => {
+                Err(io::Error::from(io::ErrorKind::NotADirectory))
+            }
             None => Err(not_found()),
         }
     }

@@ -34,14 +34,17 @@ fn points(group: usize, from: i64, hours: i64, salt: u64) -> Vec<Point> {
         let ts = from + step * 600_000_000_000;
         for host in 0..6u64 {
             let r = mix(salt ^ ((group as u64) << 40) ^ ((step as u64) << 8) ^ host);
-            let mut fields = vec![("usage".to_string(), FieldValue::F64((r % 10_000) as f64 / 100.0))];
-            if r % 3 != 0 {
+            let mut fields = vec![(
+                "usage".to_string(),
+                FieldValue::F64((r % 10_000) as f64 / 100.0),
+            )];
+            if !r.is_multiple_of(3) {
                 fields.push(("n".into(), FieldValue::I64((r >> 20) as i64 % 1000 - 500)));
             }
-            if r % 5 == 0 {
-                fields.push(("up".into(), FieldValue::Bool(r % 2 == 0)));
+            if r.is_multiple_of(5) {
+                fields.push(("up".into(), FieldValue::Bool(r.is_multiple_of(2))));
             }
-            if r % 7 == 0 {
+            if r.is_multiple_of(7) {
                 fields.push(("note".into(), FieldValue::Str(format!("n{}", r % 13))));
             }
             out.push(Point {
@@ -84,7 +87,8 @@ pub fn make_groups(dir: &Path, groups: usize) {
         // Rewrites of hours 5..8 (newer part wins) and a later stretch.
         let name = format!("g{g}");
         e.write(&name, &points(g, base + 5 * HOUR, 3, 2)).unwrap();
-        e.write(&name, &points(g, base + HOURS * HOUR, 2, 3)).unwrap();
+        e.write(&name, &points(g, base + HOURS * HOUR, 2, 3))
+            .unwrap();
     }
     e.flush().unwrap();
     e.close().unwrap();
@@ -110,7 +114,11 @@ pub fn random_query(seed: u64, groups: usize) -> serde_json::Value {
         2 => q["where"] = serde_json::json!({"host": {"regex": "^h[12]$"}}),
         _ => {}
     }
-    let numeric = if measure == "cpu" { ["usage", "n"] } else { ["free", "free"] };
+    let numeric = if measure == "cpu" {
+        ["usage", "n"]
+    } else {
+        ["free", "free"]
+    };
     if r(8) % 2 == 0 {
         let fns = ["count", "sum", "min", "max", "mean", "last"];
         let f = fns[(r(9) % 6) as usize];
@@ -147,7 +155,9 @@ pub fn tree_state(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime, S
             if m.is_dir() {
                 stack.push(e.path());
             } else {
-                let digest = blake3::hash(&std::fs::read(e.path()).unwrap()).to_hex().to_string();
+                let digest = blake3::hash(&std::fs::read(e.path()).unwrap())
+                    .to_hex()
+                    .to_string();
                 out.insert(
                     e.path().strip_prefix(dir).unwrap().display().to_string(),
                     (m.len(), m.modified().unwrap(), digest),
