@@ -51,6 +51,8 @@ pub struct Config {
     pub max_fields_per_point: usize,
     /// Most distinct fields one measure may have; a write adding more is refused (400).
     pub max_fields_per_measure: usize,
+    /// `[[attachment]]`: backup snapshots mounted read-only at start (`crate::attach`).
+    pub attachment: Vec<crate::attach::AttachmentConfig>,
 }
 
 /// One layer of configuration; `None` means "not set here".
@@ -77,6 +79,8 @@ pub struct ConfigLayer {
     pub max_fields_per_measure: Option<usize>,
     /// `[repository]`: endpoint, region, credentials, password_file, concurrency, limits.
     pub repository: Option<strata_backup::settings::RepoSettings>,
+    /// `[[attachment]]` tables (`crate::attach::config`).
+    pub attachment: Option<Vec<crate::attach::AttachmentConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +192,7 @@ impl ConfigLayer {
             max_fields_per_point: number("STRATA_MAX_FIELDS_PER_POINT", "fields")?,
             max_fields_per_measure: number("STRATA_MAX_FIELDS_PER_MEASURE", "fields")?,
             repository: None,
+            attachment: None,
         })
     }
 
@@ -217,6 +222,7 @@ impl ConfigLayer {
             max_fields_per_point: self.max_fields_per_point.or(lower.max_fields_per_point),
             max_fields_per_measure: self.max_fields_per_measure.or(lower.max_fields_per_measure),
             repository: self.repository.or(lower.repository),
+            attachment: self.attachment.or(lower.attachment),
         }
     }
 
@@ -272,6 +278,7 @@ impl ConfigLayer {
             max_fields_per_measure: self
                 .max_fields_per_measure
                 .unwrap_or(DEFAULT_MAX_FIELDS_PER_MEASURE),
+            attachment: self.attachment.unwrap_or_default(),
         };
         c.validate()?;
         Ok(c)

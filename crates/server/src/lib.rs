@@ -5,6 +5,7 @@
 //! called from the blocking pool. [`run`] opens the engine, serves until SIGINT/SIGTERM, lets
 //! in-flight requests finish, then flushes and closes the engine.
 
+pub mod attach;
 pub mod backup_jobs;
 pub mod config;
 pub mod http;
@@ -99,7 +100,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         remote_read: config.remote_read_limits(),
         max_fields: config.max_fields_per_point,
         queries: http::QueryLimits::new(config.query_memory_bytes, config.query_memory_total_bytes),
+        attachments: Arc::new(attach::Attachments::default()),
     };
+    attach::mount_configured(&state.attachments, &engine, &config);
     let stop_queries = state.queries.shutdown.clone();
     let app = http::router(
         state,

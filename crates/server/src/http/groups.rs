@@ -16,14 +16,45 @@ use super::AppState;
 use super::error::ApiError;
 
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    let groups: Vec<Value> = state.engine.catalog().groups.iter().map(describe).collect();
+    let mut groups: Vec<Value> = state.engine.catalog().groups.iter().map(describe).collect();
+    groups.extend(
+        state
+            .attachments
+            .catalog_groups()
+            .iter()
+            .map(|(g, a)| describe_attached(g, a)),
+    );
     Json(json!({ "groups": groups }))
+}
+
+/// An attached group: read-only, with where it comes from.
+fn describe_attached(g: &GroupCatalog, a: &crate::attach::Attachment) -> Value {
+    let mut v = describe(g);
+    v["read_only"] = json!(true);
+    v["attachment"] = json!({ "name": a.name, "repo": a.repo, "snapshot": a.snapshot() });
+    v
+}
+
+/// Settings of an attached group are the snapshot's; changing or deleting them is refused.
+fn refuse_attached(state: &AppState, name: &str) -> Result<(), ApiError> {
+    match state.attachments.refuse_write(name) {
+        Some(msg) => Err(ApiError::new(StatusCode::FORBIDDEN, msg)),
+        None => Ok(()),
+    }
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some((g, a)) = state
+        .attachments
+        .catalog_groups()
+        .into_iter()
+        .find(|(g, _)| g.name == name)
+    {
+        return Ok(Json(describe_attached(&g, &a)));
+    }
     let catalog = state.engine.catalog();
     let g = catalog
         .groups
@@ -38,6 +69,7 @@ pub async fn put(
     Path(name): Path<String>,
     Json(patch): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
+    refuse_attached(&state, &name)?;
     let current = state
         .engine
         .catalog()
@@ -57,6 +89,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    refuse_attached(&state, &name)?;
     let engine = state.engine.clone();
     tokio::task::spawn_blocking(move || engine.delete_group(&name)).await??;
     Ok(StatusCode::NO_CONTENT)

@@ -55,8 +55,8 @@ pub async fn query(
         db: params.get("db").cloned(),
         now: now_ns(),
     };
-    let engine = state.engine.clone();
-    let ran = tokio::task::spawn_blocking(move || influxql::run(&*engine, &ctx, &q)).await;
+    let st = state.clone();
+    let ran = tokio::task::spawn_blocking(move || influxql::run(&st.readers(), &ctx, &q)).await;
     let results = match ran {
         Ok(Ok(r)) => r,
         Ok(Err(syntax)) => {

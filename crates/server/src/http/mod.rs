@@ -39,6 +39,18 @@ pub struct AppState {
     pub max_fields: usize,
     /// Memory budgets and the shutdown token of `POST /api/v1/query`.
     pub queries: QueryLimits,
+    /// Backup snapshots mounted read-only as groups (`crate::attach`).
+    pub attachments: Arc<crate::attach::Attachments>,
+}
+
+impl AppState {
+    /// What queries read: the live engine and the attached groups.
+    pub fn readers(&self) -> crate::attach::Readers<'_> {
+        crate::attach::Readers {
+            live: &self.engine,
+            attachments: &self.attachments,
+        }
+    }
 }
 
 /// Limits shared by every query of the server.
@@ -79,6 +91,11 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<RepoSettings>
         timeout: state.body_timeout,
         max_body: body_limit,
     };
+    let attach = crate::attach::http::routes(crate::attach::http::AttachState {
+        engine: state.engine.clone(),
+        attachments: state.attachments.clone(),
+        repo: repo.clone().unwrap_or_default(),
+    });
     let backup = backup_jobs::routes(state.engine.clone(), repo);
     Router::new()
         .route("/api/v1/write", post(write::write_strata))
@@ -100,6 +117,7 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<RepoSettings>
         .route("/metrics", get(admin::metrics))
         .with_state(state)
         .merge(backup)
+        .merge(attach)
         .layer(axum::middleware::from_fn_with_state(
             deadline,
             body_deadline::body_deadline,

@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::ApiError;
 
 pub async fn query(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let engine = state.engine.clone();
+    let st = state.clone();
     let token = CancelToken::new();
     // Dropped with this future: when the client disconnects, the scan stops at its next check.
     let _guard = token.drop_guard();
@@ -27,7 +27,7 @@ pub async fn query(State(state): State<AppState>, body: Bytes) -> Result<Respons
     let result = tokio::task::spawn_blocking(move || {
         let _running = running;
         let q = Query::from_json(&body)?;
-        let (answer, account) = strata_query::execute_with(&*engine, &q, &limits)?;
+        let (answer, account) = strata_query::execute_with(&st.readers(), &q, &limits)?;
         // Serialised while the account still holds the answer's bytes.
         let json = serde_json::to_vec(&answer).map_err(QueryError::Json)?;
         drop(answer);

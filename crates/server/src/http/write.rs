@@ -147,6 +147,9 @@ fn commit(
     protocol: &'static str,
     bytes: usize,
 ) -> Result<(), ApiError> {
+    if let Some(refused) = st.attachments.refuse_write(group) {
+        return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, refused));
+    }
     if points.is_empty() {
         return Ok(());
     }
