@@ -69,7 +69,7 @@ async fn attach(
         st.attachments.attach(&st.engine, &cfg, &st.repo, false)
     })
     .await
-    .map_err(|e| ApiError::internal(e))??;
+    .map_err(ApiError::internal)??;
     tracing::info!(name = %made.name, snapshot = made.snapshot(), "backup snapshot attached");
     Ok((StatusCode::CREATED, Json(made.describe())))
 }
