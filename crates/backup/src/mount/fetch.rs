@@ -115,6 +115,17 @@ impl Fetcher {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(head);
         }
+        if f.size <= crate::format::FRAME_SIZE as u64 {
+            // One frame is the whole object: a ranged read would cost as much as fetching it,
+            // and the scan would fetch it again. Take it whole, into the cache.
+            use std::os::unix::fs::FileExt;
+            let file = self.whole(f)?;
+            let mut buf = vec![0u8; f.size.min(HEAD_BYTES as u64) as usize];
+            let path = object_path(&f.object).to_string();
+            file.read_exact_at(&mut buf, 0)
+                .map_err(|e| Error::io(path, e))?;
+            return Ok(buf);
+        }
         let (store, keys, name, stored) = (
             self.repo.store().clone(),
             self.repo.keys().cloned(),
