@@ -15,11 +15,12 @@ use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
+    GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
 };
 
 use super::DynStore;
+use super::decorate::{Decorated, Decorator};
 
 #[derive(Debug, Default)]
 pub struct Faults {
@@ -183,24 +184,21 @@ fn injected(what: &str) -> object_store::Error {
     }
 }
 
+/// The fault layer as an object store.
+pub type FaultStore = Decorated<FaultLayer>;
+
 #[derive(Debug)]
-pub struct FaultStore {
+pub struct FaultLayer {
     inner: DynStore,
     pub faults: Arc<Faults>,
 }
 
 impl FaultStore {
     pub fn new(inner: DynStore) -> Self {
-        FaultStore {
+        Decorated(FaultLayer {
             inner,
             faults: Arc::new(Faults::default()),
-        }
-    }
-}
-
-impl std::fmt::Display for FaultStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Fault({})", self.inner)
+        })
     }
 }
 
@@ -236,7 +234,13 @@ impl MultipartUpload for CountedUpload {
 }
 
 #[async_trait]
-impl ObjectStore for FaultStore {
+impl Decorator for FaultLayer {
+    const NAME: &'static str = "Fault";
+
+    fn inner(&self) -> &DynStore {
+        &self.inner
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -326,13 +330,6 @@ impl ObjectStore for FaultStore {
         })
     }
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         if take(&self.faults.break_lists) {
             return self
@@ -358,9 +355,5 @@ impl ObjectStore for FaultStore {
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let fault = self.faults.draw(Req::Meta);
         around(fault, "list", self.inner.list_with_delimiter(prefix)).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }

@@ -15,17 +15,21 @@ use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, Result};
 
+use super::DynStore;
+use super::decorate::{Decorated, Decorator};
 use crate::error::Error;
 
 /// A durable local repository directory.
+pub type LocalStore = Decorated<DurableLocal>;
+
+/// `LocalFileSystem` with durable deletes (the one request it changes).
 #[derive(Debug)]
-pub struct LocalStore {
-    inner: std::sync::Arc<LocalFileSystem>,
+pub struct DurableLocal {
+    fs: std::sync::Arc<LocalFileSystem>,
+    /// `fs` again, as the store the other requests are forwarded to.
+    inner: DynStore,
 }
 
 impl LocalStore {
@@ -41,9 +45,11 @@ impl LocalStore {
             })?
             .with_automatic_cleanup(true)
             .with_fsync(true);
-        Ok(LocalStore {
-            inner: std::sync::Arc::new(fs),
-        })
+        let fs = std::sync::Arc::new(fs);
+        Ok(Decorated(DurableLocal {
+            inner: fs.clone(),
+            fs,
+        }))
     }
 }
 
@@ -85,41 +91,20 @@ fn sync_after_delete(file: PathBuf) -> std::io::Result<()> {
     Ok(())
 }
 
-impl std::fmt::Display for LocalStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Durable({})", self.inner)
-    }
-}
-
 #[async_trait]
-impl ObjectStore for LocalStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
+impl Decorator for DurableLocal {
+    const NAME: &'static str = "Durable";
 
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
+    fn inner(&self) -> &DynStore {
+        &self.inner
     }
 
     fn delete_stream(
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        let fs = self.inner.clone();
-        self.inner
+        let fs = self.fs.clone();
+        self.fs
             .delete_stream(locations)
             .then(move |res| {
                 let fs = fs.clone();
@@ -141,25 +126,13 @@ impl ObjectStore for LocalStore {
             })
             .boxed()
     }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use object_store::ObjectStoreExt;
+    use object_store::{ObjectStoreExt, PutPayload};
 
     #[tokio::test]
     async fn creates_the_directory_and_round_trips() {

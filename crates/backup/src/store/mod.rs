@@ -5,8 +5,11 @@
 //! [`fault::FaultStore`] (tests only), [`retry::RetryStore`] (backoff with jitter, and resuming a
 //! download that fails mid-body), [`throttle::ThrottleStore`] (bandwidth limits) and
 //! object_store's own [`LimitStore`] (a cap on concurrent requests). The HTTP back ends also
-//! keep object_store's request-level `RetryConfig`.
+//! keep object_store's request-level `RetryConfig`. Each of our layers (and the durable local
+//! store) is a [`decorate::Decorator`]: it writes only the requests it changes, and
+//! [`decorate::Decorated`] forwards the rest.
 
+pub mod decorate;
 pub mod fault;
 pub mod local;
 pub mod retry;

@@ -15,15 +15,18 @@ use futures::stream::{BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
     BackoffConfig, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
-    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
-    PutResult, Result,
+    MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use rand::Rng;
 
 use super::DynStore;
+use super::decorate::{Decorated, Decorator};
+
+/// The retry layer as an object store.
+pub type RetryStore = Decorated<RetryLayer>;
 
 #[derive(Debug)]
-pub struct RetryStore {
+pub struct RetryLayer {
     inner: DynStore,
     max_retries: usize,
     backoff: BackoffConfig,
@@ -31,17 +34,11 @@ pub struct RetryStore {
 
 impl RetryStore {
     pub fn new(inner: DynStore, max_retries: usize, backoff: BackoffConfig) -> Self {
-        RetryStore {
+        Decorated(RetryLayer {
             inner,
             max_retries,
             backoff,
-        }
-    }
-}
-
-impl std::fmt::Display for RetryStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Retry({})", self.inner)
+        })
     }
 }
 
@@ -58,7 +55,7 @@ pub fn backoff_delay(cfg: &BackoffConfig, attempt: usize) -> Duration {
     Duration::from_secs_f64(rand::rng().random_range(0.0..=bound.max(0.0)))
 }
 
-impl RetryStore {
+impl RetryLayer {
     async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -156,7 +153,13 @@ fn resuming(
 }
 
 #[async_trait]
-impl ObjectStore for RetryStore {
+impl Decorator for RetryLayer {
+    const NAME: &'static str = "Retry";
+
+    fn inner(&self) -> &DynStore {
+        &self.inner
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -191,13 +194,6 @@ impl ObjectStore for RetryStore {
             self.max_retries,
             self.backoff.clone(),
         ))
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {

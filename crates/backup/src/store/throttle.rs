@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::StreamExt;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
+    GetOptions, GetResult, GetResultPayload, MultipartUpload, PutMultipartOptions, PutOptions,
+    PutPayload, PutResult, Result, UploadPart,
 };
 
 use super::DynStore;
+use super::decorate::{Decorated, Decorator};
 
 #[derive(Debug)]
 pub struct Bucket {
@@ -53,8 +54,11 @@ impl Bucket {
     }
 }
 
+/// The bandwidth layer as an object store.
+pub type ThrottleStore = Decorated<ThrottleLayer>;
+
 #[derive(Debug)]
-pub struct ThrottleStore {
+pub struct ThrottleLayer {
     inner: DynStore,
     up: Arc<Bucket>,
     down: Arc<Bucket>,
@@ -62,17 +66,11 @@ pub struct ThrottleStore {
 
 impl ThrottleStore {
     pub fn new(inner: DynStore, upload: u64, download: u64) -> Self {
-        ThrottleStore {
+        Decorated(ThrottleLayer {
             inner,
             up: Arc::new(Bucket::new(upload)),
             down: Arc::new(Bucket::new(download)),
-        }
-    }
-}
-
-impl std::fmt::Display for ThrottleStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Throttle({})", self.inner)
+        })
     }
 }
 
@@ -104,7 +102,13 @@ impl MultipartUpload for ThrottledUpload {
 }
 
 #[async_trait]
-impl ObjectStore for ThrottleStore {
+impl Decorator for ThrottleLayer {
+    const NAME: &'static str = "Throttle";
+
+    fn inner(&self) -> &DynStore {
+        &self.inner
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -158,24 +162,5 @@ impl ObjectStore for ThrottleStore {
             attributes,
             extensions,
         })
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
