@@ -1,10 +1,12 @@
 //! Heavy and hostile queries and wide points through the real binary (issue 18, items 2, 4
 //! and 8): repeated field names, a bucket width that overflows, the per-query memory budget,
-//! the field caps, and `strata_series` across flush windows.
+//! a query whose client disconnects, the field caps, and `strata_series` across flush windows.
 #![allow(clippy::unwrap_used)]
 
 mod server_support;
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -84,6 +86,27 @@ fn the_per_query_memory_budget_refuses_a_huge_answer_but_not_a_bounded_one() {
     assert_eq!(only_rows(&v).len(), 3);
     assert_eq!(only_rows(&v)[0][1], 20);
     assert_eq!(metric(&s, "strata_queries_running"), 0.0);
+    // InfluxQL runs under the same budget: the statement fails (InfluxDB's way: status 200,
+    // the error in the result) instead of holding every row; a bounded one is answered.
+    let influxql = |q: &str| -> serde_json::Value {
+        let q = q.replace(' ', "%20");
+        s.request(reqwest::Method::GET, &format!("/query?db=g&q={q}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v = influxql("SELECT * FROM cpu");
+    assert!(
+        v["results"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory budget"),
+        "{v}"
+    );
+    let v = influxql("SELECT count(f) FROM cpu");
+    assert_eq!(v["results"][0]["series"][0]["values"][0][1], 20_000, "{v}");
+    assert_eq!(metric(&s, "strata_query_memory_bytes"), 0.0);
 }
 
 #[test]
@@ -158,4 +181,109 @@ fn strata_series_counts_series_of_every_flush_window_once() {
         (n - 6000.0).abs() <= 6000.0 * 0.05,
         "strata_series {n}, want ~6000"
     );
+}
+
+/// CPU time (user + system) the process has used, from `/proc/PID/stat` in USER_HZ (100/s).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold spaces; the fields after it start past the last ')'.
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // f[0] is field 3 (state): utime is field 14, stime field 15.
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_query_stops_when_its_client_disconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(Opts {
+        args: &["--idle-flush", "100ms"],
+        env: &[],
+        data_dir: Some(dir.path()),
+        token: None,
+    });
+    // 2 M values in one write (one flush, one part per shard: no merge runs afterwards), so
+    // the query below takes a while in a debug build.
+    let t0 = base_secs();
+    let mut body = String::new();
+    for h in 0..200 {
+        for i in 0..1000 {
+            body.push_str(&format!("wide,host=h{h} "));
+            let fields: Vec<String> = (0..10).map(|k| format!("f{k}={}", i + k)).collect();
+            body.push_str(&fields.join(","));
+            body.push_str(&format!(" {}\n", t0 + i as i64));
+        }
+    }
+    s.write_ok("w", "s", &body);
+    wait_for("flush", Duration::from_secs(120), || {
+        metric(&s, "strata_memtable_bytes") == 0.0 && metric(&s, "strata_parts") > 0.0
+    });
+    let q = json!({"group": "w", "measure": "wide", "agg": {"fn": "count", "every": "1h"}});
+
+    // The client sends the query, waits until it runs, and goes away.
+    let text = q.to_string();
+    let stopped = leave_while_running(
+        &s,
+        &format!(
+            "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{text}",
+            text.len()
+        ),
+    );
+    // Stopped by its cancel token (not by running to its end), holding no memory.
+    assert_eq!(metric(&s, "strata_queries_cancelled_total"), 1.0);
+    assert_eq!(metric(&s, "strata_query_memory_bytes"), 0.0);
+    // And no core stays busy for it.
+    let before = cpu_secs(s.pid());
+    std::thread::sleep(Duration::from_millis(500));
+    let busy = cpu_secs(s.pid()) - before;
+    assert!(
+        busy < 0.2,
+        "server used {busy} s of CPU in 0.5 s after the client left"
+    );
+
+    // The same query run to its end takes far longer than the cancelled one took to stop, and
+    // is not counted as cancelled.
+    let start = Instant::now();
+    let v = s.query_ok(&q);
+    let full = start.elapsed();
+    let counted: i64 = only_rows(&v).iter().map(|r| r[1].as_i64().unwrap()).sum();
+    assert_eq!(counted, 200_000, "{v}");
+    assert!(
+        stopped * 3 < full,
+        "stopped {stopped:?} after the disconnect; the whole query takes {full:?}"
+    );
+    assert_eq!(metric(&s, "strata_queries_cancelled_total"), 1.0);
+    assert_eq!(metric(&s, "strata_query_memory_bytes"), 0.0);
+
+    // InfluxQL too (the same scan through GET /query).
+    leave_while_running(
+        &s,
+        "GET /query?db=w&q=SELECT%20*%20FROM%20wide HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(metric(&s, "strata_queries_cancelled_total"), 2.0);
+    assert_eq!(metric(&s, "strata_query_memory_bytes"), 0.0);
+}
+
+/// Sends `request` on a fresh connection, waits until the server runs it, closes the
+/// connection; returns how long the query took to stop after that.
+fn leave_while_running(s: &Server, request: &str) -> Duration {
+    let mut sock = TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
+    sock.write_all(request.as_bytes()).unwrap();
+    wait_for("query start", Duration::from_secs(30), || {
+        metric(s, "strata_queries_running") == 1.0
+    });
+    drop(sock);
+    let left = Instant::now();
+    wait_for("query stop", Duration::from_secs(30), || {
+        metric(s, "strata_queries_running") == 0.0
+    });
+    left.elapsed()
 }

@@ -34,6 +34,8 @@ pub struct Metrics {
     memtable_bytes: Gauge,
     last_lsn: Gauge,
     queries_running: Gauge,
+    queries_cancelled: Counter,
+    query_memory_bytes: Gauge,
 }
 
 /// Counts a query as running until dropped.
@@ -71,6 +73,8 @@ impl Metrics {
             memtable_bytes: Gauge::default(),
             last_lsn: Gauge::default(),
             queries_running: Gauge::default(),
+            queries_cancelled: Counter::default(),
+            query_memory_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -132,6 +136,16 @@ impl Metrics {
             "Queries executing now (a query whose client left stops at its next check)",
             m.queries_running.clone(),
         );
+        registry.register(
+            "queries_cancelled",
+            "Queries stopped before their end because the client left or the server shut down",
+            m.queries_cancelled.clone(),
+        );
+        registry.register(
+            "query_memory_bytes",
+            "Bytes held by running queries, against query_memory_total_bytes",
+            m.query_memory_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -153,6 +167,17 @@ impl Metrics {
     pub fn query_started(&self) -> Running {
         self.queries_running.inc();
         Running(self.queries_running.clone())
+    }
+
+    /// A query stopped by its cancel token (client gone, server shutting down).
+    pub fn query_cancelled(&self) {
+        self.queries_cancelled.inc();
+    }
+
+    /// Bytes the running queries hold now (read at scrape time).
+    pub fn set_query_memory(&self, bytes: usize) {
+        self.query_memory_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn stale_markers(&self, n: u64) {

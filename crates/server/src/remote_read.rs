@@ -10,13 +10,15 @@
 //!
 //! Reads are bounded: the range is scanned one segment interval at a time and the request is
 //! refused with the protocol's error (HTTP 400, `exceeded sample limit (N)`) as soon as the
-//! series, sample or byte limit is passed, so an oversized read never holds more than about
-//! one window beyond the limit.
+//! series, sample or byte limit is passed; series arrive one at a time, so an oversized read
+//! never holds more than one series beyond the limit. A read whose client went away stops at
+//! its next series.
 
 use std::collections::BTreeMap;
 
 use strata_engine::model::{FieldType, GroupCatalog};
-use strata_engine::{Column, Engine, ScanRequest, TagMatcher};
+use strata_engine::{Column, Engine, ScanRequest, ScanSink, SeriesData, TagMatcher};
+use strata_query::CancelToken;
 
 use strata_prompb::{Label, Sample, TimeSeries};
 
@@ -56,12 +58,14 @@ pub enum ReadError {
     GroupNotFound(String),
     #[error("scan failed: {0}")]
     Scan(strata_engine::Error),
+    #[error("read cancelled (the client went away or the server is shutting down)")]
+    Cancelled,
 }
 
 impl ReadError {
     /// Whether the client is at fault (400) rather than the server (500).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, ReadError::Scan(_))
+        !matches!(self, ReadError::Scan(_) | ReadError::Cancelled)
     }
 }
 
@@ -80,6 +84,19 @@ pub fn read(
     group: &str,
     req: &ReadRequest,
     limits: Limits,
+) -> Result<ReadResponse, ReadError> {
+    read_until(engine, group, req, limits, &[])
+}
+
+/// [`read`] that stops at the next series once any of `cancel` trips (the client went away,
+/// the server is shutting down). Series are read one at a time and checked against the
+/// limits as they arrive, so a read over the limits stops there instead of scanning on.
+pub fn read_until(
+    engine: &Engine,
+    group: &str,
+    req: &ReadRequest,
+    limits: Limits,
+    cancel: &[CancelToken],
 ) -> Result<ReadResponse, ReadError> {
     let samples_ok = req.accepted_response_types.is_empty()
         || req
@@ -103,7 +120,7 @@ pub fn read(
     let mut results = Vec::with_capacity(req.queries.len());
     for q in &req.queries {
         results.push(QueryResult {
-            timeseries: query(engine, g, q, &mut budget)?,
+            timeseries: query(engine, g, q, &mut budget, cancel)?,
         });
     }
     Ok(ReadResponse { results })
@@ -155,6 +172,7 @@ fn query(
     g: &GroupCatalog,
     q: &Query,
     budget: &mut Budget,
+    cancel: &[CancelToken],
 ) -> Result<Vec<TimeSeries>, ReadError> {
     let mut name_matchers = Vec::new();
     let mut tag_matchers = Vec::new();
@@ -216,25 +234,23 @@ fn query(
                 matchers: tag_matchers.clone(),
                 fields: Some(fields.iter().map(|f| f.to_string()).collect()),
             };
-            let data = engine.scan(&req).map_err(|e| match e {
+            let mut failed = None;
+            let mut sink = Sink {
+                cancel,
+                each: |sd: SeriesData| {
+                    let r = add_series(&mut out, budget, &m.name, &sd);
+                    r.map_err(|e| failed = Some(e)).is_ok()
+                },
+            };
+            engine.scan_each(&req, &mut sink).map_err(|e| match e {
                 strata_engine::Error::GroupNotFound(g) => ReadError::GroupNotFound(g),
                 other => ReadError::Scan(other),
             })?;
-            for sd in data {
-                for (field, col) in &sd.columns {
-                    let mut labels = sd.tags.clone();
-                    labels.push(("__name__".into(), metric_name(&m.name, field)));
-                    labels.sort();
-                    let samples = column_samples(&sd.timestamps, col);
-                    if samples.is_empty() {
-                        continue;
-                    }
-                    if !out.contains_key(&labels) {
-                        budget.new_series(&to_labels(&labels))?;
-                    }
-                    budget.add_samples(samples.len())?;
-                    out.entry(labels).or_default().extend(samples);
-                }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if cancel.iter().any(CancelToken::is_cancelled) {
+                return Err(ReadError::Cancelled);
             }
             start = end;
         }
@@ -246,6 +262,46 @@ fn query(
             samples,
         })
         .collect())
+}
+
+/// A scan sink that stops once a cancel token trips.
+struct Sink<'a, F> {
+    cancel: &'a [CancelToken],
+    each: F,
+}
+
+impl<F: FnMut(SeriesData) -> bool> ScanSink for Sink<'_, F> {
+    fn keep_going(&mut self) -> bool {
+        !self.cancel.iter().any(CancelToken::is_cancelled)
+    }
+
+    fn series(&mut self, s: SeriesData) -> bool {
+        (self.each)(s)
+    }
+}
+
+/// One scanned series into the answer, one time series per numeric field, within `budget`.
+fn add_series(
+    out: &mut BTreeMap<Vec<(String, String)>, Vec<Sample>>,
+    budget: &mut Budget,
+    measure: &str,
+    sd: &SeriesData,
+) -> Result<(), ReadError> {
+    for (field, col) in &sd.columns {
+        let mut labels = sd.tags.clone();
+        labels.push(("__name__".into(), metric_name(measure, field)));
+        labels.sort();
+        let samples = column_samples(&sd.timestamps, col);
+        if samples.is_empty() {
+            continue;
+        }
+        if !out.contains_key(&labels) {
+            budget.new_series(&to_labels(&labels))?;
+        }
+        budget.add_samples(samples.len())?;
+        out.entry(labels).or_default().extend(samples);
+    }
+    Ok(())
 }
 
 fn now_ns() -> i64 {

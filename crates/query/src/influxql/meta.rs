@@ -80,6 +80,7 @@ fn go_duration(ns: i64) -> String {
 /// The tag sets of the series of `measure` that pass `filter`.
 fn series_tags(
     db: &dyn Database,
+    ctx: &Context,
     group: &str,
     measure: &str,
     filter: &Filter,
@@ -92,13 +93,14 @@ fn series_tags(
         matchers: filter.matchers.clone(),
         fields: None,
     };
-    Ok(db
-        .scan(&req)
-        .map_err(|e| ExecError::Query(crate::QueryError::from_engine(e)))?
-        .into_iter()
-        .map(|s| s.tags)
-        .filter(|t| filter.keeps(t))
-        .collect())
+    // One series' data in memory at a time: only the tag sets are kept.
+    let mut out = Vec::new();
+    super::scan::each_series_tags(db, &req, &ctx.limits, &mut |t| {
+        if filter.keeps(&t) {
+            out.push(t);
+        }
+    })?;
+    Ok(out)
 }
 
 fn page<T>(v: Vec<T>, limit: Option<usize>, offset: usize) -> Vec<T> {
@@ -143,7 +145,7 @@ pub(super) fn measurements(
         }
         if s.cond.is_some() {
             let f = filter_for(ctx, &g, &m.name, s.cond.as_ref())?;
-            if series_tags(db, &gname, &m.name, &f)?.is_empty() {
+            if series_tags(db, ctx, &gname, &m.name, &f)?.is_empty() {
                 continue;
             }
         }
@@ -175,7 +177,7 @@ pub(super) fn tag_keys(
     let mut out = Vec::new();
     for m in measures_of(&g, &s.from)? {
         let f = filter_for(ctx, &g, &m, s.cond.as_ref())?;
-        let keys: BTreeSet<String> = series_tags(db, &gname, &m, &f)?
+        let keys: BTreeSet<String> = series_tags(db, ctx, &gname, &m, &f)?
             .into_iter()
             .flat_map(|t| t.into_iter().map(|(k, _)| k))
             .collect();
@@ -228,7 +230,7 @@ pub(super) fn tag_values(
     let mut out = Vec::new();
     for m in measures_of(&g, &b.from)? {
         let f = filter_for(ctx, &g, &m, b.cond.as_ref())?;
-        let pairs: BTreeSet<(String, String)> = series_tags(db, &gname, &m, &f)?
+        let pairs: BTreeSet<(String, String)> = series_tags(db, ctx, &gname, &m, &f)?
             .into_iter()
             .flatten()
             .filter(|(k, _)| key_ok(k))

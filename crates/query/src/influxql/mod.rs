@@ -14,6 +14,7 @@ mod lexer;
 mod meta;
 mod parser;
 mod response;
+mod scan;
 mod select;
 
 use strata_engine::model::{Catalog, GroupCatalog};
@@ -54,6 +55,9 @@ pub struct Context {
     pub db: Option<String>,
     /// ns since the epoch.
     pub now: i64,
+    /// Memory budgets and cancellation of every scan the statements make (the server passes
+    /// its query budgets and a token tripped when the client goes away).
+    pub limits: crate::Limits,
 }
 
 impl Context {

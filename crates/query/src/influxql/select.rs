@@ -119,12 +119,11 @@ fn run_measure(
         return Ok(Vec::new());
     }
     // One scan through the JSON API's plan; the conditions with OR are applied to its series.
-    let data: Vec<SeriesData> = db
-        .scan(&crate::plan(&base))
-        .map_err(|e| ExecError::Query(crate::QueryError::from_engine(e)))?
-        .into_iter()
-        .filter(|sd| filter.keeps(&sd.tags))
-        .collect();
+    // What it keeps is charged to the query's budget until the rows are shaped.
+    let (data, _held) =
+        super::scan::collect(db, &crate::plan(&base), &ctx.limits, &|sd: &SeriesData| {
+            filter.keeps(&sd.tags)
+        })?;
     let group_tags: Vec<String> = if s.group_by.all_tags {
         data.iter()
             .flat_map(|sd| sd.tags.iter().map(|(k, _)| k.clone()))
@@ -146,7 +145,7 @@ fn run_measure(
     let mut out = if aggregate {
         aggregate_rows(ctx, s, &base, &cached, &columns, &group_tags)?
     } else {
-        raw_rows(s, &base, &cached, &columns, &group_tags)?
+        raw_rows(ctx, s, &base, &cached, &columns, &group_tags)?
     };
     for r in &mut out {
         r.name = measure.to_string();
@@ -267,6 +266,7 @@ fn key_of(tags: &[(String, String)], group_tags: &[String]) -> Key {
 }
 
 fn raw_rows(
+    ctx: &Context,
     s: &Select,
     base: &Query,
     src: &dyn crate::ScanSource,
@@ -278,7 +278,7 @@ fn raw_rows(
         limit: s.limit.map(|l| l.saturating_add(s.offset)),
         ..base.clone()
     };
-    let result = crate::execute(src, &q)?;
+    let (result, _held) = crate::execute_with(src, &q, &ctx.limits)?;
     let fields = q.fields.clone().unwrap_or_default();
     let mut groups: BTreeMap<Key, Vec<(i64, Vec<Val>)>> = BTreeMap::new();
     // With `*` the tag columns are every tag key seen, less the grouped ones, sorted with
@@ -388,7 +388,7 @@ fn aggregate_rows(
             group_by: group_tags.to_vec(),
             ..base.clone()
         };
-        let result: QueryResult = crate::execute(src, &q)?;
+        let (result, _held): (QueryResult, _) = crate::execute_with(src, &q, &ctx.limits)?;
         for rs in result.series {
             let tags: Vec<(String, String)> = rs.tags.into_iter().collect();
             let buckets = table.entry(key_of(&tags, group_tags)).or_default();

@@ -57,6 +57,7 @@ impl Db {
         Context {
             db: Some("g".into()),
             now: self.base + 3600 * S,
+            limits: crate::Limits::default(),
         }
     }
 
@@ -270,7 +271,11 @@ fn errors_in_influxdb_shape() {
         let e = r[0].error.clone().unwrap_or_default();
         assert!(e.contains(says), "{q}: {e}");
     }
-    let nodb = Context { db: None, now: 0 };
+    let nodb = Context {
+        db: None,
+        now: 0,
+        limits: crate::Limits::default(),
+    };
     let r = run(&d.engine, &nodb, "SELECT usage FROM cpu").unwrap();
     assert_eq!(r[0].error.as_deref(), Some("database name required"));
 }

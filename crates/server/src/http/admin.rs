@@ -20,6 +20,7 @@ pub async fn ping() -> StatusCode {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.set_query_memory(state.queries.shared.used());
     let text = state.metrics.render(&state.engine.stats());
     (
         [(

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use strata_query::influxql::{self, Context, Epoch};
+use strata_query::{CancelToken, Limits};
 
 use super::AppState;
 
@@ -51,12 +52,31 @@ pub async fn query(
             );
         }
     };
+    // The JSON API's budgets and cancellation: the guard trips the token when this future is
+    // dropped (the client went away), and running scans stop at their next series.
+    let token = CancelToken::new();
+    let _guard = token.drop_guard();
     let ctx = Context {
         db: params.get("db").cloned(),
         now: now_ns(),
+        limits: Limits {
+            query_bytes: state.queries.per_query,
+            shared: Some(state.queries.shared.clone()),
+            cancel: vec![token, state.queries.shutdown.clone()],
+        },
     };
     let st = state.clone();
-    let ran = tokio::task::spawn_blocking(move || influxql::run(&st.readers(), &ctx, &q)).await;
+    let running = state.metrics.query_started();
+    let metrics = state.metrics.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        let r = influxql::run(&st.readers(), &ctx, &q);
+        if ctx.limits.cancel.iter().any(CancelToken::is_cancelled) {
+            metrics.query_cancelled();
+        }
+        r
+    })
+    .await;
     let results = match ran {
         Ok(Ok(r)) => r,
         Ok(Err(syntax)) => {

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use strata_prompb::Message;
+use strata_query::CancelToken;
 
 use super::AppState;
 use crate::ingest::body;
@@ -23,7 +24,13 @@ pub async fn read(State(state): State<AppState>, uri: Uri, body: Bytes) -> Respo
         );
     };
     let st = state.clone();
+    // Tripped when this future is dropped (the client went away): the read stops.
+    let token = CancelToken::new();
+    let _guard = token.drop_guard();
+    let cancel = vec![token, state.queries.shutdown.clone()];
+    let running = state.metrics.query_started();
     let joined = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, (StatusCode, String)> {
+        let _running = running;
         let raw = body::unsnappy(&body, st.max_body)
             .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         let req = ReadRequest::decode(raw.as_slice()).map_err(|e| {
@@ -32,8 +39,13 @@ pub async fn read(State(state): State<AppState>, uri: Uri, body: Bytes) -> Respo
                 format!("remote read: bad protobuf: {e}"),
             )
         })?;
-        let resp = remote_read::read(&st.engine, &group, &req, st.remote_read).map_err(|e| {
+        let read = remote_read::read_until(&st.engine, &group, &req, st.remote_read, &cancel);
+        let resp = read.map_err(|e| {
             let status = match &e {
+                remote_read::ReadError::Cancelled => {
+                    st.metrics.query_cancelled();
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 remote_read::ReadError::GroupNotFound(_) => StatusCode::NOT_FOUND,
                 e if e.is_client_error() => StatusCode::BAD_REQUEST,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -24,10 +24,17 @@ pub async fn query(State(state): State<AppState>, body: Bytes) -> Result<Respons
         cancel: vec![token, state.queries.shutdown.clone()],
     };
     let running = state.metrics.query_started();
+    let metrics = state.metrics.clone();
     let result = tokio::task::spawn_blocking(move || {
         let _running = running;
         let q = Query::from_json(&body)?;
-        let (answer, account) = strata_query::execute_with(&st.readers(), &q, &limits)?;
+        // Counted here, not after the await: when the client left, nobody awaits this.
+        let (answer, account) =
+            strata_query::execute_with(&st.readers(), &q, &limits).inspect_err(|e| {
+                if matches!(e, QueryError::Cancelled) {
+                    metrics.query_cancelled();
+                }
+            })?;
         // Serialised while the account still holds the answer's bytes.
         let json = serde_json::to_vec(&answer).map_err(QueryError::Json)?;
         drop(answer);
