@@ -186,7 +186,7 @@ async fn known_objects(repo: &Repository, node_id: &str, ids: &[String]) -> Resu
         }
     }
     Ok(Known {
-        parent: parent.map(|m| m.id),
+        parent: parent.map(|m| m.id.clone()),
         stored,
     })
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path as FsPath;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -76,6 +77,11 @@ pub struct Repository {
     config: RepoConfig,
     keys: Option<Keys>,
     compression: Compression,
+    /// The manifest this handle last wrote or loaded as a parent. A manifest never changes
+    /// once written, so the next backup's parent lookup reuses it while it is still the newest
+    /// listed, instead of downloading and decoding it again (a server keeps one handle across
+    /// its backup jobs).
+    recent: Arc<Mutex<Option<Arc<Manifest>>>>,
 }
 
 fn hex_id(b: &[u8; 32]) -> String {
@@ -150,6 +156,7 @@ impl Repository {
             compression: opts.compression,
             config: cfg,
             keys,
+            recent: Arc::default(),
         })
     }
 
@@ -187,6 +194,7 @@ impl Repository {
             compression: cfg.compression()?,
             config: cfg,
             keys,
+            recent: Arc::default(),
         })
     }
 
@@ -420,7 +428,22 @@ impl Repository {
         let json = serde_json::to_vec(m)
             .map_err(|e| Error::InvalidArgument(format!("encoding manifest: {e}")))?;
         let bytes = format::encode_all(self.keys.as_ref(), name.as_ref(), self.compression, &json)?;
-        put_create(&self.store, &name, bytes).await
+        put_create(&self.store, &name, bytes).await?;
+        // Only what a reader would accept serves as a parent (as `load_manifest` checks).
+        if m.validate(&m.id).is_ok() {
+            self.remember(Arc::new(m.clone()));
+        }
+        Ok(())
+    }
+
+    fn remember(&self, m: Arc<Manifest>) {
+        *self.recent.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
+    }
+
+    /// The remembered manifest if it is `id`.
+    fn recent(&self, id: &str) -> Option<Arc<Manifest>> {
+        let g = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().filter(|m| m.id == id).cloned()
     }
 
     /// Ids of every snapshot in the repository (unordered).
@@ -440,7 +463,7 @@ impl Repository {
     /// node backed up last, not all of them. (A manifest `strata copy` brought in later counts
     /// as newer; any manifest of the node serves as parent, since a manifest names every
     /// object its snapshot needs.) Damaged manifests are skipped.
-    pub async fn newest_manifest_of(&self, node_id: &str) -> Result<Option<Manifest>> {
+    pub async fn newest_manifest_of(&self, node_id: &str) -> Result<Option<Arc<Manifest>>> {
         let mut listed = Vec::new();
         let mut s = self.store.list(Some(&Path::from("snapshots")));
         while let Some(m) = s.try_next().await? {
@@ -450,8 +473,18 @@ impl Repository {
         }
         listed.sort_by(|a, b| b.cmp(a));
         for (_, id) in listed {
+            if let Some(m) = self.recent(&id) {
+                if m.node_id == node_id {
+                    return Ok(Some(m));
+                }
+                continue;
+            }
             match self.load_manifest(&id).await {
-                Ok(m) if m.node_id == node_id => return Ok(Some(m)),
+                Ok(m) if m.node_id == node_id => {
+                    let m = Arc::new(m);
+                    self.remember(m.clone());
+                    return Ok(Some(m));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(snapshot = %id, error = %e, "skipping a damaged manifest");
