@@ -133,6 +133,7 @@ impl<D: Decorator> ObjectStore for Decorated<D> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
