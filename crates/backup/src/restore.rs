@@ -14,6 +14,7 @@
 //! (`docs/format/swap-journal.md`): opening the engine on a data directory finishes a swap a
 //! crash interrupted, so the target is always the old or the new directory, never a mix.
 
+pub mod damage;
 pub mod fetch;
 pub mod select;
 
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest};
 use crate::progress::Progress;
 use crate::repo::Repository;
+pub use damage::Skipped;
 pub use fetch::FetchStats;
 pub use select::{RestoreFilter, SelectivePlan};
 
@@ -45,6 +47,9 @@ pub struct RestoreOptions {
     /// Groups, measures, tags, time range and shard count to restore (default: the whole
     /// snapshot as it is).
     pub filter: RestoreFilter,
+    /// Restore everything intact around damaged parts and WAL segments, and report what was
+    /// left out ([`RestoreReport::skipped`]) instead of failing.
+    pub skip_damaged: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,6 +236,21 @@ pub async fn verify_plan(
     read_data: bool,
     progress: &Progress,
 ) -> Result<()> {
+    check_objects(repo, plan, read_data, false, progress)
+        .await
+        .map(|_| ())
+}
+
+/// [`verify_plan`]; with `skip`, damaged objects are returned (with what is wrong) instead of
+/// failing.
+async fn check_objects(
+    repo: &Repository,
+    plan: &RestorePlan,
+    read_data: bool,
+    skip: bool,
+    progress: &Progress,
+) -> Result<Vec<(FileEntry, String)>> {
+    let mut found = Vec::new();
     let listed = repo.list_objects().await?;
     progress.start("verifying", plan.files as u64, plan.bytes);
     for f in &plan.fetch {
@@ -243,15 +263,20 @@ pub async fn verify_plan(
                 plan.manifest.affected_by(&f.path)
             ),
         };
-        match listed.get(&f.object) {
-            None => return Err(damaged("object is missing".into())),
-            Some(o) if o.size != f.stored_size => {
-                return Err(damaged(format!(
-                    "object has {} bytes, the manifest says {}",
-                    o.size, f.stored_size
-                )));
+        let wrong = match listed.get(&f.object) {
+            None => Some("object is missing".to_string()),
+            Some(o) if o.size != f.stored_size => Some(format!(
+                "object has {} bytes, the manifest says {}",
+                o.size, f.stored_size
+            )),
+            Some(_) => None,
+        };
+        if let Some(w) = wrong {
+            if !skip {
+                return Err(damaged(w));
             }
-            Some(_) => {}
+            found.push((f.clone(), w));
+            continue;
         }
         if read_data {
             let digest = parse_digest(&f.digest)?;
@@ -259,15 +284,19 @@ pub async fn verify_plan(
                 .download(&f.object, f.size, &digest, None, Path::new(&f.path))
                 .await
             {
-                return Err(match e {
-                    Error::Corrupt { detail, .. } => damaged(detail),
-                    e => e,
-                });
+                match e {
+                    Error::Corrupt { detail, .. } if skip => {
+                        found.push((f.clone(), detail));
+                        continue;
+                    }
+                    Error::Corrupt { detail, .. } => return Err(damaged(detail)),
+                    e => return Err(e),
+                }
             }
         }
         progress.file_done(f.size);
     }
-    Ok(())
+    Ok(found)
 }
 
 pub fn parse_digest(s: &str) -> Result<[u8; 32]> {
@@ -323,6 +352,8 @@ pub struct RestoreReport {
     pub fetch: FetchStats,
     /// What a selective restore wrote.
     pub restored: Option<CopyStats>,
+    /// What `skip_damaged` left out (empty otherwise).
+    pub skipped: Vec<Skipped>,
 }
 
 /// Runs a blocking engine call off the async threads.
@@ -339,7 +370,7 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> Result<RestoreReport> {
-    verify_plan(&repo, plan, opts.read_data, &progress).await?;
+    let damaged = check_objects(&repo, plan, opts.read_data, opts.skip_damaged, &progress).await?;
     let report = RestoreReport {
         snapshot: plan.snapshot.clone(),
         target: plan.target.clone(),
@@ -349,10 +380,12 @@ pub async fn restore(
         data_verified: opts.read_data,
         fetch: FetchStats::default(),
         restored: None,
+        skipped: Vec::new(),
     };
     if opts.dry_run {
         return Ok(RestoreReport {
             rollback: plan.rollback.clone(),
+            skipped: damage::classify(&plan.manifest, &damaged)?.skipped,
             ..report
         });
     }
@@ -360,13 +393,14 @@ pub async fn restore(
     // failure below, it removes itself: the target is never touched.
     let (target, id) = (plan.target.clone(), plan.snapshot.clone());
     let staged = blocking(move || StagedDir::create(&target, &id)).await??;
-    match stage_and_swap(repo, plan, opts, progress, staged).await {
-        Ok((swapped, fetched, restored)) => {
+    match stage_and_swap(repo, plan, opts, progress, staged, damaged).await {
+        Ok((swapped, fetched, restored, skipped)) => {
             fetch::remove_all_for(&plan.target);
             Ok(RestoreReport {
                 rollback: swapped.rollback,
                 fetch: fetched,
                 restored,
+                skipped,
                 ..report
             })
         }
@@ -386,18 +420,44 @@ async fn stage_and_swap(
     opts: &RestoreOptions,
     progress: Arc<Progress>,
     staged: StagedDir,
-) -> Result<(SwapOutcome, FetchStats, Option<CopyStats>)> {
-    let fetched = fetch::fetch(
+    mut damaged: Vec<(FileEntry, String)>,
+) -> Result<(SwapOutcome, FetchStats, Option<CopyStats>, Vec<Skipped>)> {
+    let known: std::collections::HashSet<&str> =
+        damaged.iter().map(|(f, _)| f.path.as_str()).collect();
+    let wanted: Vec<FileEntry> = plan
+        .fetch
+        .iter()
+        .filter(|f| !known.contains(f.path.as_str()))
+        .cloned()
+        .collect();
+    let (fetched, more) = fetch::fetch(
         repo.clone(),
         &plan.snapshot,
         &plan.fetch_dir,
-        &plan.fetch,
+        &wanted,
         &plan.manifest.files,
         opts.parallelism,
+        opts.skip_damaged,
         progress.clone(),
     )
     .await?;
-    let (staged, restored) = match &plan.selective {
+    damaged.extend(more);
+    // Around damage, the intact parts are rewritten like a selection of everything.
+    let mut skipped = Vec::new();
+    let mut selective = plan.selective.clone();
+    if !damaged.is_empty() {
+        let mut d = damage::classify(&plan.manifest, &damaged)?;
+        damage::settle(&plan.fetch_dir, &mut d);
+        let mut sel = match selective {
+            Some(s) => s,
+            None => select::select(&plan.manifest, &RestoreFilter::default())?.0,
+        };
+        sel.keep
+            .retain(|k| !d.parts.contains(k.to_string_lossy().as_ref()));
+        selective = Some(sel);
+        skipped = d.skipped;
+    }
+    let (staged, restored) = match &selective {
         None => {
             let (dir, id, files) = (
                 plan.fetch_dir.clone(),
@@ -457,7 +517,7 @@ async fn stage_and_swap(
             e => e.into(),
         })?;
     progress.set_phase("done");
-    Ok((swapped, fetched, restored))
+    Ok((swapped, fetched, restored, skipped))
 }
 
 fn sel_filter(plan: &RestorePlan) -> RestoreFilter {

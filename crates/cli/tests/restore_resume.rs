@@ -219,3 +219,32 @@ fn the_rerun_says_what_it_reused() {
     assert_eq!(fingerprint(&target), fp);
     assert!(!fetch.exists());
 }
+
+#[test]
+fn snapshots_filter_by_node() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    init_repo(&repo);
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    make_data(&a, 2_000);
+    make_data(&b, 2_000);
+    strata_engine::set_node_id(&a, "node-a").unwrap();
+    strata_engine::set_node_id(&b, "node-b").unwrap();
+    ok(&["backup", "--repo", s(&repo), "--data-dir", s(&a)]);
+    ok(&["backup", "--repo", s(&repo), "--data-dir", s(&b)]);
+    let all = json(&["snapshots", "--repo", s(&repo), "--json"]);
+    assert_eq!(all["snapshots"].as_array().unwrap().len(), 2);
+    let only_b = json(&[
+        "snapshots",
+        "--repo",
+        s(&repo),
+        "--node",
+        "node-b",
+        "--json",
+    ]);
+    let list = only_b["snapshots"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["node_id"], "node-b");
+    let none = ok(&["snapshots", "--repo", s(&repo), "--node", "node-z"]);
+    assert!(none.contains("0 snapshots"), "{none}");
+}

@@ -18,6 +18,7 @@ pub use catalog::{CATALOG_EXPORT_VERSION, CatalogExport};
 pub use restore::*;
 pub use select::{
     CopyStats, GroupSelection, MAX_SHARDS, Selection, copy_selection, keep_only_parts, open_target,
+    part_series,
 };
 
 // The engine's API for backup: everything the backup crate may use of the engine, and

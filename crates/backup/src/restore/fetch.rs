@@ -117,8 +117,9 @@ pub async fn fetch(
     files: &[FileEntry],
     all: &[FileEntry],
     parallelism: usize,
+    skip_damaged: bool,
     progress: Arc<Progress>,
-) -> Result<FetchStats> {
+) -> Result<(FetchStats, Vec<(FileEntry, String)>)> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let wanted: HashSet<PathBuf> = all.iter().filter_map(|f| safe_rel_path(&f.path)).collect();
     let (d, w) = (dir.to_path_buf(), wanted);
@@ -144,7 +145,7 @@ pub async fn fetch(
                 .map_err(|e| Error::Task(e.to_string()))?;
             if reuse {
                 progress.file_done(f.size);
-                return Ok::<_, Error>((true, f.size, 0));
+                return Ok::<_, Error>(Got::Reused(f.size));
             }
             // Synchronous on purpose: tokio::fs runs these on the blocking pool, where an
             // aborted task's mkdir or create still completes later and can recreate the
@@ -164,25 +165,37 @@ pub async fn fetch(
                 .open(&dest)
                 .map_err(io(&dest))?;
             let mut file = tokio::fs::File::from_std(file);
-            repo.download(&f.object, f.size, &digest, Some(&mut file), &dest)
-                .await?;
+            match repo
+                .download(&f.object, f.size, &digest, Some(&mut file), &dest)
+                .await
+            {
+                Err(Error::Corrupt { detail, .. }) if skip_damaged => {
+                    drop(file);
+                    std::fs::remove_file(&dest).map_err(io(&dest))?;
+                    progress.file_done(f.size);
+                    return Ok(Got::Damaged(f, detail));
+                }
+                r => r?,
+            }
             file.sync_all().await.map_err(io(&dest))?;
             progress.file_done(f.size);
-            Ok((false, f.size, f.stored_size))
+            Ok(Got::Downloaded(f.size, f.stored_size))
         });
     }
     let mut stats = FetchStats::default();
+    let mut damaged = Vec::new();
     while let Some(r) = tasks.join_next().await {
         match r.map_err(|e| Error::Task(e.to_string())).and_then(|r| r) {
-            Ok((true, size, _)) => {
+            Ok(Got::Reused(size)) => {
                 stats.reused_files += 1;
                 stats.reused_bytes += size;
             }
-            Ok((false, size, stored)) => {
+            Ok(Got::Downloaded(size, stored)) => {
                 stats.downloaded_files += 1;
                 stats.downloaded_bytes += size;
                 stats.downloaded_stored_bytes += stored;
             }
+            Ok(Got::Damaged(f, why)) => damaged.push((f, why)),
             Err(e) => {
                 // Wait for the aborted downloads to stop before the caller removes the tree
                 // (a failed restore left its directories behind: found by the corruption
@@ -193,7 +206,15 @@ pub async fn fetch(
             }
         }
     }
-    Ok(stats)
+    Ok((stats, damaged))
+}
+
+enum Got {
+    Reused(u64),
+    /// Plaintext and stored size.
+    Downloaded(u64, u64),
+    /// With `skip_damaged`: the object failed its checks.
+    Damaged(FileEntry, String),
 }
 
 /// Hard-links (or copies) `files` from the fetch directory into the staging directory.

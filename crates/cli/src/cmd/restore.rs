@@ -58,6 +58,13 @@ pub struct Args {
     /// Shard count of every restored group (re-partitions the points)
     #[arg(long, value_name = "N")]
     shards: Option<u32>,
+    /// Restore everything intact around damaged parts and WAL segments and report exactly
+    /// what was skipped (non-zero exit unless --accept-damage)
+    #[arg(long)]
+    skip_damaged: bool,
+    /// With --skip-damaged: exit 0 even when something was skipped
+    #[arg(long, requires = "skip_damaged")]
+    accept_damage: bool,
     /// Print the plan and result as JSON
     #[arg(long)]
     json: bool,
@@ -149,6 +156,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             node_id: a.node_id.clone(),
             parallelism: a.parallel,
             filter: filter(&a),
+            skip_damaged: a.skip_damaged,
         };
         let plan = plan_restore(&repo, &a.snapshot, &a.data_dir, &opts).await?;
         if !a.json {
@@ -216,6 +224,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
             print_outcome(&report);
         }
+        if a.dry_run && !a.json {
+            for s in &report.skipped {
+                println!("would skip: {}", strata_backup::restore::damage::describe(s));
+            }
+        }
+        if !report.skipped.is_empty() && !a.accept_damage {
+            anyhow::bail!(
+                "{} damaged object{} {} left out (listed above); everything intact {}; pass --accept-damage to accept this",
+                report.skipped.len(),
+                if report.skipped.len() == 1 { "" } else { "s" },
+                if a.dry_run { "would be" } else { "were" },
+                if a.dry_run { "would be restored" } else { "was restored" }
+            );
+        }
         Ok(())
     })
 }
@@ -252,6 +274,9 @@ fn print_outcome(report: &RestoreReport) {
             f.downloaded_files,
             fmt_bytes(f.downloaded_bytes)
         );
+    }
+    for s in &report.skipped {
+        println!("{}", strata_backup::restore::damage::describe(s));
     }
     if let Some(r) = &report.restored {
         println!(

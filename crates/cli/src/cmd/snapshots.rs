@@ -6,6 +6,9 @@ use super::repo::{RepoArgs, fmt_bytes, fmt_time, runtime};
 pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
+    /// Only snapshots written by this node (its node id)
+    #[arg(long, value_name = "NODE_ID")]
+    node: Option<String>,
     /// Print the list as JSON
     #[arg(long)]
     json: bool,
@@ -14,7 +17,10 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let repo = a.repo.open().await?;
-        let (ms, bad) = repo.manifests().await?;
+        let (mut ms, bad) = repo.manifests().await?;
+        if let Some(node) = &a.node {
+            ms.retain(|m| &m.node_id == node);
+        }
         if a.json {
             let v: Vec<_> = ms
                 .iter()

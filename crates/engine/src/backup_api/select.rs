@@ -94,6 +94,14 @@ pub fn keep_only_parts(dir: &Path, keep: &HashSet<PathBuf>) -> Result<usize> {
     Ok(dropped)
 }
 
+/// The series (measure, tags) a part directory's series table lists, without its data file.
+pub fn part_series(part_dir: &Path) -> Result<Vec<(String, Vec<(String, String)>)>> {
+    Ok(crate::part::read_series_table(&RealVfs, part_dir)?
+        .into_iter()
+        .map(|m| (m.measure.clone(), m.tags.clone()))
+        .collect())
+}
+
 fn subdirs(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match vfs.read_dir(dir) {
         Ok(e) => e,

@@ -12,7 +12,7 @@ mod write;
 
 pub use postings::Postings;
 
-pub use read::{PartIndex, PartReader, verify_part_files};
+pub use read::{PartIndex, PartReader, read_series_table, verify_part_files};
 pub use write::{PartIdentity, PartWriter, write_part};
 
 use std::path::Path;

@@ -406,6 +406,18 @@ fn read_index_frame(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>> {
     read_framed(vfs, &dir.join(INDEX_FILE), INDEX_MAGIC, VERSION)
 }
 
+/// The series a part directory lists in its series table, read from `index.bin` alone (the
+/// data file may be missing or damaged): what a restore that skipped the part reports.
+pub fn read_series_table(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<Arc<SeriesMeta>>> {
+    let index_path = dir.join(INDEX_FILE);
+    let frame = read_index_frame(vfs, dir)?;
+    let body = zstd::bulk::decompress(&frame, MAX_INDEX_BYTES)
+        .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
+    let series = parse_index(&body)
+        .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
+    Ok(series.into_iter().map(|e| e.meta).collect())
+}
+
 fn spread<T>(present: &[bool], values: Vec<T>) -> Vec<Option<T>> {
     let mut it = values.into_iter();
     present
