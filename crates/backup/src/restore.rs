@@ -432,10 +432,8 @@ async fn stage_and_swap(
         .collect();
     let (fetched, more) = fetch::fetch(
         repo.clone(),
-        &plan.snapshot,
-        &plan.fetch_dir,
+        plan,
         &wanted,
-        &plan.manifest.files,
         opts.parallelism,
         opts.skip_damaged,
         progress.clone(),

@@ -107,19 +107,22 @@ fn remove_strays(dir: &Path, base: &Path, wanted: &HashSet<PathBuf>) -> Result<(
     Ok(())
 }
 
-/// Brings `files` into `dir`: keeps those already there intact, downloads the rest (each
-/// checked against its digest as it streams, then fsynced). `all` is every file of the
-/// snapshot (files of it that this run does not need are kept for a later one).
+/// Brings `files` into the plan's fetch directory: keeps those already there intact, downloads the
+/// rest (each checked against its digest as it streams, then fsynced). Files of the snapshot
+/// that this run does not need are kept there for a later one.
 pub async fn fetch(
     repo: Arc<Repository>,
-    snapshot: &str,
-    dir: &Path,
+    plan: &super::RestorePlan,
     files: &[FileEntry],
-    all: &[FileEntry],
     parallelism: usize,
     skip_damaged: bool,
     progress: Arc<Progress>,
 ) -> Result<(FetchStats, Vec<(FileEntry, String)>)> {
+    let (snapshot, dir, all) = (
+        plan.snapshot.as_str(),
+        plan.fetch_dir.as_path(),
+        &plan.manifest.files,
+    );
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let wanted: HashSet<PathBuf> = all.iter().filter_map(|f| safe_rel_path(&f.path)).collect();
     let (d, w) = (dir.to_path_buf(), wanted);

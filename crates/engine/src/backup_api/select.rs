@@ -94,8 +94,11 @@ pub fn keep_only_parts(dir: &Path, keep: &HashSet<PathBuf>) -> Result<usize> {
     Ok(dropped)
 }
 
-/// The series (measure, tags) a part directory's series table lists, without its data file.
-pub fn part_series(part_dir: &Path) -> Result<Vec<(String, Vec<(String, String)>)>> {
+/// A series: its measure and its tags, sorted by key.
+pub type SeriesKey = (String, Vec<(String, String)>);
+
+/// The series a part directory's series table lists, without its data file.
+pub fn part_series(part_dir: &Path) -> Result<Vec<SeriesKey>> {
     Ok(crate::part::read_series_table(&RealVfs, part_dir)?
         .into_iter()
         .map(|m| (m.measure.clone(), m.tags.clone()))
