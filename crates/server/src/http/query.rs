@@ -29,8 +29,8 @@ pub async fn query(State(state): State<AppState>, body: Bytes) -> Result<Respons
         let _running = running;
         let q = Query::from_json(&body)?;
         // Counted here, not after the await: when the client left, nobody awaits this.
-        let (answer, account) =
-            strata_query::execute_with(&st.readers(), &q, &limits).inspect_err(|e| {
+        let (answer, account) = strata_query::execute_with(&st.readers(), &q, &limits)
+            .inspect_err(|e| {
                 if matches!(e, QueryError::Cancelled) {
                     metrics.query_cancelled();
                 }
