@@ -10,6 +10,7 @@
 //!   to the repository format, not the engine's in-memory type;
 //! - snapshots (below): take and release a pinned snapshot, open its files where they are.
 
+pub mod archive;
 pub mod catalog;
 pub mod restore;
 pub mod select;

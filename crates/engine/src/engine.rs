@@ -1,6 +1,7 @@
 //! The engine handle: the public API over the write path (`commit`), flushes (`flush`), reads
 //! (`read`), snapshots (`snap`), merges and TTL (`merge`, `background`) and recovery (`open`).
 
+pub(crate) mod archive;
 mod background;
 mod commit;
 mod durable;

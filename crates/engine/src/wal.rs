@@ -3,8 +3,12 @@
 //! Layout (normative: `docs/format/wal.md`):
 //! - segment header (28 bytes): `magic "STRATWAL" | u32 version | u32 flags=0 | u64 seq |
 //!   u32 crc32c(previous 24 bytes)`;
-//! - frame: `u32 payload_len | u64 lsn | u8 kind | u8 flags | u16 reserved=0 |
-//!   u32 crc32c(payload) | u32 crc32c(previous 20 bytes) | payload`.
+//! - v2 frame (written): `u32 payload_len | u64 lsn | u8 kind | u8 flags | u16 reserved=0 |
+//!   i64 commit_time_ns | u32 crc32c(payload) | u32 crc32c(previous 28 bytes) | payload`;
+//! - v1 frame (read only): the same without `commit_time_ns` (24-byte header).
+//!
+//! The version is per segment: a data directory may hold v1 segments (written before the
+//! upgrade) followed by v2 ones.
 //!
 //! Recovery reads frames in order. In the last segment a frame that runs past the end of the
 //! file, or a damaged frame followed only by zeros or by nothing, is a torn tail: it is cut off.
@@ -19,9 +23,22 @@ use crate::format::fsync_dir;
 use crate::vfs::{Vfs, VfsFile};
 
 pub const MAGIC: &[u8; 8] = b"STRATWAL";
-pub const VERSION: u32 = 1;
+/// The version written. Versions 1 and 2 are read.
+pub const VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 28;
-pub const FRAME_HEADER_LEN: usize = 24;
+/// Frame header length of the version written (v2).
+pub const FRAME_HEADER_LEN: usize = 32;
+/// Frame header length of v1 segments (no commit time).
+pub const FRAME_HEADER_LEN_V1: usize = 24;
+
+/// Frame header length of a segment version (`None` for an unknown version).
+pub fn frame_header_len(version: u32) -> Option<usize> {
+    match version {
+        1 => Some(FRAME_HEADER_LEN_V1),
+        2 => Some(FRAME_HEADER_LEN),
+        _ => None,
+    }
+}
 /// Rotate to a new segment once the active one is this large.
 pub const SEGMENT_TARGET: u64 = 64 << 20;
 /// No single record may exceed this (guards allocations when reading hostile files).
@@ -40,17 +57,37 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 pub fn segment_header(seq: u64) -> [u8; HEADER_LEN] {
+    segment_header_version(seq, VERSION)
+}
+
+/// A segment header of a given version (v1 only for tests and fixtures of older data).
+pub fn segment_header_version(seq: u64, version: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[16..24].copy_from_slice(&seq.to_le_bytes());
     let crc = crc32c::crc32c(&h[..24]);
     h[24..28].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Append one frame to `out`.
-pub fn encode_frame(lsn: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+/// Append one v2 frame to `out`; `commit_time_ns` is the wall-clock time (Unix ns) at which the
+/// batch was committed.
+pub fn encode_frame(lsn: u64, kind: u8, commit_time_ns: i64, payload: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&commit_time_ns.to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let hcrc = crc32c::crc32c(&out[start..start + 28]);
+    out.extend_from_slice(&hcrc.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Append one v1 frame (what the previous release wrote; tests only).
+#[cfg(test)]
+pub fn encode_frame_v1(lsn: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&lsn.to_le_bytes());
@@ -67,7 +104,15 @@ pub struct Frame<'a> {
     pub end: usize,
     pub lsn: u64,
     pub kind: u8,
+    /// Commit wall-clock time (Unix ns); `None` in v1 segments, which did not record it.
+    pub commit_time_ns: Option<i64>,
     pub payload: &'a [u8],
+}
+
+/// The version of a segment whose header passed [`scan_segment`]'s checks.
+pub fn segment_version(bytes: &[u8]) -> Option<u32> {
+    let v = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+    frame_header_len(v).map(|_| v)
 }
 
 /// Sealed or active segment bookkeeping.
@@ -78,6 +123,8 @@ pub struct SegmentMeta {
     /// LSN of the first and last frame; `None` while empty.
     pub lsns: Option<(u64, u64)>,
     pub size: u64,
+    /// Format version of the segment's header.
+    pub version: u32,
 }
 
 /// List `wal/` segments sorted by sequence number.
@@ -117,7 +164,11 @@ pub fn scan_segment(
 ) -> Result<ScanOutcome> {
     let corrupt = |off: usize, what: &str| Error::corrupt(path, format!("{what} at offset {off}"));
     let all_zero = |from: usize| bytes[from..].iter().all(|&b| b == 0);
-    if bytes.len() < HEADER_LEN || bytes[..HEADER_LEN] != segment_header_from(bytes) {
+    let version = segment_version(bytes);
+    if bytes.len() < HEADER_LEN
+        || version.is_none()
+        || bytes[..HEADER_LEN] != segment_header_from(bytes)
+    {
         // A crash between creating a segment and writing its header leaves a short or zeroed
         // file; only acceptable for the newest segment.
         if is_last && (bytes.len() < HEADER_LEN || all_zero(0)) {
@@ -129,6 +180,8 @@ pub fn scan_segment(
         }
         return Err(corrupt(0, "bad WAL segment header"));
     }
+    let version = version.unwrap_or(VERSION);
+    let fh = frame_header_len(version).unwrap_or(FRAME_HEADER_LEN);
     let mut off = HEADER_LEN;
     let mut lsns: Option<(u64, u64)> = None;
     while off < bytes.len() {
@@ -144,16 +197,17 @@ pub fn scan_segment(
                 Err(corrupt(off, reason))
             }
         };
-        if rest < FRAME_HEADER_LEN {
+        if rest < fh {
             return torn_here("truncated frame header");
         }
-        let h = &bytes[off..off + FRAME_HEADER_LEN];
-        let hcrc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
-        if crc32c::crc32c(&h[..20]) != hcrc {
+        let h = &bytes[off..off + fh];
+        let crc_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let hcrc = crc_at(fh - 4);
+        if crc32c::crc32c(&h[..fh - 4]) != hcrc {
             // A torn append leaves a prefix of the frame and then zeros (sectors the power cut
             // never wrote, possibly inside the header itself). Nothing but zeros after the
             // header means no acknowledged frame can follow: a torn tail, not corruption.
-            if all_zero(off) || all_zero(off + FRAME_HEADER_LEN) {
+            if all_zero(off) || all_zero(off + fh) {
                 return torn_here("zeroed tail");
             }
             return Err(corrupt(off, "WAL frame header checksum mismatch"));
@@ -161,15 +215,17 @@ pub fn scan_segment(
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let lsn = u64::from_le_bytes(h[4..12].try_into().unwrap_or_default());
         let kind = h[12];
-        let pcrc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+        let commit_time_ns =
+            (version >= 2).then(|| i64::from_le_bytes(h[16..24].try_into().unwrap_or_default()));
+        let pcrc = crc_at(fh - 8);
         if len > MAX_PAYLOAD {
             return Err(corrupt(off, "WAL frame length out of range"));
         }
-        let end = off + FRAME_HEADER_LEN + len;
+        let end = off + fh + len;
         if end > bytes.len() {
             return torn_here("frame runs past end of file");
         }
-        let payload = &bytes[off + FRAME_HEADER_LEN..end];
+        let payload = &bytes[off + fh..end];
         if crc32c::crc32c(payload) != pcrc {
             // A damaged last frame is indistinguishable from a torn write.
             if end == bytes.len() || all_zero(end) {
@@ -186,6 +242,7 @@ pub fn scan_segment(
             end,
             lsn,
             kind,
+            commit_time_ns,
             payload,
         })?;
         off = end;
@@ -197,14 +254,15 @@ pub fn scan_segment(
     })
 }
 
-/// The header a segment with this file's sequence number should have (compares all 28 bytes).
+/// The header a segment with this file's sequence number and version should have (compares
+/// all 28 bytes).
 fn segment_header_from(bytes: &[u8]) -> [u8; HEADER_LEN] {
     let seq = bytes
         .get(16..24)
         .and_then(|s| s.try_into().ok())
         .map(u64::from_le_bytes)
         .unwrap_or(0);
-    segment_header(seq)
+    segment_header_version(seq, segment_version(bytes).unwrap_or(VERSION))
 }
 
 fn create_segment(vfs: &dyn Vfs, dir: &Path, seq: u64) -> Result<(Box<dyn VfsFile>, SegmentMeta)> {
@@ -227,6 +285,7 @@ fn create_segment(vfs: &dyn Vfs, dir: &Path, seq: u64) -> Result<(Box<dyn VfsFil
         path,
         lsns: None,
         size: HEADER_LEN as u64,
+        version: VERSION,
     };
     Ok((file, meta))
 }
@@ -255,6 +314,13 @@ impl WalWriter {
             Some(a) => return Self::create(vfs, dir, a.seq, segments),
             None => return Self::create(vfs, dir, 1, Vec::new()),
         };
+        if active.version != VERSION {
+            // A segment of an older version (written before an upgrade) is sealed as it is:
+            // frames of this version go to a new segment with this version's header.
+            let seq = active.seq + 1;
+            segments.push(active);
+            return Self::create(vfs, dir, seq, segments);
+        }
         let file = vfs
             .open_append(&active.path)
             .map_err(|e| Error::io(&active.path, e))?;
@@ -366,9 +432,60 @@ mod tests {
     fn segment_with(n: u64) -> Vec<u8> {
         let mut b = segment_header(1).to_vec();
         for lsn in 1..=n {
-            encode_frame(lsn, 1, format!("payload {lsn}").as_bytes(), &mut b);
+            encode_frame(
+                lsn,
+                1,
+                1000 + lsn as i64,
+                format!("payload {lsn}").as_bytes(),
+                &mut b,
+            );
         }
         b
+    }
+
+    fn segment_v1_with(n: u64) -> Vec<u8> {
+        let mut b = segment_header_version(1, 1).to_vec();
+        for lsn in 1..=n {
+            encode_frame_v1(lsn, 1, format!("payload {lsn}").as_bytes(), &mut b);
+        }
+        b
+    }
+
+    #[test]
+    fn v2_frames_carry_their_commit_time_and_v1_frames_still_read() {
+        let mut times = Vec::new();
+        scan_segment(Path::new("w"), &segment_with(3), false, 0, &mut |f| {
+            times.push(f.commit_time_ns);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(times, vec![Some(1001), Some(1002), Some(1003)]);
+        let v1 = segment_v1_with(3);
+        let mut seen = Vec::new();
+        let out = scan_segment(Path::new("w"), &v1, false, 0, &mut |f| {
+            seen.push((f.lsn, f.commit_time_ns, f.payload.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.valid_len, v1.len() as u64);
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[2], (3, None, b"payload 3".to_vec()));
+        // A version this build does not know is corruption, not a torn tail.
+        let mut v9 = segment_with(1);
+        v9[8] = 9;
+        let crc = crc32c::crc32c(&v9[..24]);
+        v9[24..28].copy_from_slice(&crc.to_le_bytes());
+        assert!(collect(Path::new("w"), &v9, true).is_err());
+    }
+
+    #[test]
+    fn torn_tail_of_a_v1_segment_is_cut() {
+        let b = segment_v1_with(3);
+        for cut in (HEADER_LEN + 1)..b.len() {
+            let (lsns, out) = collect(Path::new("w"), &b[..cut], true).unwrap();
+            assert!(lsns.len() < 3);
+            assert!(out.torn || out.valid_len == cut as u64);
+        }
     }
 
     /// A [`crate::vfs::SimVfs`] on which creating a file fails with `EMFILE` while `full`.
@@ -454,7 +571,7 @@ mod tests {
         let mut w = WalWriter::create(vfs.clone(), dir, 1, Vec::new()).unwrap();
         let frame = |lsn: u64| {
             let mut b = Vec::new();
-            encode_frame(lsn, 1, format!("payload {lsn}").as_bytes(), &mut b);
+            encode_frame(lsn, 1, 0, format!("payload {lsn}").as_bytes(), &mut b);
             b
         };
         w.append(&frame(1), 1, 1).unwrap();
@@ -510,7 +627,7 @@ mod tests {
         // header fell in a sector that reads back as zeros.
         let b = segment_with(3);
         let mut next = Vec::new();
-        encode_frame(4, 1, b"payload 4", &mut next);
+        encode_frame(4, 1, 1004, b"payload 4", &mut next);
         for kept in 1..FRAME_HEADER_LEN {
             let mut t = b.clone();
             t.extend_from_slice(&next[..kept]);

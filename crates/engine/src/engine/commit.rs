@@ -64,7 +64,8 @@ pub fn write(inner: &Inner, group: &str, mut batch: PointBatch<'_>) -> Result<Co
         if c.pending.is_empty() {
             c.pending_first = lsn;
         }
-        encode_frame(lsn, record::KIND_WRITE, &payload, &mut c.pending);
+        let t = c.commit_time();
+        encode_frame(lsn, record::KIND_WRITE, t, &payload, &mut c.pending);
         c.catalog.apply(group, delta);
         let mut m = write_lock(&c.active);
         for p in batch.iter() {
@@ -122,7 +123,8 @@ fn append_control(
         if c.pending.is_empty() {
             c.pending_first = lsn;
         }
-        encode_frame(lsn, kind, payload, &mut c.pending);
+        let t = c.commit_time();
+        encode_frame(lsn, kind, t, payload, &mut c.pending);
         c.last_lsn = lsn;
         lsn
     };

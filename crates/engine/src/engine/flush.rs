@@ -263,7 +263,8 @@ fn publish(
         st.frozen.retain(|m| !Arc::ptr_eq(m, frozen));
     }
     if let Some(w) = lock(&inner.writes.wal).as_mut() {
-        w.delete_through(cut)?;
+        let through = inner.archive.deletable_through(cut, &w.segments());
+        w.delete_through(through)?;
     }
     Ok(())
 }

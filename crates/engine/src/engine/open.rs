@@ -206,23 +206,26 @@ impl Replay<'_> {
     }
 }
 
-/// Replay WAL segments after `from_lsn`. Returns the recovered segments and the last LSN seen.
+/// Replay WAL segments after `from_lsn`. Returns the recovered segments, the last LSN seen and
+/// the newest commit time recorded (0 when none: v1 segments or an empty WAL).
 fn replay_wal(
     vfs: &dyn Vfs,
     dir: &Path,
     read_only: bool,
     from_lsn: u64,
     r: &mut Replay<'_>,
-) -> Result<(Vec<SegmentMeta>, u64)> {
+) -> Result<(Vec<SegmentMeta>, u64, i64)> {
     let wal_dir = dir.join("wal");
     let segs = wal::list_segments(vfs, &wal_dir)?;
     let mut out = Vec::new();
     let mut last = 0u64;
+    let mut last_time = 0i64;
     let n = segs.len();
     for (i, (seq, path)) in segs.into_iter().enumerate() {
         let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
         let is_last = i + 1 == n;
         let mut apply = |f: wal::Frame<'_>| -> Result<()> {
+            last_time = last_time.max(f.commit_time_ns.unwrap_or(0));
             if f.lsn <= from_lsn {
                 return Ok(());
             }
@@ -251,9 +254,10 @@ fn replay_wal(
             path,
             lsns: outcome.lsns,
             size: outcome.valid_len,
+            version: wal::segment_version(&bytes).unwrap_or(wal::VERSION),
         });
     }
-    Ok((out, last))
+    Ok((out, last, last_time))
 }
 
 pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
@@ -332,7 +336,8 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         dropped: Vec::new(),
         now: now_ns(),
     };
-    let (segments, wal_last) = replay_wal(vfs, &dir, read_only, ckpt.lsn, &mut replay)?;
+    let (segments, wal_last, last_commit_ns) =
+        replay_wal(vfs, &dir, read_only, ckpt.lsn, &mut replay)?;
     let dropped = std::mem::take(&mut replay.dropped);
     let mut last_lsn = ckpt.lsn.max(wal_last);
     for s in version.shards.values() {
@@ -369,6 +374,12 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         pins.save(vfs, &dir)?;
     }
     let active: MemRef = Arc::new(RwLock::new(mem));
+    let max_pending = if read_only {
+        None
+    } else {
+        opts.archive_max_pending
+    };
+    let archive = super::archive::Hold::load(vfs, &dir, max_pending, ckpt.lsn)?;
     Ok(Inner {
         env: Env {
             dir: dir.clone(),
@@ -385,6 +396,7 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
                 pending_first: 0,
                 active: active.clone(),
                 last_freeze: ckpt.lsn,
+                last_commit_ns,
             },
             wal_writer,
             Durable {
@@ -404,6 +416,7 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
         ),
         background: Background::new(),
         pins: Mutex::new(pins),
+        archive,
         stats: Default::default(),
     })
 }

@@ -71,6 +71,10 @@ pub struct EngineOptions {
     pub max_fields_per_point: usize,
     /// Most distinct fields one measure may have; a batch adding more is refused.
     pub max_fields_per_measure: usize,
+    /// Continuous archiving: `Some(bytes)` keeps WAL not yet archived (the `ARCHIVE` cursor)
+    /// until this much is waiting, then deletes it and records a gap (see `archive.rs`).
+    /// `None` (default): WAL is deleted as soon as it is in parts.
+    pub archive_max_pending: Option<u64>,
 }
 
 /// Default of [`EngineOptions::max_fields_per_point`].
@@ -92,6 +96,7 @@ impl EngineOptions {
             snapshot_flush: true,
             max_fields_per_point: DEFAULT_MAX_FIELDS_PER_POINT,
             max_fields_per_measure: DEFAULT_MAX_FIELDS_PER_MEASURE,
+            archive_max_pending: None,
         }
     }
 }

@@ -95,9 +95,15 @@ pub fn take(inner: &Inner) -> Result<Snapshot> {
     let vfs = inner.vfs();
     let abs = absolute_dir(inner)?;
     let layout = lock(&inner.published.layout);
-    let (cut, catalog) = {
+    // The recorded time is taken with the cut: no batch in the snapshot has a later commit
+    // time (point-in-time recovery relies on it, docs/format/wal.md).
+    let (cut, catalog, taken_at) = {
         let c = lock(&inner.writes.commit);
-        (c.last_lsn, c.catalog.clone())
+        (
+            c.last_lsn,
+            c.catalog.clone(),
+            now_ns().max(c.last_commit_ns),
+        )
     };
     let version = inner.published.version();
     let ckpt_lsn = inner.published.checkpoint_lsn.load(Ordering::SeqCst);

@@ -97,6 +97,17 @@ pub struct Commit {
     pub active: MemRef,
     /// LSN of the last memtable freeze (rows of the active memtable are above it).
     pub last_freeze: u64,
+    /// Commit time (Unix ns) of the last frame: commit times never go backwards within a run,
+    /// so "every batch committed at or before T" is a prefix of the WAL (`docs/format/wal.md`).
+    pub last_commit_ns: i64,
+}
+
+impl Commit {
+    /// The commit time of the next frame: the wall clock, held back from going backwards.
+    pub fn commit_time(&mut self) -> i64 {
+        self.last_commit_ns = now_ns().max(self.last_commit_ns);
+        self.last_commit_ns
+    }
 }
 
 pub struct Durable {
@@ -114,6 +125,8 @@ pub struct Inner {
     pub background: Background,
     /// Live snapshots' pinned parts and the deletes they defer (see `pins.rs`).
     pub pins: Mutex<super::pins::Pins>,
+    /// WAL held for continuous archiving (see `archive.rs`).
+    pub archive: super::archive::Hold,
     pub stats: Stats,
 }
 
