@@ -210,6 +210,11 @@ impl Repository {
         &self.config
     }
 
+    /// The compression new objects are written with.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
     pub fn keys(&self) -> Option<&Keys> {
         self.keys.as_ref()
     }
@@ -553,7 +558,7 @@ impl Repository {
     }
 }
 
-async fn put_create(store: &DynStore, path: &Path, bytes: Vec<u8>) -> Result<()> {
+pub(crate) async fn put_create(store: &DynStore, path: &Path, bytes: Vec<u8>) -> Result<()> {
     let opts = PutOptions {
         mode: PutMode::Create,
         ..Default::default()

@@ -75,6 +75,9 @@ pub struct RestorePlan {
     pub target_in_use: bool,
     /// `DIR.pre-restore-<UTC time>` when the target holds data (the swap picks the name).
     pub rollback: Option<PathBuf>,
+    /// `restore --at`: archived WAL replayed on top of the snapshot (`archive::pitr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<crate::archive::pitr::PitrPlan>,
     #[serde(skip)]
     pub manifest: Manifest,
 }
@@ -224,6 +227,7 @@ pub async fn plan_restore(
         target_in_use: in_use,
         rollback,
         fetch,
+        point_in_time: None,
         manifest,
     })
 }
@@ -475,7 +479,16 @@ async fn stage_and_swap(
             })
             .await?;
             refuse_damage(plan, &found?)?;
+            if let Some(p) = &plan.point_in_time {
+                progress.set_phase("adding archived WAL");
+                crate::archive::pitr::stage(&repo, p, staged.path()).await?;
+            }
             (staged, None)
+        }
+        Some(_) if plan.point_in_time.is_some() => {
+            return Err(Error::Refused(
+                "restore --at cannot be combined with a fine-grained selection in this build; restore the point in time, then copy what you need".into(),
+            ));
         }
         Some(sel) => {
             progress.set_phase("rewriting the selection");

@@ -53,6 +53,8 @@ pub struct Config {
     pub max_fields_per_measure: usize,
     /// `[[attachment]]`: backup snapshots mounted read-only at start (`crate::attach`).
     pub attachment: Vec<crate::attach::AttachmentConfig>,
+    /// Continuous WAL archiving to `repository` (`[archive]`, see [`crate::archive`]).
+    pub archive: crate::archive::ArchiveSettings,
 }
 
 /// One layer of configuration; `None` means "not set here".
@@ -81,6 +83,8 @@ pub struct ConfigLayer {
     pub repository: Option<strata_backup::settings::RepoSettings>,
     /// `[[attachment]]` tables (`crate::attach::config`).
     pub attachment: Option<Vec<crate::attach::AttachmentConfig>>,
+    /// `[archive]`: enabled, max_pending, interval.
+    pub archive: Option<crate::archive::ArchiveLayer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +126,8 @@ pub enum ConfigError {
     MaxConnections,
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("{0}")]
+    Archive(String),
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
@@ -193,6 +199,7 @@ impl ConfigLayer {
             max_fields_per_measure: number("STRATA_MAX_FIELDS_PER_MEASURE", "fields")?,
             repository: None,
             attachment: None,
+            archive: crate::archive::ArchiveLayer::from_env(&get)?,
         })
     }
 
@@ -223,6 +230,7 @@ impl ConfigLayer {
             max_fields_per_measure: self.max_fields_per_measure.or(lower.max_fields_per_measure),
             repository: self.repository.or(lower.repository),
             attachment: self.attachment.or(lower.attachment),
+            archive: crate::archive::or_layers(self.archive, lower.archive),
         }
     }
 
@@ -279,6 +287,7 @@ impl ConfigLayer {
                 .max_fields_per_measure
                 .unwrap_or(DEFAULT_MAX_FIELDS_PER_MEASURE),
             attachment: self.attachment.unwrap_or_default(),
+            archive: self.archive.unwrap_or_default().finish()?,
         };
         c.validate()?;
         Ok(c)

@@ -6,6 +6,7 @@
 //! in-flight requests finish, then flushes and closes the engine.
 
 pub mod attach;
+pub mod archive;
 pub mod backup_jobs;
 pub mod config;
 pub mod http;
@@ -73,6 +74,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     opts.idle_flush = config.idle_flush()?;
     opts.max_fields_per_point = config.max_fields_per_point;
     opts.max_fields_per_measure = config.max_fields_per_measure;
+    if config.archive.enabled {
+        opts.archive_max_pending = Some(config.archive.max_pending_bytes);
+    }
     let engine = Arc::new(Engine::open(opts)?);
     tracing::info!(data_dir = %config.data_dir.display(), node_id = engine.node_id(), "engine open");
     // Every open part holds a descriptor for its data file (so a merge can delete it under a
@@ -92,9 +96,20 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .thread_name("strata-http")
         .build()
         .map_err(io("start the HTTP runtime"))?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    if config.archive.enabled {
+        let stats = Arc::new(strata_backup::archive::ship::ArchiveStats::default());
+        metrics.archive.attach(stats.clone());
+        runtime.spawn(archive::run(
+            engine.clone(),
+            config.repository.clone(),
+            config.archive.clone(),
+            stats,
+        ));
+    }
     let state = http::AppState {
         engine: engine.clone(),
-        metrics: Arc::new(metrics::Metrics::new()),
+        metrics,
         max_body: config.max_body_bytes,
         body_timeout: config.body_timeout()?,
         remote_read: config.remote_read_limits(),

@@ -36,6 +36,8 @@ pub struct Metrics {
     queries_running: Gauge,
     queries_cancelled: Counter,
     query_memory_bytes: Gauge,
+    /// Continuous archiving's series (`crate::archive`).
+    pub archive: crate::archive::ArchiveMetrics,
 }
 
 /// Counts a query as running until dropped.
@@ -75,6 +77,7 @@ impl Metrics {
             queries_running: Gauge::default(),
             queries_cancelled: Counter::default(),
             query_memory_bytes: Gauge::default(),
+            archive: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +149,7 @@ impl Metrics {
             "Bytes held by running queries, against query_memory_total_bytes",
             m.query_memory_bytes.clone(),
         );
+        m.archive.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -203,6 +207,7 @@ impl Metrics {
         self.memtable_bytes
             .set(saturating_i64(stats.memtable_bytes));
         self.last_lsn.set(saturating_i64(stats.last_lsn));
+        self.archive.refresh();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -22,6 +22,11 @@ pub struct Args {
     /// Snapshot id, unique prefix, or `latest`
     #[arg(long, default_value = "latest")]
     snapshot: String,
+    /// Point-in-time recovery: restore the data as of TIME (RFC 3339, or a duration ago such
+    /// as 15m) from the newest snapshot at or before it plus the archived WAL up to the last
+    /// batch committed at or before TIME. Chooses the snapshot itself
+    #[arg(long, value_name = "TIME", conflicts_with = "snapshot")]
+    at: Option<String>,
     /// Plan and verify only; write nothing
     #[arg(long)]
     dry_run: bool,
@@ -158,7 +163,25 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             filter: filter(&a),
             skip_damaged: a.skip_damaged,
         };
-        let plan = plan_restore(&repo, &a.snapshot, &a.data_dir, &opts).await?;
+        let plan = match &a.at {
+            Some(at) => {
+                let now = super::pitr::now_ns();
+                let at = super::pitr::parse_at(at, now)?;
+                strata_backup::archive::pitr::plan_restore_at(
+                    &repo,
+                    at,
+                    now,
+                    None,
+                    &a.data_dir,
+                    &opts,
+                )
+                .await?
+            }
+            None => plan_restore(&repo, &a.snapshot, &a.data_dir, &opts).await?,
+        };
+        if let (false, Some(p)) = (a.json, &plan.point_in_time) {
+            println!("{}", super::pitr::describe(p));
+        }
         if !a.json {
             println!(
                 "plan: snapshot {} -> {}: {} files, {} ({} objects, {} to download) via {}{}",

@@ -22,6 +22,10 @@ pub struct Args {
     /// Backup repository URL used by backup jobs [default: ./strata-backups]
     #[arg(long)]
     repo: Option<String>,
+    /// Ship the WAL continuously to the repository for point-in-time recovery (the
+    /// `[archive]` table sets max_pending and interval)
+    #[arg(long)]
+    archive: bool,
     /// Bearer token required on every request (mandatory off loopback)
     #[arg(long)]
     auth_token: Option<String>,
@@ -79,6 +83,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         query_memory_total_bytes: args.query_memory_total_bytes,
         max_fields_per_point: args.max_fields_per_point,
         max_fields_per_measure: args.max_fields_per_measure,
+        archive: args.archive.then(|| strata_server::archive::ArchiveLayer {
+            enabled: Some(true),
+            ..Default::default()
+        }),
         // Remote-read limits come from the config file or the environment only.
         ..ConfigLayer::default()
     };

@@ -18,6 +18,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let repo = a.repo.open().await?;
         let (mut ms, bad) = repo.manifests().await?;
+        let listing = strata_backup::archive::window::ArchiveListing::load(&repo).await?;
+        let windows = strata_backup::archive::window::Windows::compute(&listing, &ms);
         if let Some(node) = &a.node {
             ms.retain(|m| &m.node_id == node);
         }
@@ -40,7 +42,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &serde_json::json!({"snapshots": v, "damaged": damaged})
+                    &serde_json::json!({"snapshots": v, "damaged": damaged,
+                        "pitr": super::pitr::windows_json(&windows)})
                 )?
             );
             return Ok(());
@@ -66,6 +69,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             println!("{id:<16}  DAMAGED: {e}");
         }
         println!("{} snapshots", ms.len());
+        super::pitr::print_windows(&windows);
         Ok(())
     })
 }
