@@ -148,6 +148,9 @@ pub struct PrunePlan {
     /// Unreferenced objects spared because they are younger than the grace period.
     pub objects_in_grace: usize,
     pub grace_secs: u64,
+    /// Archive objects (continuous WAL archiving) no kept snapshot needs (`archive::retention`).
+    pub archive_objects_to_remove: usize,
+    pub archive_bytes_to_remove: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -156,6 +159,8 @@ pub struct PruneReport {
     pub objects_removed: usize,
     pub bytes_removed: u64,
     pub objects_in_grace: usize,
+    pub archive_objects_removed: usize,
+    pub archive_bytes_removed: u64,
 }
 
 async fn referenced(repo: &Repository, keep: &HashSet<String>) -> Result<HashSet<String>> {
@@ -200,13 +205,15 @@ pub async fn plan_prune(
         .iter()
         .map(|m| (m.id.clone(), m.recorded_time()))
         .collect();
-    let decisions = apply_policy(&snaps, policy);
+    let mut decisions = apply_policy(&snaps, policy);
     if !decisions.is_empty() && decisions.iter().all(|d| !d.keep) && !policy.allow_empty {
         return Err(Error::InvalidArgument(format!(
             "this policy would remove all {} snapshots; refusing (pass --allow-empty to do that on purpose)",
             decisions.len()
         )));
     }
+    let listing = crate::archive::window::ArchiveListing::load(repo).await?;
+    crate::archive::retention::extend_keeps(&ms, &listing, policy.keep_within, &mut decisions);
     let kept: HashSet<String> = decisions
         .iter()
         .filter(|d| d.keep)
@@ -218,7 +225,11 @@ pub async fn plan_prune(
         .flat_map(|m| m.files.iter().map(|f| f.object.clone()))
         .collect();
     let (remove, grace_n, bytes) = garbage(repo, &refs, grace).await?;
+    let (archive_objects_to_remove, archive_bytes_to_remove) =
+        crate::archive::retention::plan(repo, grace, &kept).await?;
     Ok(PrunePlan {
+        archive_objects_to_remove,
+        archive_bytes_to_remove,
         decisions,
         objects_to_remove: remove.len(),
         bytes_to_remove: bytes,
@@ -267,6 +278,8 @@ pub async fn prune(repo: &Repository, plan: &PrunePlan) -> Result<PruneReport> {
     report.objects_removed = remove.len();
     report.bytes_removed = bytes;
     report.objects_in_grace = in_grace;
+    (report.archive_objects_removed, report.archive_bytes_removed) =
+        crate::archive::retention::apply(repo, Duration::from_secs(plan.grace_secs)).await?;
     Ok(report)
 }
 

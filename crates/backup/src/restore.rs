@@ -43,6 +43,9 @@ pub struct RestoreOptions {
     pub read_data: bool,
     /// Record this node id in the restored directory (restore onto another node).
     pub node_id: Option<String>,
+    /// `Some(1)`: write a data directory the previous release (WAL format 1) opens
+    /// (`restore --format-version 1`, rollback after a failed upgrade).
+    pub format_version: Option<u32>,
     pub parallelism: usize,
     /// Groups, measures, tags, time range and shard count to restore (default: the whole
     /// snapshot as it is).
@@ -517,6 +520,7 @@ async fn stage_and_swap(
     })
     .await?;
     prepared?;
+    let staged = crate::archive::compat::convert(staged, opts.format_version).await?;
     progress.set_phase("swapping");
     let swapped = blocking(move || staged.swap())
         .await?

@@ -91,7 +91,18 @@ fn restore_at_gives_exactly_the_batches_acknowledged_before_the_instant() {
     let mut times: Vec<(i64, i64)> = Vec::new();
     let until = now_ns() + 3_000_000_000;
     let mut i = 0i64;
+    let mut job: Option<String> = None;
     while now_ns() < until {
+        if job.is_none() && now_ns() > until - 1_500_000_000 {
+            // A backup in the middle of the load: a second snapshot inside the window.
+            let r = server
+                .request(reqwest::Method::POST, "/api/v1/backups")
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+            let v: serde_json::Value = r.json().unwrap();
+            job = Some(v["status"].as_str().unwrap().to_string());
+        }
         let sent = now_ns();
         server.write_ok("pitr", "s", &format!("load,host=h v={i}i {}\n", base + i));
         times.push((sent, now_ns()));
@@ -99,6 +110,23 @@ fn restore_at_gives_exactly_the_batches_acknowledged_before_the_instant() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let last_ack = times.last().unwrap().1;
+    let job = job.unwrap();
+    let mut mid_snapshot = String::new();
+    for _ in 0..600 {
+        let v: serde_json::Value = server
+            .request(reqwest::Method::GET, &job)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["state"] == "succeeded" {
+            mid_snapshot = v["snapshot"].as_str().unwrap().to_string();
+            break;
+        }
+        assert_ne!(v["state"], "failed", "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!mid_snapshot.is_empty(), "the backup job did not finish");
     // Let the archiver run its round, as a steady load would; then a hard crash.
     std::thread::sleep(Duration::from_millis(300));
     drop(server); // SIGKILL
@@ -173,6 +201,95 @@ fn restore_at_gives_exactly_the_batches_acknowledged_before_the_instant() {
         (0..got.len() as i64).collect::<Vec<_>>(),
         "a prefix of the batches"
     );
+
+    // Rollback: the same point written for the previous release (WAL format 1).
+    let v1 = t.path().join("restored-v1");
+    ok(&[
+        "restore",
+        "--repo",
+        s(&repo),
+        "--data-dir",
+        s(&v1),
+        "--at",
+        &rfc3339(end),
+        "--format-version",
+        "1",
+    ]);
+    for f in std::fs::read_dir(v1.join("wal")).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        assert_eq!(
+            &bytes[8..12],
+            &1u32.to_le_bytes(),
+            "a v2 WAL segment in a v1 restore"
+        );
+    }
+    assert_eq!(batches(&v1), got);
+    let bad_v = t.path().join("bad-version");
+    let e = fails(&[
+        "restore",
+        "--repo",
+        s(&repo),
+        "--data-dir",
+        s(&bad_v),
+        "--at",
+        &rfc3339(end),
+        "--format-version",
+        "3",
+    ]);
+    assert!(e.contains("--format-version 3"), "{e}");
+    assert!(!bad_v.exists());
+
+    // Retention: keep only the newest snapshot; the archive before its cut goes, the window
+    // now starts at it, and a restore inside it is still exact.
+    ok(&[
+        "prune",
+        "--repo",
+        s(&repo),
+        "--keep-last",
+        "1",
+        "--grace",
+        "0s",
+    ]);
+    let snaps = json(&["snapshots", "--repo", s(&repo), "--json"]);
+    let ids: Vec<&str> = snaps["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![mid_snapshot.as_str()]);
+    let w = &snaps["pitr"]["windows"][0];
+    assert!(w["start_ns"].as_i64().unwrap() > start, "{snaps}");
+    assert_eq!(
+        w["end_ns"].as_i64().unwrap(),
+        end,
+        "the window still ends at the last commit"
+    );
+    let k = n - 2;
+    let at = (times[k].1 + times[k + 1].0) / 2;
+    let dest = t.path().join("restored-after-prune");
+    ok(&[
+        "restore",
+        "--repo",
+        s(&repo),
+        "--data-dir",
+        s(&dest),
+        "--at",
+        &rfc3339(at),
+    ]);
+    assert_eq!(batches(&dest), (0..=k as i64).collect::<Vec<_>>());
+    let before = (times[0].1 + times[1].0) / 2;
+    let e = fails(&[
+        "restore",
+        "--repo",
+        s(&repo),
+        "--data-dir",
+        s(&dest),
+        "--at",
+        &rfc3339(before),
+        "--force",
+    ]);
+    assert!(e.contains("outside the point-in-time window"), "{e}");
 
     // Bad input: one clear line each, nothing written.
     let bad = t.path().join("bad");

@@ -85,8 +85,7 @@ pub fn encode_frame(lsn: u64, kind: u8, commit_time_ns: i64, payload: &[u8], out
     out.extend_from_slice(payload);
 }
 
-/// Append one v1 frame (what the previous release wrote; tests only).
-#[cfg(test)]
+/// Append one v1 frame (what the previous release wrote: `restore --format-version 1`).
 pub fn encode_frame_v1(lsn: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());

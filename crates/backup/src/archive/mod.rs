@@ -8,7 +8,9 @@
 //! - [`window`]: the point-in-time windows and gaps, from object names and manifests;
 //! - [`pitr`]: `restore --at TIME` — plan, and staging of archived WAL for the restore.
 
+pub mod compat;
 pub mod object;
 pub mod pitr;
+pub mod retention;
 pub mod ship;
 pub mod window;

@@ -42,6 +42,10 @@ pub struct Args {
     /// Node id to record in the restored directory (restore onto another node)
     #[arg(long)]
     node_id: Option<String>,
+    /// Write a data directory for this format version: 2 (this release, the default) or 1
+    /// (the previous release: rollback after a failed upgrade)
+    #[arg(long, value_name = "N")]
+    format_version: Option<u32>,
     /// Files downloaded in parallel
     #[arg(long, default_value_t = 8)]
     parallel: usize,
@@ -162,7 +166,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             parallelism: a.parallel,
             filter: filter(&a),
             skip_damaged: a.skip_damaged,
+            format_version: a.format_version,
         };
+        strata_backup::archive::compat::check(a.format_version)?;
         let plan = match &a.at {
             Some(at) => {
                 let now = super::pitr::now_ns();

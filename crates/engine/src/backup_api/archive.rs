@@ -59,3 +59,31 @@ pub fn append_wal_segment(data_dir: &Path, records: &[WalRecord]) -> Result<()> 
     f.sync_all().map_err(|e| Error::io(&path, e))?;
     crate::format::fsync_dir(&vfs, &dir)
 }
+
+/// Rewrite every WAL segment of a (staged, not running) data directory in format v1, for the
+/// previous release (`restore --format-version 1`): the same records without commit times.
+/// Each segment is replaced atomically (temp file, fsync, rename, fsync the directory).
+pub fn rewrite_wal_v1(data_dir: &Path) -> Result<usize> {
+    let vfs = crate::vfs::RealVfs;
+    let dir = data_dir.join("wal");
+    let mut n = 0;
+    for (seq, path) in wal::list_segments(&vfs, &dir)? {
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if wal::segment_version(&bytes) == Some(1) {
+            continue;
+        }
+        let name = path.display().to_string();
+        let records = if bytes.len() <= wal::HEADER_LEN {
+            Vec::new()
+        } else {
+            decode_segment(&name, &bytes)?
+        };
+        let mut out = wal::segment_header_version(seq, 1).to_vec();
+        for r in &records {
+            wal::encode_frame_v1(r.lsn, r.kind, &r.payload, &mut out);
+        }
+        crate::format::write_atomic(&vfs, &path, &out)?;
+        n += 1;
+    }
+    Ok(n)
+}

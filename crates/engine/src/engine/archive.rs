@@ -267,7 +267,9 @@ impl super::Engine {
 
     /// Record durably that every record through `c.lsn` is archived: WAL up to it may go.
     pub fn set_archive_cursor(&self, c: ArchiveCursor) -> Result<()> {
-        self.inner.archive.set(self.inner.vfs(), &self.inner.env.dir, c)
+        self.inner
+            .archive
+            .set(self.inner.vfs(), &self.inner.env.dir, c)
     }
 
     /// Durable WAL records after `after` (see [`read_after`]).

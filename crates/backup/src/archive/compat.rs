@@ -1,0 +1,38 @@
+//! `restore --format-version N`: the data directory a restore writes, for the release that
+//! will open it. 2 (default) is this release. 1 is the previous release (rollback after a
+//! failed upgrade): everything but the WAL is unchanged between the two, and the WAL is
+//! rewritten in format 1 (the same records without their commit times). A snapshot holds
+//! nothing else v1 cannot represent; a future format change adds its refusals here.
+
+use strata_engine::backup_api::StagedDir;
+use strata_engine::backup_api::archive::rewrite_wal_v1;
+
+use crate::error::{Error, Result};
+
+/// The WAL format versions a restore can write.
+pub const SUPPORTED: [u32; 2] = [1, 2];
+
+pub fn check(version: Option<u32>) -> Result<()> {
+    match version {
+        None => Ok(()),
+        Some(v) if SUPPORTED.contains(&v) => Ok(()),
+        Some(v) => Err(Error::InvalidArgument(format!(
+            "--format-version {v}: this release writes format 2 and can write format 1 for the previous release"
+        ))),
+    }
+}
+
+/// Converts the prepared staging directory for `version` (before the swap).
+pub async fn convert(staged: StagedDir, version: Option<u32>) -> Result<StagedDir> {
+    check(version)?;
+    if version != Some(1) {
+        return Ok(staged);
+    }
+    tokio::task::spawn_blocking(move || {
+        let r = rewrite_wal_v1(staged.path());
+        (staged, r)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))
+    .and_then(|(staged, r)| r.map(|_| staged).map_err(Error::from))
+}
