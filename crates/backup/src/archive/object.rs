@@ -25,7 +25,8 @@ pub struct ObjectName {
 }
 
 /// The path segment of a node id: kept as is when it is plain (letters, digits, `-`, `_`),
-/// else `~` and its bytes in hex, so any node id makes one safe segment.
+/// else `.` and its bytes in hex (a plain id never starts with `.`; object stores keep `.`
+/// as is), so any node id makes one safe segment.
 pub fn node_segment(node: &str) -> String {
     let plain = !node.is_empty()
         && node
@@ -34,12 +35,12 @@ pub fn node_segment(node: &str) -> String {
     if plain {
         node.to_string()
     } else {
-        format!("~{}", hex::encode(node.as_bytes()))
+        format!(".{}", hex::encode(node.as_bytes()))
     }
 }
 
 fn node_from_segment(seg: &str) -> Option<String> {
-    match seg.strip_prefix('~') {
+    match seg.strip_prefix('.') {
         Some(h) => String::from_utf8(hex::decode(h).ok()?).ok(),
         None => Some(seg.to_string()),
     }
@@ -132,7 +133,14 @@ pub async fn put(
     let plain = encode_segment(0, records);
     let bytes = format::encode_all(repo.keys(), path.as_ref(), repo.compression(), &plain)?;
     let size = bytes.len() as u64;
-    crate::repo::put_create(repo.store(), &path, bytes).await?;
+    if let Err(e) = crate::repo::put_create(repo.store(), &path, bytes).await {
+        // A put whose reply was lost, shipped again: the same records under the same name,
+        // sealed with another salt. What is there is ours if it holds exactly these records.
+        match get(repo, &name).await {
+            Ok(there) if there == records => {}
+            _ => return Err(e),
+        }
+    }
     Ok((name, size))
 }
 
