@@ -100,6 +100,14 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     pub labels: BTreeMap<String, String>,
     pub stats: BackupStats,
+    /// The groups this backup was restricted to (`backup --group`, a schedule's groups);
+    /// absent: every group of the catalog. Optional field, added after v1 (old readers
+    /// ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// The schedule of `strata server` that made this backup; absent for manual backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 /// A relative path that stays inside its base: no root, no `..`, no `.`, nothing empty.
@@ -210,6 +218,14 @@ impl Manifest {
                 p = parent;
             }
         }
+        if let Some(groups) = &self.groups {
+            if let Some(p) = self.parts.iter().find(|p| !groups.contains(&p.group)) {
+                return Err(self.hostile(format!(
+                    "part of group {:?} in a backup of groups {groups:?}",
+                    p.group
+                )));
+            }
+        }
         if total != self.stats.bytes {
             return Err(self.hostile(format!(
                 "file sizes add up to {total}, the manifest claims {}",
@@ -285,6 +301,8 @@ pub(crate) mod tests {
                 bytes: 10,
                 ..Default::default()
             },
+            groups: None,
+            schedule: None,
         }
     }
 

@@ -12,10 +12,12 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod groups;
 pub mod restore;
 pub mod select;
 
 pub use catalog::{CATALOG_EXPORT_VERSION, CatalogExport};
+pub use groups::restrict_snapshot;
 pub use restore::*;
 pub use select::{
     CopyStats, GroupSelection, MAX_SHARDS, Selection, copy_selection, keep_only_parts, open_target,

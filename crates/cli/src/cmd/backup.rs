@@ -33,6 +33,9 @@ pub struct Args {
     /// Read and verify every file again and re-upload anything missing or damaged
     #[arg(long)]
     full: bool,
+    /// Back up only this group (repeatable); the snapshot records the groups it covers
+    #[arg(long = "group", value_name = "G")]
+    groups: Vec<String>,
     /// Label the snapshot, K=V (repeatable)
     #[arg(long = "label")]
     labels: Vec<String>,
@@ -71,6 +74,8 @@ async fn run_async(a: Args) -> anyhow::Result<()> {
         full: a.full,
         labels: parse_labels(&a.labels)?,
         parallelism: a.parallel,
+        groups: a.groups.iter().cloned().collect(),
+        schedule: None,
     };
     let started = Instant::now();
     // Opening the repository derives its key from the password (Argon2id): reported apart,
@@ -256,6 +261,7 @@ fn report(m: &Manifest, started: Instant, t: &Timings, json: bool) -> anyhow::Re
             "snapshot": m.id,
             "kind": m.kind,
             "parent": m.parent,
+            "groups": m.groups,
             "lsn": m.lsn,
             "stats": m.stats,
             "seconds": took.as_secs_f64(),

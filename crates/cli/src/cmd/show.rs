@@ -70,6 +70,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         for (k, v) in &m.labels {
             println!("label       {k}={v}");
         }
+        if let Some(g) = &m.groups {
+            println!("covers      groups {}", g.join(", "));
+        }
+        if let Some(s) = &m.schedule {
+            println!("schedule    {s}");
+        }
         println!("groups:");
         for (g, s) in summarize(&m) {
             println!(

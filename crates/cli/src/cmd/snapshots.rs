@@ -31,7 +31,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                         "id": m.id, "time": m.recorded_time(), "node_id": m.node_id,
                         "kind": m.kind, "parent": m.parent, "lsn": m.lsn,
                         "files": m.stats.files, "bytes": m.stats.bytes,
-                        "labels": m.labels,
+                        "labels": m.labels, "groups": m.groups, "schedule": m.schedule,
                     })
                 })
                 .collect();
