@@ -10,7 +10,7 @@
 //! missing or bad, so the new snapshot depends on nothing it did not check. A crash at any
 //! point leaves no manifest; the next run lists the uploaded objects and reuses them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,6 +34,10 @@ pub struct BackupOptions {
     pub labels: BTreeMap<String, String>,
     /// Files uploaded at once.
     pub parallelism: usize,
+    /// Back up only these groups (empty: every group). Recorded in the manifest.
+    pub groups: BTreeSet<String>,
+    /// The schedule that made this backup, recorded in the manifest.
+    pub schedule: Option<String>,
 }
 
 impl Default for BackupOptions {
@@ -42,6 +46,8 @@ impl Default for BackupOptions {
             full: false,
             labels: BTreeMap::new(),
             parallelism: 8,
+            groups: BTreeSet::new(),
+            schedule: None,
         }
     }
 }
@@ -247,14 +253,34 @@ pub async fn backup(
 }
 
 /// [`backup`] (plan, upload, manifest of a snapshot already taken), also returning how long
-/// each phase took.
+/// each phase took. Holds a backup lock on the repository throughout (see [`crate::gc`]): no
+/// garbage collection deletes anything while it reads the parent and writes the manifest.
 pub async fn backup_timed(
     repo: Arc<Repository>,
     snap: &Snapshot,
     opts: &BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<(Manifest, PhaseTimings)> {
+    let lock = crate::gc::lock_backup(&repo).await?;
+    let result = backup_locked(repo, snap, opts, progress).await;
+    lock.release().await;
+    result
+}
+
+async fn backup_locked(
+    repo: Arc<Repository>,
+    snap: &Snapshot,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<(Manifest, PhaseTimings)> {
     let mut timings = PhaseTimings::default();
+    let restricted;
+    let snap = if opts.groups.is_empty() {
+        snap
+    } else {
+        restricted = backup_api::restrict_snapshot(snap, &opts.groups)?;
+        &restricted
+    };
     let mut clock = std::time::Instant::now();
     let mut lap = |slot: &mut f64| {
         *slot = clock.elapsed().as_secs_f64();
@@ -417,6 +443,8 @@ pub async fn backup_timed(
         files: entries,
         labels: opts.labels.clone(),
         stats,
+        groups: (!opts.groups.is_empty()).then(|| opts.groups.iter().cloned().collect()),
+        schedule: opts.schedule.clone(),
     };
     manifest.validate(&manifest.id)?;
     progress.set_phase("writing manifest");

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod diff;
 pub mod error;
 pub mod format;
+pub mod gc;
 pub mod manifest;
 pub mod mount;
 pub mod progress;

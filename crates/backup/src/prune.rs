@@ -6,9 +6,14 @@
 //! snapshot recorded within D of the newest. A snapshot is kept if any rule keeps it, and the
 //! reasons are reported.
 //!
-//! [`prune`] deletes manifests first, then lists the manifests again (so a backup that finished
-//! meanwhile is honoured) and deletes only objects no manifest names and older than the grace
-//! period, so a concurrent backup's fresh uploads are never taken.
+//! Pinned snapshots ([`crate::gc::pin`]) are always kept (reason `pinned`). A [`Scope`]
+//! limits the policy to one schedule's snapshots (the server's automatic retention); other
+//! snapshots are neither counted nor removed.
+//!
+//! [`prune`] deletes manifests first, then collects garbage in two phases with
+//! [`crate::gc::collect`] (mark, then delete what stayed unreferenced past the grace period,
+//! never while a backup runs). Hook point for other retention (the WAL archive): after the
+//! manifests, before the collection.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -156,36 +161,48 @@ pub struct PrunePlan {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PruneReport {
     pub snapshots_removed: usize,
+    /// Objects the collection newly marked as unreferenced.
+    pub objects_marked: usize,
     pub objects_removed: usize,
     pub bytes_removed: u64,
     pub objects_in_grace: usize,
     pub archive_objects_removed: usize,
     pub archive_bytes_removed: u64,
+    /// Why no object was deleted this time (a backup was running).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<String>,
 }
 
-async fn referenced(repo: &Repository, keep: &HashSet<String>) -> Result<HashSet<String>> {
-    let (ms, bad): (Vec<Manifest>, _) = repo.manifests().await?;
-    if let Some((id, e)) = bad
-        .into_iter()
-        .find(|(id, _)| keep.is_empty() || keep.contains(id))
-    {
-        // Its references are unknown: deleting anything could rob it.
-        return Err(Error::Refused(format!(
-            "snapshot {id} cannot be read ({e}); no object is deleted until it is repaired or removed"
-        )));
+/// Which snapshots a policy applies to.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only the snapshots this schedule made (`None`: every snapshot).
+    pub schedule: Option<String>,
+}
+
+impl Scope {
+    fn covers(&self, m: &Manifest) -> bool {
+        self.schedule
+            .as_ref()
+            .is_none_or(|s| m.schedule.as_ref() == Some(s))
     }
-    Ok(ms
-        .iter()
-        .filter(|m| keep.is_empty() || keep.contains(&m.id))
-        .flat_map(|m| m.files.iter().map(|f| f.object.clone()))
-        .collect())
 }
 
-/// Plans a prune: which snapshots go, and what garbage that leaves.
+/// Plans a prune of every snapshot: which snapshots go, and what garbage that leaves.
 pub async fn plan_prune(
     repo: &Repository,
     policy: &RetentionPolicy,
     grace: Duration,
+) -> Result<PrunePlan> {
+    plan_prune_scoped(repo, policy, grace, &Scope::default()).await
+}
+
+/// Plans a prune of the snapshots in `scope`.
+pub async fn plan_prune_scoped(
+    repo: &Repository,
+    policy: &RetentionPolicy,
+    grace: Duration,
+    scope: &Scope,
 ) -> Result<PrunePlan> {
     if policy.is_empty() {
         return Err(Error::InvalidArgument(
@@ -201,11 +218,17 @@ pub async fn plan_prune(
         ));
     }
     let (ms, _) = repo.manifests().await?;
+    let pins = crate::gc::pinned(repo).await?;
     let snaps: Vec<(String, DateTime<Utc>)> = ms
         .iter()
+        .filter(|m| scope.covers(m))
         .map(|m| (m.id.clone(), m.recorded_time()))
         .collect();
     let mut decisions = apply_policy(&snaps, policy);
+    for d in decisions.iter_mut().filter(|d| pins.contains(&d.id)) {
+        d.reasons.push("pinned".to_string());
+        d.keep = true;
+    }
     if !decisions.is_empty() && decisions.iter().all(|d| !d.keep) && !policy.allow_empty {
         return Err(Error::InvalidArgument(format!(
             "this policy would remove all {} snapshots; refusing (pass --allow-empty to do that on purpose)",
@@ -214,17 +237,23 @@ pub async fn plan_prune(
     }
     let listing = crate::archive::window::ArchiveListing::load(repo).await?;
     crate::archive::retention::extend_keeps(&ms, &listing, policy.keep_within, &mut decisions);
-    let kept: HashSet<String> = decisions
+    let removed: HashSet<String> = decisions
         .iter()
-        .filter(|d| d.keep)
+        .filter(|d| !d.keep)
         .map(|d| d.id.clone())
         .collect();
     let refs: HashSet<String> = ms
         .iter()
-        .filter(|m| kept.contains(&m.id))
+        .filter(|m| !removed.contains(&m.id))
         .flat_map(|m| m.files.iter().map(|f| f.object.clone()))
         .collect();
     let (remove, grace_n, bytes) = garbage(repo, &refs, grace).await?;
+    // Archive retention sees every snapshot that survives (a scoped prune keeps the others).
+    let kept: HashSet<String> = ms
+        .iter()
+        .filter(|m| !removed.contains(&m.id))
+        .map(|m| m.id.clone())
+        .collect();
     let (archive_objects_to_remove, archive_bytes_to_remove) =
         crate::archive::retention::plan(repo, grace, &kept).await?;
     Ok(PrunePlan {
@@ -261,23 +290,24 @@ async fn garbage(
     Ok((remove, in_grace, bytes))
 }
 
-/// Executes a plan: manifests first, then unreferenced objects past the grace period.
+/// Executes a plan: manifests first (a snapshot pinned since the plan was made stays), then
+/// the two-phase garbage collection ([`crate::gc::collect`]).
 pub async fn prune(repo: &Repository, plan: &PrunePlan) -> Result<PruneReport> {
     let mut report = PruneReport::default();
+    let pins = crate::gc::pinned(repo).await?;
     for d in plan.decisions.iter().filter(|d| !d.keep) {
+        if pins.contains(&d.id) {
+            continue;
+        }
         repo.delete_manifest(&d.id).await?;
         report.snapshots_removed += 1;
     }
-    // Re-read what survives, including snapshots written since the plan was made.
-    let refs = referenced(repo, &HashSet::new()).await?;
-    let (remove, in_grace, bytes) =
-        garbage(repo, &refs, Duration::from_secs(plan.grace_secs)).await?;
-    for id in &remove {
-        repo.delete_object(id).await?;
-    }
-    report.objects_removed = remove.len();
-    report.bytes_removed = bytes;
-    report.objects_in_grace = in_grace;
+    let gc = crate::gc::collect(repo, Duration::from_secs(plan.grace_secs)).await?;
+    report.objects_marked = gc.objects_marked;
+    report.objects_removed = gc.objects_removed;
+    report.bytes_removed = gc.bytes_removed;
+    report.objects_in_grace = gc.objects_in_grace;
+    report.deferred = gc.deferred;
     (report.archive_objects_removed, report.archive_bytes_removed) =
         crate::archive::retention::apply(repo, Duration::from_secs(plan.grace_secs)).await?;
     Ok(report)

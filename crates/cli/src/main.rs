@@ -42,6 +42,10 @@ enum Command {
     Restore(cmd::restore::Args),
     /// Remove snapshots by retention policy and free unreferenced objects
     Prune(cmd::prune::Args),
+    /// Pin a snapshot: retention never removes it
+    Pin(cmd::pin::PinArgs),
+    /// Unpin a snapshot
+    Unpin(cmd::pin::UnpinArgs),
     /// Check every file of a data directory or snapshot without opening it for writing
     Check(cmd::check::Args),
 }
@@ -61,6 +65,8 @@ fn main() {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Restore(a) => cmd::restore::run(a),
         Command::Prune(a) => cmd::prune::run(a),
+        Command::Pin(a) => cmd::pin::pin(a),
+        Command::Unpin(a) => cmd::pin::unpin(a),
         Command::Check(a) => cmd::check::run(a),
     };
     if let Err(e) = result {

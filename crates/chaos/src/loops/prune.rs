@@ -2,7 +2,9 @@
 //! --grace 0s` SIGKILLed at a random moment. After each kill: `verify --all --read-data` passes,
 //! no manifest is damaged, the K newest snapshots are all still there, the newest and one other
 //! surviving snapshot restore to exactly the data they were taken of, and a new prune completes
-//! (leaving exactly the K newest, which verify again).
+//! (leaving exactly the K newest, which verify again). Each prune races a `strata backup`
+//! (killed at a random moment too, or left to finish): every kept snapshot, the racing
+//! backup's included, still verifies and restores.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -58,7 +60,48 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
         for _ in 0..2 {
             snaps.push(snapshot(ctx, &server, &repo, &ledger, &target, &mut rng)?);
         }
-        match ctx.strata.kill_after(&prune, upto(&mut rng, window))? {
+        // A backup races the prune (the known hole: it reuses objects of a parent the prune
+        // may delete); it is killed at a random moment too, or left to finish.
+        let racer = {
+            let strata = ctx.strata.clone();
+            let args: Vec<String> = ["backup", "--repo", s(&repo), "--server", server.url.as_str()]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let delay = if rng.random_bool(0.5) {
+                upto(&mut rng, window.mul_f64(2.0))
+            } else {
+                Duration::from_secs(600)
+            };
+            std::thread::spawn(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                strata.kill_after(&a, delay)
+            })
+        };
+        let pruned = ctx.strata.kill_after(&prune, upto(&mut rng, window))?;
+        match racer.join() {
+            Ok(Ok(KillOutcome::Killed)) => sum.bump("racing_backups_killed", 1),
+            Ok(Ok(KillOutcome::Finished { success: true, .. })) => {
+                sum.bump("racing_backups_completed", 1)
+            }
+            Ok(Ok(KillOutcome::Finished { success: false, .. })) => {
+                return Err(ctx.violation(it, "a backup racing prune failed"));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(ctx.violation(it, "the racing backup thread panicked")),
+        }
+        // A racing backup that completed is one more snapshot (writers were stopped: it holds
+        // exactly what was acked).
+        let (ids, _) = ctx.snapshots(&repo)?;
+        for id in ids {
+            if !id.is_empty() && !snaps.iter().any(|s| s.id == id) {
+                snaps.push(Snap {
+                    id,
+                    acked: ledger.acked(),
+                });
+            }
+        }
+        match pruned {
             KillOutcome::Killed => sum.kills += 1,
             KillOutcome::Finished {
                 success: true,

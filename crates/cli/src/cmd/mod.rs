@@ -4,6 +4,7 @@ pub mod backup;
 pub mod check;
 pub mod diff;
 pub mod pitr;
+pub mod pin;
 pub mod prune;
 pub mod query;
 pub mod repo;

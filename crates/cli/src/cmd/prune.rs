@@ -28,7 +28,8 @@ pub struct Args {
     /// Keep every snapshot recorded within this long of the newest, e.g. 7d, 36h
     #[arg(long)]
     keep_within: Option<String>,
-    /// Unreferenced objects younger than this are kept (protects running backups)
+    /// An unreferenced object is deleted once it was marked unreferenced at least this long
+    /// ago (and is still unreferenced); 0s marks and deletes in one run
     #[arg(long, default_value = "1h")]
     grace: String,
     /// Allow a policy that removes every snapshot (e.g. --keep-last 0); refused without it
@@ -112,11 +113,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         } else {
             println!(
-                "removed {} snapshots and {} objects ({})",
+                "removed {} snapshots and {} objects ({}); {} objects newly marked unreferenced, {} wait out the grace period",
                 report.snapshots_removed,
                 report.objects_removed,
-                fmt_bytes(report.bytes_removed)
+                fmt_bytes(report.bytes_removed),
+                report.objects_marked,
+                report.objects_in_grace
             );
+            if let Some(why) = &report.deferred {
+                println!("no object deleted this time: {why}");
+            }
         }
         Ok(())
     })
