@@ -1,76 +1,59 @@
-//! `POST /api/v1/backups`, `GET /api/v1/backups`, `GET /api/v1/jobs/{id}`: backup jobs run
-//! in-process. Owned by the backup work; the server merges [`routes`] into its router (behind
-//! its auth layer).
+//! Backups run by the server: `POST /api/v1/backups` (a job), `GET /api/v1/backups` (the
+//! repository's snapshots), and [`Backups::run_once`], the one backup attempt that API jobs
+//! and scheduled jobs share. The server merges [`routes`] into its router (behind its auth
+//! layer); job status is `GET /api/v1/jobs/{id}` ([`crate::jobs`]).
 //!
-//! A job runs `strata_backup::backup::run`, the same backup sequence as `strata backup`
-//! (snapshot, plan, upload, manifest, release). One backup runs at a time; a second request
-//! while one runs gets 409. The repository is reached with the server's
-//! [`RepoSettings`] (URL, password source, endpoint, region, credentials, concurrency and
-//! bandwidth limits: the same type and meaning as the CLI's flags).
+//! An attempt runs the backup sequence of `strata backup` (snapshot, plan, upload, manifest,
+//! release), restricted to the job's groups when it has any, and stops when the job is
+//! cancelled (the snapshot is released either way; objects already uploaded stay for the
+//! next backup to reuse, or for garbage collection). One API backup runs at a time (409
+//! otherwise); each schedule has its own slot ([`crate::jobs::Jobs::begin`]).
 //!
-//! The request body is optional JSON (`{"full": true, "labels": {"k": "v"}}`), accepted with
-//! or without a `Content-Type` header.
+//! The request body is optional JSON (`{"full": true, "labels": {"k": "v"}, "groups":
+//! ["g"]}`), accepted with or without a `Content-Type` header.
 //!
-//! The opened repository (with its unlocked key) is kept in memory across jobs: deriving the
-//! key from the password is deliberately expensive (Argon2id, 64 MiB, t=3: 100+ ms), and a
-//! server backing up every few minutes should pay it once, not per job. A job that fails
-//! drops the cached repository, so the next one opens (and unlocks) it afresh.
+//! Opened repositories (with their unlocked keys) are kept in memory across jobs, by URL:
+//! deriving a key from the password is deliberately expensive (Argon2id, 64 MiB, t=3: 100+
+//! ms), and a server backing up every few minutes should pay it once, not per job. A job that
+//! fails drops its cached repository, so the next one opens (and unlocks) it afresh.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use strata_backup::backup::{BackupOptions, run};
-use strata_backup::progress::ProgressSnapshot;
+use strata_backup::backup::{BackupOptions, PhaseTimings, backup_timed};
 use strata_backup::settings::RepoSettings;
-use strata_backup::source::EngineSource;
-use strata_backup::{Progress, Repository};
+use strata_backup::source::{EngineSource, SnapshotSource};
+use strata_backup::{Manifest, Repository};
 use strata_engine::Engine;
 
 use crate::http::error::ApiError;
+use crate::jobs::{JobHandle, JobKind, JobState, Jobs};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum JobState {
-    Running,
-    Succeeded,
-    Failed,
+/// What one backup covers and how it is recorded.
+#[derive(Debug, Clone, Default)]
+pub struct BackupSpec {
+    pub full: bool,
+    pub labels: BTreeMap<String, String>,
+    /// Only these groups (empty: all).
+    pub groups: BTreeSet<String>,
+    pub schedule: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct JobStatus {
-    id: String,
-    kind: &'static str,
-    state: JobState,
-    started: String,
-    finished: Option<String>,
-    snapshot: Option<String>,
-    error: Option<String>,
-    stats: Option<Value>,
-    /// `unlock_s` (0 when the cached key was used: `key_cached`), `backup_s` (the whole
-    /// sequence) and its phases (`snapshot_s`, `list_s`, `plan_s`, `upload_s`, `manifest_s`,
-    /// `release_s`).
-    timings: Option<Value>,
-}
-
-struct Job {
-    status: Mutex<JobStatus>,
-    progress: Arc<Progress>,
-}
-
-struct Jobs {
-    engine: Arc<Engine>,
-    repo: Option<RepoSettings>,
-    /// The repository opened by an earlier job, reused while jobs succeed.
-    opened: tokio::sync::Mutex<Option<Arc<Repository>>>,
-    jobs: Mutex<HashMap<String, Arc<Job>>>,
-    seq: Mutex<u64>,
+/// The server's backup service: the engine, the jobs, the default repository and the cache
+/// of opened repositories.
+pub struct Backups {
+    pub engine: Arc<Engine>,
+    pub jobs: Arc<Jobs>,
+    /// The server's repository (`--repo`, `[repository]`), for API jobs.
+    pub repo: Option<RepoSettings>,
+    opened: tokio::sync::Mutex<HashMap<String, Arc<Repository>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,52 +61,90 @@ struct Jobs {
 struct BackupRequest {
     full: bool,
     labels: BTreeMap<String, String>,
+    /// Only these groups (empty: all).
+    groups: Vec<String>,
 }
 
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
+impl Backups {
+    pub fn new(engine: Arc<Engine>, jobs: Arc<Jobs>, repo: Option<RepoSettings>) -> Arc<Self> {
+        Arc::new(Backups {
+            engine,
+            jobs,
+            repo,
+            opened: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The cached repository at `settings.url`, or a freshly opened (and cached) one. Also
+    /// returns whether it was unlocked now.
+    pub async fn repository(
+        &self,
+        settings: &RepoSettings,
+    ) -> strata_backup::Result<(Arc<Repository>, bool)> {
+        let mut cache = self.opened.lock().await;
+        if let Some(r) = cache.get(&settings.url) {
+            return Ok((r.clone(), false));
+        }
+        let r = Arc::new(settings.open().await?);
+        cache.insert(settings.url.clone(), r.clone());
+        Ok((r, true))
+    }
+
+    /// Drops a cached repository (after a failure: it may have changed or be damaged).
+    pub async fn forget(&self, url: &str) {
+        self.opened.lock().await.remove(url);
+    }
+
+    /// One backup attempt under job `h`: snapshot, upload, manifest, release. A cancelled job
+    /// stops at once and still releases its snapshot.
+    pub async fn run_once(
+        &self,
+        repo: Arc<Repository>,
+        spec: &BackupSpec,
+        h: &JobHandle,
+    ) -> Result<(Manifest, PhaseTimings), String> {
+        let source = EngineSource::new(self.engine.clone());
+        let opts = BackupOptions {
+            full: spec.full,
+            labels: spec.labels.clone(),
+            groups: spec.groups.clone(),
+            schedule: spec.schedule.clone(),
+            ..Default::default()
+        };
+        let clock = std::time::Instant::now();
+        h.progress.set_phase("taking snapshot");
+        let snap = source.take().await.map_err(|e| e.to_string())?;
+        let snapshot_s = clock.elapsed().as_secs_f64();
+        let result = tokio::select! {
+            r = backup_timed(repo, &snap, &opts, h.progress.clone()) => r.map_err(|e| e.to_string()),
+            () = h.cancel.cancelled() => Err("cancelled".to_string()),
+        };
+        if let Err(e) = source.release(&snap.id).await {
+            tracing::warn!(snapshot = %snap.id, error = %e, "could not release the backup snapshot");
+        }
+        let (m, mut t) = result?;
+        t.snapshot_s = snapshot_s;
+        Ok((m, t))
     }
 }
 
-/// Routes for backup jobs. `repo` is the server's configured backup repository.
-pub fn routes(engine: Arc<Engine>, repo: Option<RepoSettings>) -> Router {
-    let state = Arc::new(Jobs {
-        engine,
-        repo,
-        opened: tokio::sync::Mutex::new(None),
-        jobs: Mutex::new(HashMap::new()),
-        seq: Mutex::new(0),
-    });
+/// A finished backup's figures, for its job record.
+pub fn record_backup(r: &mut crate::jobs::JobRecord, m: &Manifest, timings: Value) {
+    r.snapshot = Some(m.id.clone());
+    r.bytes_read = m.stats.new_bytes;
+    r.bytes_uploaded = m.stats.uploaded_bytes;
+    r.detail = Some(json!({"stats": m.stats, "timings": timings, "groups": m.groups}));
+}
+
+/// Routes for backups.
+pub fn routes(backups: Arc<Backups>) -> Router {
     Router::new()
         .route("/api/v1/backups", post(start).get(list))
-        .route("/api/v1/jobs/{id}", get(job))
-        .with_state(state)
+        .with_state(backups)
 }
 
-/// The cached repository, or a freshly opened (and cached) one. Returns whether it was
-/// unlocked now, for the job's report.
-async fn cached_repo(
-    jobs: &Jobs,
-    settings: &RepoSettings,
-) -> Result<(Arc<Repository>, bool), ApiError> {
-    let mut slot = jobs.opened.lock().await;
-    if let Some(r) = slot.as_ref() {
-        return Ok((r.clone(), false));
-    }
-    let r = Arc::new(
-        settings
-            .open()
-            .await
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?,
-    );
-    *slot = Some(r.clone());
-    Ok((r, true))
-}
-
-fn repo_settings(jobs: &Jobs) -> Result<RepoSettings, ApiError> {
-    jobs.repo.clone().ok_or_else(|| {
+fn repo_settings(b: &Backups) -> Result<RepoSettings, ApiError> {
+    b.repo.clone().ok_or_else(|| {
         ApiError::bad_request("no backup repository configured (start the server with --repo URL)")
     })
 }
@@ -138,80 +159,63 @@ fn parse_request(body: &[u8]) -> Result<BackupRequest, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("backup request is not valid JSON: {e}")))
 }
 
+/// The key API backups share: one at a time.
+const API_KEY: &str = "api-backup";
+
 async fn start(
-    State(jobs): State<Arc<Jobs>>,
+    State(b): State<Arc<Backups>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = parse_request(&body)?;
-    let settings = repo_settings(&jobs)?;
-    let running = locked(&jobs.jobs)
-        .values()
-        .any(|j| locked(&j.status).state == JobState::Running);
-    if running {
+    let settings = repo_settings(&b)?;
+    if b.jobs.is_running(API_KEY) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "a backup job is already running",
         ));
     }
     let unlock_started = std::time::Instant::now();
-    let (repo, unlocked) = cached_repo(&jobs, &settings).await?;
+    let (repo, unlocked) = b
+        .repository(&settings)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let unlock_s = unlock_started.elapsed().as_secs_f64();
-    let id = {
-        let mut s = locked(&jobs.seq);
-        *s += 1;
-        format!("backup-{}", *s)
+    let h = b
+        .jobs
+        .begin(JobKind::Backup, API_KEY, None, "api")
+        .map_err(|_| ApiError::new(StatusCode::CONFLICT, "a backup job is already running"))?;
+    let id = h.id.clone();
+    let spec = BackupSpec {
+        full: req.full,
+        labels: req.labels,
+        groups: req.groups.into_iter().collect(),
+        schedule: None,
     };
-    let job = Arc::new(Job {
-        status: Mutex::new(JobStatus {
-            id: id.clone(),
-            kind: "backup",
-            state: JobState::Running,
-            started: chrono::Utc::now().to_rfc3339(),
-            finished: None,
-            snapshot: None,
-            error: None,
-            stats: None,
-            timings: None,
-        }),
-        progress: Arc::new(Progress::default()),
-    });
-    locked(&jobs.jobs).insert(id.clone(), job.clone());
-    let engine = jobs.engine.clone();
-    let jobs2 = jobs.clone();
+    let b2 = b.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let result = run_backup(engine, repo, &req, job.progress.clone()).await;
+        let result = b2.run_once(repo, &spec, &h).await;
         let run_s = started.elapsed().as_secs_f64();
         if result.is_err() {
-            // A changed or damaged repository must not stay cached.
-            *jobs2.opened.lock().await = None;
+            b2.forget(&settings.url).await;
         }
-        let mut st = locked(&job.status);
-        st.finished = Some(chrono::Utc::now().to_rfc3339());
-        match result {
+        b2.jobs.finish(h, |r| match result {
             Ok((m, phases)) => {
-                st.state = JobState::Succeeded;
-                st.snapshot = Some(m.id.clone());
-                st.stats = serde_json::to_value(&m.stats).ok();
-                let mut t = json!({
-                    "unlock_s": unlock_s,
-                    "key_cached": !unlocked,
-                    "backup_s": run_s,
-                });
+                let mut t = json!({"unlock_s": unlock_s, "key_cached": !unlocked, "backup_s": run_s});
                 if let (Some(t), Ok(Value::Object(p))) =
                     (t.as_object_mut(), serde_json::to_value(phases))
                 {
                     t.extend(p);
                 }
-                st.timings = Some(t);
-                tracing::info!(job = %st.id, snapshot = %m.id, "backup job finished");
+                record_backup(r, &m, t);
+                tracing::info!(job = %r.id, snapshot = %m.id, "backup job finished");
             }
             Err(e) => {
-                st.state = JobState::Failed;
-                st.error = Some(e.clone());
-                tracing::warn!(job = %st.id, error = %e, "backup job failed");
+                r.state = JobState::Failed;
+                tracing::warn!(job = %r.id, error = %e, "backup job failed");
+                r.error = Some(e);
             }
-        }
+        });
     });
     Ok((
         StatusCode::ACCEPTED,
@@ -219,26 +223,13 @@ async fn start(
     ))
 }
 
-async fn run_backup(
-    engine: Arc<Engine>,
-    repo: Arc<Repository>,
-    req: &BackupRequest,
-    progress: Arc<Progress>,
-) -> Result<(strata_backup::Manifest, strata_backup::backup::PhaseTimings), String> {
-    let opts = BackupOptions {
-        full: req.full,
-        labels: req.labels.clone(),
-        ..Default::default()
-    };
-    run(&EngineSource::new(engine), repo, &opts, progress)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-async fn list(State(jobs): State<Arc<Jobs>>) -> Result<Json<Value>, ApiError> {
-    let settings = repo_settings(&jobs)?;
+async fn list(State(b): State<Arc<Backups>>) -> Result<Json<Value>, ApiError> {
+    let settings = repo_settings(&b)?;
     let url = settings.url.clone();
-    let (repo, _) = cached_repo(&jobs, &settings).await?;
+    let (repo, _) = b
+        .repository(&settings)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let (ms, bad) = repo
         .manifests()
         .await
@@ -249,7 +240,7 @@ async fn list(State(jobs): State<Arc<Jobs>>) -> Result<Json<Value>, ApiError> {
             json!({
                 "id": m.id, "time": m.recorded_time(), "node_id": m.node_id, "kind": m.kind,
                 "parent": m.parent, "lsn": m.lsn, "files": m.stats.files, "bytes": m.stats.bytes,
-                "labels": m.labels,
+                "labels": m.labels, "groups": m.groups, "schedule": m.schedule,
             })
         })
         .collect();
@@ -260,19 +251,4 @@ async fn list(State(jobs): State<Arc<Jobs>>) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         json!({"repository": url, "snapshots": snaps, "damaged": damaged}),
     ))
-}
-
-async fn job(
-    State(jobs): State<Arc<Jobs>>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let job = locked(&jobs.jobs)
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("job {id} not found")))?;
-    let status = locked(&job.status).clone();
-    let progress: ProgressSnapshot = job.progress.snapshot();
-    let mut v = serde_json::to_value(&status).map_err(ApiError::internal)?;
-    v["progress"] = serde_json::to_value(&progress).map_err(ApiError::internal)?;
-    Ok(Json(v))
 }

@@ -55,6 +55,10 @@ pub struct Config {
     pub attachment: Vec<crate::attach::AttachmentConfig>,
     /// Continuous WAL archiving to `repository` (`[archive]`, see [`crate::archive`]).
     pub archive: crate::archive::ArchiveSettings,
+    /// The persisted job history (default `<data_dir>/jobs/history.log`).
+    pub jobs_history: PathBuf,
+    /// `[[schedule]]` tables: backups the server runs by itself ([`crate::scheduler`]).
+    pub schedules: Vec<crate::scheduler::config::ScheduleConfig>,
 }
 
 /// One layer of configuration; `None` means "not set here".
@@ -85,6 +89,9 @@ pub struct ConfigLayer {
     pub attachment: Option<Vec<crate::attach::AttachmentConfig>>,
     /// `[archive]`: enabled, max_pending, interval.
     pub archive: Option<crate::archive::ArchiveLayer>,
+    pub jobs_history: Option<PathBuf>,
+    /// `[[schedule]]` (file only).
+    pub schedule: Option<Vec<crate::scheduler::config::ScheduleConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +135,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("{0}")]
     Archive(String),
+    #[error(transparent)]
+    Schedule(#[from] crate::scheduler::config::ScheduleError),
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
@@ -200,6 +209,8 @@ impl ConfigLayer {
             repository: None,
             attachment: None,
             archive: crate::archive::ArchiveLayer::from_env(&get)?,
+            jobs_history: get("STRATA_JOBS_HISTORY").map(PathBuf::from),
+            schedule: None,
         })
     }
 
@@ -231,6 +242,8 @@ impl ConfigLayer {
             repository: self.repository.or(lower.repository),
             attachment: self.attachment.or(lower.attachment),
             archive: crate::archive::or_layers(self.archive, lower.archive),
+            jobs_history: self.jobs_history.or(lower.jobs_history),
+            schedule: self.schedule.or(lower.schedule),
         }
     }
 
@@ -242,10 +255,15 @@ impl ConfigLayer {
             .or_else(|| Some(repository.url.clone()).filter(|u| !u.is_empty()))
             .unwrap_or_else(|| "./strata-backups".to_string());
         repository.url = repo.clone();
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./strata-data"));
         let c = Config {
-            data_dir: self
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from("./strata-data")),
+            jobs_history: self
+                .jobs_history
+                .unwrap_or_else(|| data_dir.join("jobs").join("history.log")),
+            schedules: self.schedule.unwrap_or_default(),
+            data_dir,
             listen: self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             repo,
             repository,
@@ -405,6 +423,7 @@ impl Config {
                 return Err(ConfigError::Zero(name));
             }
         }
+        crate::scheduler::config::check_all(&self.schedules)?;
         Ok(())
     }
 
@@ -413,6 +432,14 @@ impl Config {
         Config {
             auth_token: self.auth_token.as_ref().map(|_| "<set>".to_string()),
             repository: self.repository.redacted(),
+            schedules: self
+                .schedules
+                .iter()
+                .map(|s| crate::scheduler::config::ScheduleConfig {
+                    repository: s.repository.as_ref().map(|r| r.redacted()),
+                    ..s.clone()
+                })
+                .collect(),
             ..self.clone()
         }
     }

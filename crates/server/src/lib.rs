@@ -11,8 +11,10 @@ pub mod backup_jobs;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod remote_read;
+pub mod scheduler;
 pub mod serve;
 
 use std::io::Write;
@@ -36,6 +38,8 @@ pub enum ServerError {
     Close(#[source] strata_engine::Error),
     #[error(transparent)]
     Descriptors(#[from] serve::FdBudgetError),
+    #[error(transparent)]
+    Jobs(#[from] jobs::HistoryError),
     #[error("cannot {what}: {source}")]
     Io {
         what: String,
@@ -96,7 +100,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .thread_name("strata-http")
         .build()
         .map_err(io("start the HTTP runtime"))?;
-    let metrics = Arc::new(metrics::Metrics::new());
+    let mut server_metrics = metrics::Metrics::new();
+    let schedule_metrics = scheduler::metrics::ScheduleMetrics::default();
+    schedule_metrics.register(server_metrics.registry_mut());
+    let metrics = Arc::new(server_metrics);
     if config.archive.enabled {
         let stats = Arc::new(strata_backup::archive::ship::ArchiveStats::default());
         metrics.archive.attach(stats.clone());
@@ -119,12 +126,30 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     };
     attach::mount_configured(&state.attachments, &engine, &config);
     let stop_queries = state.queries.shutdown.clone();
-    let app = http::router(
-        state,
-        config.auth_token.clone(),
-        Some(config.repository.clone()),
-    );
+    let jobs = jobs::Jobs::open(&config.jobs_history)?;
+    let backups =
+        backup_jobs::Backups::new(engine.clone(), jobs.clone(), Some(config.repository.clone()));
+    // Schedules are checked against the open engine and their repositories before serving.
+    let checked = scheduler::config::check_all(&config.schedules).map_err(ConfigError::from)?;
+    let schedules = runtime
+        .block_on(scheduler::Scheduler::prepare(
+            checked,
+            backups.clone(),
+            &config.repository,
+            schedule_metrics,
+        ))
+        .map_err(ConfigError::from)?;
+    let backup_routes = backup_jobs::routes(backups.clone())
+        .merge(jobs::http::routes(jobs))
+        .merge(scheduler::http::routes(schedules.clone()))
+        .merge(attach::http::routes(attach::http::AttachState {
+            engine: engine.clone(),
+            attachments: state.attachments.clone(),
+            repo: config.repository.clone(),
+        }));
+    let app = http::router(state, config.auth_token.clone(), backup_routes);
     let served = runtime.block_on(async move {
+        schedules.spawn();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(io(format!("listen on {addr}")))?;

@@ -153,6 +153,11 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// The registry, for other modules' families (the scheduler's), before serving.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn ingested(&self, protocol: &'static str, points: u64, bytes: u64, took: Duration) {
         self.points
             .get_or_create(&[("protocol", protocol)])

@@ -17,10 +17,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use strata_backup::settings::RepoSettings;
 use strata_engine::Engine;
 
-use crate::backup_jobs;
 use crate::metrics::Metrics;
 
 /// What every handler needs.
@@ -83,20 +81,15 @@ impl Default for QueryLimits {
     }
 }
 
-/// The whole API. Every route, including the backup routes merged in, sits behind the token
+/// The whole API. Every route, including the backup, job and schedule routes merged in
+/// (`backup`), sits behind the token
 /// check (when `token` is set) and the body limit; every error answer is JSON.
-pub fn router(state: AppState, token: Option<String>, repo: Option<RepoSettings>) -> Router {
+pub fn router(state: AppState, token: Option<String>, backup: Router) -> Router {
     let body_limit = state.max_body;
     let deadline = body_deadline::BodyDeadline {
         timeout: state.body_timeout,
         max_body: body_limit,
     };
-    let attach = crate::attach::http::routes(crate::attach::http::AttachState {
-        engine: state.engine.clone(),
-        attachments: state.attachments.clone(),
-        repo: repo.clone().unwrap_or_default(),
-    });
-    let backup = backup_jobs::routes(state.engine.clone(), repo);
     Router::new()
         .route("/api/v1/write", post(write::write_strata))
         .route("/write", post(write::write_influx_v1))
@@ -117,7 +110,6 @@ pub fn router(state: AppState, token: Option<String>, repo: Option<RepoSettings>
         .route("/metrics", get(admin::metrics))
         .with_state(state)
         .merge(backup)
-        .merge(attach)
         .layer(axum::middleware::from_fn_with_state(
             deadline,
             body_deadline::body_deadline,
