@@ -93,7 +93,10 @@ async fn put_doc<T: Serialize>(repo: &Repository, path: &Path, doc: &T) -> Resul
     Ok(())
 }
 
-async fn get_doc<T: for<'de> Deserialize<'de>>(repo: &Repository, path: &Path) -> Result<Option<T>> {
+async fn get_doc<T: for<'de> Deserialize<'de>>(
+    repo: &Repository,
+    path: &Path,
+) -> Result<Option<T>> {
     let bytes = match repo.store().get(path).await {
         Ok(r) => r.bytes().await?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -335,7 +338,10 @@ async fn sweep(
             "another prune is collecting garbage ({other}); run prune again once it is done"
         )));
     }
-    if let Some(b) = live_locks(repo, LockKind::Backup, &lock.path).await?.first() {
+    if let Some(b) = live_locks(repo, LockKind::Backup, &lock.path)
+        .await?
+        .first()
+    {
         report.deferred = Some(format!(
             "a backup is running ({b}); unreferenced objects are deleted by a later prune"
         ));

@@ -55,7 +55,9 @@ async fn backup_engine(repo: &Arc<Repository>, e: &Engine) -> Manifest {
 }
 
 async fn verify_all(repo: &Repository) {
-    let r = verify(repo, None, true, &Progress::default()).await.unwrap();
+    let r = verify(repo, None, true, &Progress::default())
+        .await
+        .unwrap();
     assert!(r.ok(), "damage: {:?}", r.damage);
 }
 
@@ -73,7 +75,10 @@ async fn a_running_backup_defers_deletion_of_its_parents_objects() {
     repo.delete_manifest(&parent.id).await.unwrap();
     let r = gc::collect(&repo, Duration::ZERO).await.unwrap();
     assert!(r.objects_marked > 0, "{r:?}");
-    assert_eq!(r.objects_removed, 0, "deleted under a running backup: {r:?}");
+    assert_eq!(
+        r.objects_removed, 0,
+        "deleted under a running backup: {r:?}"
+    );
     assert!(r.deferred.is_some(), "{r:?}");
     // The backup commits: it names the parent's objects, which are all still there.
     let child = backup_engine(&repo, &e).await;
@@ -111,9 +116,14 @@ async fn marks_wait_out_the_grace_and_pins_are_kept() {
         keep_last: Some(1),
         ..Default::default()
     };
-    let plan = plan_prune(&repo, &keep1, Duration::from_secs(3600)).await.unwrap();
+    let plan = plan_prune(&repo, &keep1, Duration::from_secs(3600))
+        .await
+        .unwrap();
     let pinned = plan.decisions.iter().find(|d| d.id == first.id).unwrap();
-    assert!(pinned.keep && pinned.reasons.contains(&"pinned".to_string()), "{pinned:?}");
+    assert!(
+        pinned.keep && pinned.reasons.contains(&"pinned".to_string()),
+        "{pinned:?}"
+    );
     let report = prune(&repo, &plan).await.unwrap();
     assert_eq!(report.snapshots_removed, 1, "{report:?}");
     let (ms, _) = repo.manifests().await.unwrap();
@@ -153,7 +163,13 @@ async fn backups_and_prunes_racing_never_break_a_kept_snapshot() {
             for i in 0..rounds {
                 let e2 = e.clone();
                 tokio::task::spawn_blocking(move || {
-                    ingest(&e2, "g", base_ts() + (i as i64 + 1) * 7_200_000_000_000, 500, 4);
+                    ingest(
+                        &e2,
+                        "g",
+                        base_ts() + (i as i64 + 1) * 7_200_000_000_000,
+                        500,
+                        4,
+                    );
                     if i % 3 == 0 {
                         e2.compact().unwrap();
                     }

@@ -43,7 +43,13 @@ fn alert_rules_watch_series_the_server_exports() {
         "backup_repository_up",
         "backup_runs",
     ] {
-        assert!(text.contains(&format!("strata_{series}")), "{series} not watched");
-        assert!(src.contains(&format!("\"{series}\"")), "{series} not exported");
+        assert!(
+            text.contains(&format!("strata_{series}")),
+            "{series} not watched"
+        );
+        assert!(
+            src.contains(&format!("\"{series}\"")),
+            "{series} not exported"
+        );
     }
 }

@@ -48,27 +48,54 @@ fn backup_of_some_groups_holds_exactly_those_groups() {
     let r = s(&repo);
 
     let b = json(&[
-        "backup", "--repo", r, "--data-dir", s(&data), "--group", "hot", "--group", "warm",
+        "backup",
+        "--repo",
+        r,
+        "--data-dir",
+        s(&data),
+        "--group",
+        "hot",
+        "--group",
+        "warm",
         "--json",
     ]);
     assert_eq!(b["groups"], serde_json::json!(["hot", "warm"]), "{b}");
     let id = b["snapshot"].as_str().unwrap().to_string();
     let list = json(&["snapshots", "--repo", r, "--json"]);
-    assert_eq!(list["snapshots"][0]["groups"], serde_json::json!(["hot", "warm"]));
+    assert_eq!(
+        list["snapshots"][0]["groups"],
+        serde_json::json!(["hot", "warm"])
+    );
     let show = ok(&["show", "--repo", r, &id]);
     assert!(show.contains("covers      groups hot, warm"), "{show}");
     assert!(!show.contains("cold:"), "{show}");
     ok(&["verify", "--repo", r, "--all", "--read-data"]);
 
     let out = t.path().join("restored");
-    ok(&["restore", "--repo", r, "--data-dir", s(&out), "--snapshot", &id]);
+    ok(&[
+        "restore",
+        "--repo",
+        r,
+        "--data-dir",
+        s(&out),
+        "--snapshot",
+        &id,
+    ]);
     assert_eq!(
         points_per_group(&out),
         vec![("hot".to_string(), 3_000), ("warm".to_string(), 1_000)]
     );
 
     // An unknown group: one line naming it, no snapshot written.
-    let err = fails(&["backup", "--repo", r, "--data-dir", s(&data), "--group", "nope"]);
+    let err = fails(&[
+        "backup",
+        "--repo",
+        r,
+        "--data-dir",
+        s(&data),
+        "--group",
+        "nope",
+    ]);
     assert!(err.contains("group 'nope' does not exist"), "{err}");
     let list = json(&["snapshots", "--repo", r, "--json"]);
     assert_eq!(list["snapshots"].as_array().unwrap().len(), 1);

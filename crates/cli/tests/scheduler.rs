@@ -18,10 +18,21 @@ const PASSWORD: &str = "scheduler test";
 fn init_repo(repo: &Path) {
     let out = std::process::Command::new(BIN)
         .env("STRATA_REPO_PASSWORD", PASSWORD)
-        .args(["repo", "init", "--repo", repo.to_str().unwrap(), "--kdf-memory-kib", "256"])
+        .args([
+            "repo",
+            "init",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--kdf-memory-kib",
+            "256",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A data directory with groups `hot` (tier hot) and `cold` (tier cold).
@@ -68,7 +79,11 @@ fn snapshots(repo: &Path) -> Vec<Value> {
         .args(["snapshots", "--repo", repo.to_str().unwrap(), "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["snapshots"].as_array().unwrap().clone()
 }
@@ -138,7 +153,10 @@ retention = {{ keep_last = 3, grace = "0s" }}
     let server = start(&data, &config);
     let sched = get(&server, "/api/v1/schedules");
     assert_eq!(sched["schedules"].as_array().unwrap().len(), 2, "{sched}");
-    assert_eq!(sched["schedules"][0]["state"]["groups"], serde_json::json!(["hot"]));
+    assert_eq!(
+        sched["schedules"][0]["state"]["groups"],
+        serde_json::json!(["hot"])
+    );
 
     // A few seconds of small writes to the hot group only: the cron schedule runs, the space
     // trigger (256 KiB) does not fire.
@@ -155,23 +173,55 @@ retention = {{ keep_last = 3, grace = "0s" }}
     }
     let snaps = snapshots(&repo);
     let hot = of(&snaps, "hot");
-    assert!(hot.len() >= 2, "the 2 s cron made too few snapshots: {snaps:?}");
+    assert!(
+        hot.len() >= 2,
+        "the 2 s cron made too few snapshots: {snaps:?}"
+    );
     // Keep-last 3, seen between a backup and its retention: never more than one over.
     assert!(most_hot <= 4, "{most_hot} hot snapshots at once");
-    assert!(of(&snaps, "cold").is_empty(), "space trigger fired early: {snaps:?}");
+    assert!(
+        of(&snaps, "cold").is_empty(),
+        "space trigger fired early: {snaps:?}"
+    );
     for s in &hot {
         assert_eq!(s["groups"], serde_json::json!(["hot"]), "{s}");
     }
     let m = metrics(&server);
     let runs = sample(&m, "strata_backup_runs_total{schedule=\"hot\"}").unwrap();
     assert!(runs >= 3.0, "{m}");
-    assert!(sample(&m, "strata_backup_last_success_timestamp_seconds{schedule=\"hot\"}").unwrap() > 1e9);
-    assert_eq!(sample(&m, "strata_backup_last_outcome{schedule=\"hot\"}"), Some(1.0));
-    assert_eq!(sample(&m, "strata_backup_snapshots_kept{schedule=\"hot\"}"), Some(3.0));
-    assert!(sample(&m, "strata_backup_next_run_timestamp_seconds{schedule=\"hot\"}").unwrap() > 1e9);
+    assert!(
+        sample(
+            &m,
+            "strata_backup_last_success_timestamp_seconds{schedule=\"hot\"}"
+        )
+        .unwrap()
+            > 1e9
+    );
+    assert_eq!(
+        sample(&m, "strata_backup_last_outcome{schedule=\"hot\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "strata_backup_snapshots_kept{schedule=\"hot\"}"),
+        Some(3.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "strata_backup_next_run_timestamp_seconds{schedule=\"hot\"}"
+        )
+        .unwrap()
+            > 1e9
+    );
     assert!(sample(&m, "strata_backup_repository_bytes{schedule=\"hot\"}").unwrap() > 0.0);
-    assert_eq!(sample(&m, "strata_backup_failures_total{schedule=\"hot\"}"), Some(0.0));
-    assert_eq!(sample(&m, "strata_backup_runs_total{schedule=\"cold\"}"), Some(0.0));
+    assert_eq!(
+        sample(&m, "strata_backup_failures_total{schedule=\"hot\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&m, "strata_backup_runs_total{schedule=\"cold\"}"),
+        Some(0.0)
+    );
 
     // Now more than 256 KiB into the cold group: the space trigger fires.
     for k in 0..4 {
@@ -195,13 +245,23 @@ retention = {{ keep_last = 3, grace = "0s" }}
     let jobs = get(&server, "/api/v1/jobs?schedule=hot&kind=backup");
     let list = jobs["jobs"].as_array().unwrap();
     assert!(list.len() >= 3, "{jobs}");
-    assert!(list.iter().all(|j| j["schedule"] == "hot" && j["kind"] == "backup"));
-    assert!(list.iter().any(|j| j["state"] == "succeeded" && j["trigger"] == "cron"));
+    assert!(
+        list.iter()
+            .all(|j| j["schedule"] == "hot" && j["kind"] == "backup")
+    );
+    assert!(
+        list.iter()
+            .any(|j| j["state"] == "succeeded" && j["trigger"] == "cron")
+    );
     let prunes = get(&server, "/api/v1/jobs?kind=prune&schedule=hot");
     assert!(!prunes["jobs"].as_array().unwrap().is_empty(), "{prunes}");
     let cold_jobs = get(&server, "/api/v1/jobs?schedule=cold");
     assert!(
-        cold_jobs["jobs"].as_array().unwrap().iter().any(|j| j["trigger"] == "space"),
+        cold_jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["trigger"] == "space"),
         "{cold_jobs}"
     );
     assert!(server.stop().success());
@@ -209,17 +269,30 @@ retention = {{ keep_last = 3, grace = "0s" }}
     // Every kept snapshot verifies with its data.
     let out = std::process::Command::new(BIN)
         .env("STRATA_REPO_PASSWORD", PASSWORD)
-        .args(["verify", "--repo", repo.to_str().unwrap(), "--all", "--read-data"])
+        .args([
+            "verify",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--all",
+            "--read-data",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The history survives a restart.
     let mut c = std::fs::read_to_string(&config).unwrap();
     c = c.replace("*/2 * * * * *", "0 0 0 1 1 *");
     std::fs::write(&config, c).unwrap();
     let server = start(&data, &config);
-    let jobs = get(&server, "/api/v1/jobs?kind=backup&schedule=hot&state=succeeded");
+    let jobs = get(
+        &server,
+        "/api/v1/jobs?kind=backup&schedule=hot&state=succeeded",
+    );
     assert!(jobs["jobs"].as_array().unwrap().len() >= 3, "{jobs}");
     assert!(server.stop().success());
 }

@@ -62,7 +62,10 @@ fn restricted_snapshot_holds_exactly_its_groups_parts_and_wal() {
     drop(r);
 
     let err = restrict_snapshot(&snap, &set(&["warm"])).unwrap_err();
-    assert!(err.to_string().contains("group 'warm' does not exist"), "{err}");
+    assert!(
+        err.to_string().contains("group 'warm' does not exist"),
+        "{err}"
+    );
     assert!(restrict_snapshot(&snap, &set(&[])).is_err());
     e.release_snapshot(&snap.id).unwrap();
 }

@@ -201,7 +201,8 @@ async fn start(
         }
         b2.jobs.finish(h, |r| match result {
             Ok((m, phases)) => {
-                let mut t = json!({"unlock_s": unlock_s, "key_cached": !unlocked, "backup_s": run_s});
+                let mut t =
+                    json!({"unlock_s": unlock_s, "key_cached": !unlocked, "backup_s": run_s});
                 if let (Some(t), Ok(Value::Object(p))) =
                     (t.as_object_mut(), serde_json::to_value(phases))
                 {

@@ -127,8 +127,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     attach::mount_configured(&state.attachments, &engine, &config);
     let stop_queries = state.queries.shutdown.clone();
     let jobs = jobs::Jobs::open(&config.jobs_history)?;
-    let backups =
-        backup_jobs::Backups::new(engine.clone(), jobs.clone(), Some(config.repository.clone()));
+    let backups = backup_jobs::Backups::new(
+        engine.clone(),
+        jobs.clone(),
+        Some(config.repository.clone()),
+    );
     // Schedules are checked against the open engine and their repositories before serving.
     let checked = scheduler::config::check_all(&config.schedules).map_err(ConfigError::from)?;
     let schedules = runtime

@@ -64,10 +64,16 @@ pub fn run(ctx: &Ctx) -> Result<Summary> {
         // may delete); it is killed at a random moment too, or left to finish.
         let racer = {
             let strata = ctx.strata.clone();
-            let args: Vec<String> = ["backup", "--repo", s(&repo), "--server", server.url.as_str()]
-                .iter()
-                .map(|a| a.to_string())
-                .collect();
+            let args: Vec<String> = [
+                "backup",
+                "--repo",
+                s(&repo),
+                "--server",
+                server.url.as_str(),
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
             let delay = if rng.random_bool(0.5) {
                 upto(&mut rng, window.mul_f64(2.0))
             } else {

@@ -104,7 +104,12 @@ pub fn restrict_snapshot(snap: &Snapshot, groups: &BTreeSet<String>) -> Result<S
     if groups.is_empty() {
         return Err(Error::InvalidInput("no group selected".into()));
     }
-    let known: BTreeSet<&str> = snap.catalog.groups.iter().map(|g| g.name.as_str()).collect();
+    let known: BTreeSet<&str> = snap
+        .catalog
+        .groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
     if let Some(g) = groups.iter().find(|g| !known.contains(g.as_str())) {
         let names: Vec<&str> = known.into_iter().collect();
         return Err(Error::InvalidInput(format!(

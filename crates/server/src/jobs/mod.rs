@@ -383,9 +383,7 @@ mod tests {
         let first = a.id.clone();
         let done = jobs.finish(a, |r| r.bytes_uploaded = 42);
         assert_eq!(done.state, JobState::Succeeded);
-        let c = jobs
-            .begin(JobKind::Drill, "drill", None, "api")
-            .unwrap();
+        let c = jobs.begin(JobKind::Drill, "drill", None, "api").unwrap();
         drop(jobs);
         let _ = c;
 

@@ -145,8 +145,14 @@ fn duration(
     v: &str,
     example: &str,
 ) -> Result<Duration, ScheduleError> {
-    strata_engine::duration::parse(v)
-        .map_err(|e| refuse(s, key, format!("'{v}': {e}"), format!("use a duration such as {example}")))
+    strata_engine::duration::parse(v).map_err(|e| {
+        refuse(
+            s,
+            key,
+            format!("'{v}': {e}"),
+            format!("use a duration such as {example}"),
+        )
+    })
 }
 
 fn retention(
@@ -196,23 +202,23 @@ pub fn check(s: &ScheduleConfig) -> Result<Checked, ScheduleError> {
             "rename the schedule",
         ));
     }
-    let cron = s
-        .cron
-        .as_deref()
-        .map(parse_cron)
-        .transpose()
-        .map_err(|e| {
-            refuse(
-                s,
-                "cron",
-                e,
-                "use 'S M H DoM Mon DoW' (e.g. \"0 0 * * * *\" hourly) or 5 fields without seconds",
-            )
-        })?;
+    let cron = s.cron.as_deref().map(parse_cron).transpose().map_err(|e| {
+        refuse(
+            s,
+            "cron",
+            e,
+            "use 'S M H DoM Mon DoW' (e.g. \"0 0 * * * *\" hourly) or 5 fields without seconds",
+        )
+    })?;
     let space_trigger = match &s.space_trigger {
         None => None,
         Some(SizeValue::Bytes(0)) => {
-            return Err(refuse(s, "space_trigger", "is 0", "give a size such as \"1GiB\""));
+            return Err(refuse(
+                s,
+                "space_trigger",
+                "is 0",
+                "give a size such as \"1GiB\"",
+            ));
         }
         Some(SizeValue::Bytes(n)) => Some(*n),
         Some(SizeValue::Text(t)) => Some(
@@ -237,19 +243,14 @@ pub fn check(s: &ScheduleConfig) -> Result<Checked, ScheduleError> {
             "set cron (e.g. \"0 0 * * * *\"), space_trigger (e.g. \"1GiB\") or both",
         ));
     }
-    let full = s
-        .full
-        .as_deref()
-        .map(full_cron)
-        .transpose()
-        .map_err(|e| {
-            refuse(
-                s,
-                "full",
-                e,
-                "use hourly, daily, weekly, monthly or a cron expression",
-            )
-        })?;
+    let full = s.full.as_deref().map(full_cron).transpose().map_err(|e| {
+        refuse(
+            s,
+            "full",
+            e,
+            "use hourly, daily, weekly, monthly or a cron expression",
+        )
+    })?;
     let retention = s.retention.as_ref().map(|r| retention(s, r)).transpose()?;
     let retry_delay = match &s.retry_delay {
         Some(d) => duration(s, "retry_delay", d, "30s")?,
@@ -319,7 +320,10 @@ retention = { keep_last = 24, keep_daily = 7, keep_within = "7d" }
             ("name = \"a\"\ncron = \"99 * * * * *\"\n", "cron"),
             ("name = \"a\"\n", "cron"),
             ("name = \"a\"\nspace_trigger = \"lots\"\n", "space_trigger"),
-            ("name = \"a\"\ncron = \"0 * * * * *\"\nfull = \"sometimes\"\n", "full"),
+            (
+                "name = \"a\"\ncron = \"0 * * * * *\"\nfull = \"sometimes\"\n",
+                "full",
+            ),
             (
                 "name = \"a\"\ncron = \"0 * * * * *\"\nretention = { keep_last = 0 }\n",
                 "retention",
@@ -339,6 +343,11 @@ retention = { keep_last = 24, keep_daily = 7, keep_within = "7d" }
             sched("name = \"a\"\ncron = \"0 * * * * *\"\n"),
             sched("name = \"a\"\ncron = \"0 * * * * *\"\n"),
         ];
-        assert!(check_all(&dup).unwrap_err().to_string().contains("two schedules"));
+        assert!(
+            check_all(&dup)
+                .unwrap_err()
+                .to_string()
+                .contains("two schedules")
+        );
     }
 }

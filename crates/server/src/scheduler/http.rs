@@ -53,7 +53,9 @@ async fn run_now(
         .iter()
         .find(|x| x.name() == name)
         .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("schedule {name} not found")))?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("schedule {name} not found"))
+        })?;
     if s.backups.jobs.is_running(&sc.key()) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -61,5 +63,8 @@ async fn run_now(
         ));
     }
     tokio::spawn(s.clone().run(sc, "api"));
-    Ok((StatusCode::ACCEPTED, Json(json!({"schedule": name, "started": true}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"schedule": name, "started": true})),
+    ))
 }

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use strata_backup::Repository;
 use strata_backup::prune::{Scope, plan_prune_scoped, prune};
 use strata_backup::settings::RepoSettings;
-use strata_backup::Repository;
 
 use crate::backup_jobs::{BackupSpec, Backups, record_backup};
 use crate::jobs::{JobKind, JobState};
@@ -162,13 +162,21 @@ impl Scheduler {
                     name: c.config.name.clone(),
                     key: "repository",
                     problem: format!("{} cannot be opened ({e})", repo.url),
-                    fix: "create it with `strata repo init`, or fix its URL, password or credentials".into(),
+                    fix:
+                        "create it with `strata repo init`, or fix its URL, password or credentials"
+                            .into(),
                 });
             }
             let now = Utc::now();
             let state = RunState {
-                next_run: c.cron.as_ref().and_then(|k| k.find_next_occurrence(&now, false).ok()),
-                next_full: c.full.as_ref().and_then(|k| k.find_next_occurrence(&now, false).ok()),
+                next_run: c
+                    .cron
+                    .as_ref()
+                    .and_then(|k| k.find_next_occurrence(&now, false).ok()),
+                next_full: c
+                    .full
+                    .as_ref()
+                    .and_then(|k| k.find_next_occurrence(&now, false).ok()),
                 groups: groups.into_iter().collect(),
                 wal_base: wal,
                 ..Default::default()
@@ -250,8 +258,7 @@ impl Scheduler {
                 let backoff = st.not_before.is_some_and(|t| Instant::now() < t);
                 if trigger.is_none()
                     && !backoff
-                    && s
-                        .checked
+                    && s.checked
                         .space_trigger
                         .is_some_and(|n| st.bytes_since_backup >= n)
                 {
@@ -261,7 +268,11 @@ impl Scheduler {
             };
             let Some(trigger) = trigger else { continue };
             if self.backups.jobs.is_running(&s.key()) {
-                tracing::info!(schedule = s.name(), trigger, "previous run still going; trigger skipped");
+                tracing::info!(
+                    schedule = s.name(),
+                    trigger,
+                    "previous run still going; trigger skipped"
+                );
                 continue;
             }
             let (me, s) = (self.clone(), s.clone());
@@ -284,7 +295,10 @@ impl Scheduler {
             let mut st = locked(&s.state);
             st.running = Some(h.id.clone());
             st.last_job = Some(h.id.clone());
-            (std::mem::take(&mut st.full_pending), st.wal_base + st.bytes_since_backup)
+            (
+                std::mem::take(&mut st.full_pending),
+                st.wal_base + st.bytes_since_backup,
+            )
         };
         let catalog = self.backups.engine.catalog();
         let started = Instant::now();
@@ -341,7 +355,10 @@ impl Scheduler {
             Ok(((m, phases), repo)) => {
                 self.metrics.last_outcome.get_or_create(&l).set(1);
                 self.metrics.last_success.get_or_create(&l).set(ts(now));
-                self.metrics.read_bytes.get_or_create(&l).inc_by(m.stats.new_bytes);
+                self.metrics
+                    .read_bytes
+                    .get_or_create(&l)
+                    .inc_by(m.stats.new_bytes);
                 self.metrics
                     .uploaded_bytes
                     .get_or_create(&l)
@@ -440,7 +457,10 @@ impl Scheduler {
                 .filter(|m| m.schedule.as_deref() == Some(&name))
                 .count();
             locked(&s.state).snapshots_kept = Some(kept);
-            self.metrics.snapshots_kept.get_or_create(&l).set(kept as i64);
+            self.metrics
+                .snapshots_kept
+                .get_or_create(&l)
+                .set(kept as i64);
         }
         if let Ok(objects) = repo.list_objects().await {
             let bytes: u64 = objects.values().map(|o| o.size).sum();
