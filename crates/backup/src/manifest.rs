@@ -218,13 +218,13 @@ impl Manifest {
                 p = parent;
             }
         }
-        if let Some(groups) = &self.groups {
-            if let Some(p) = self.parts.iter().find(|p| !groups.contains(&p.group)) {
-                return Err(self.hostile(format!(
-                    "part of group {:?} in a backup of groups {groups:?}",
-                    p.group
-                )));
-            }
+        if let Some(groups) = &self.groups
+            && let Some(p) = self.parts.iter().find(|p| !groups.contains(&p.group))
+        {
+            return Err(self.hostile(format!(
+                "part of group {:?} in a backup of groups {groups:?}",
+                p.group
+            )));
         }
         if total != self.stats.bytes {
             return Err(self.hostile(format!(

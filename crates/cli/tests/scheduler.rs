@@ -113,7 +113,7 @@ fn lines(group: &str, from: i64, n: usize) -> String {
             i % 7,
             i,
             "x".repeat(64),
-            (from + i as i64) * 1_000_000_000
+            from + i as i64
         ));
     }
     body

@@ -411,13 +411,22 @@ impl Scheduler {
         let name = s.name().to_string();
         let l = label(&name);
         if let Some((policy, grace)) = &s.checked.retention {
-            // One prune per repository at a time.
+            // One prune per repository at a time: wait for another schedule's (a minute at
+            // most), so that every run applies its retention.
             let key = format!("prune:{}", s.repo.url);
-            match self
+            let mut begun = self
                 .backups
                 .jobs
-                .begin(JobKind::Prune, &key, Some(&name), "retention")
-            {
+                .begin(JobKind::Prune, &key, Some(&name), "retention");
+            let waited = Instant::now();
+            while begun.is_err() && waited.elapsed() < Duration::from_secs(60) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                begun = self
+                    .backups
+                    .jobs
+                    .begin(JobKind::Prune, &key, Some(&name), "retention");
+            }
+            match begun {
                 Err(busy) => tracing::info!(schedule = %name, %busy, "retention skipped this time"),
                 Ok(h) => {
                     let scope = Scope {
