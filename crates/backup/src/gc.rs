@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::random_bytes;
@@ -57,6 +57,30 @@ pub struct LockDoc {
     pub refreshed: i64,
     pub host: String,
     pub pid: u32,
+    /// The host's boot id (Linux): a lock from an earlier boot is stale.
+    #[serde(default)]
+    pub boot: String,
+}
+
+/// Locks this process holds (by repository key): a lock naming this process that is not
+/// here was left by an earlier incarnation (or a simulated crash) and is stale.
+fn held() -> &'static std::sync::Mutex<HashSet<String>> {
+    static HELD: std::sync::OnceLock<std::sync::Mutex<HashSet<String>>> =
+        std::sync::OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+fn held_set() -> std::sync::MutexGuard<'static, HashSet<String>> {
+    match held().lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,12 +109,34 @@ fn host() -> String {
         .unwrap_or_default()
 }
 
-async fn put_doc<T: Serialize>(repo: &Repository, path: &Path, doc: &T) -> Result<()> {
+/// Writes a document under a fresh name (create-if-absent: when the reply to a successful put
+/// is lost, the retry finds the object there, and that is our own write), or rewrites one.
+async fn put_doc<T: Serialize>(
+    repo: &Repository,
+    path: &Path,
+    doc: &T,
+    overwrite: bool,
+) -> Result<()> {
     let json = serde_json::to_vec(doc)
         .map_err(|e| Error::InvalidArgument(format!("encoding {path}: {e}")))?;
     let bytes = format::encode_all(repo.keys(), path.as_ref(), Compression::None, &json)?;
-    repo.store().put(path, PutPayload::from(bytes)).await?;
-    Ok(())
+    let mode = if overwrite {
+        PutMode::Overwrite
+    } else {
+        PutMode::Create
+    };
+    let opts = PutOptions {
+        mode,
+        ..Default::default()
+    };
+    match repo
+        .store()
+        .put_opts(path, PutPayload::from(bytes), opts)
+        .await
+    {
+        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn get_doc<T: for<'de> Deserialize<'de>>(
@@ -125,12 +171,18 @@ async fn list(repo: &Repository, prefix: &str) -> Result<Vec<Path>> {
 }
 
 impl LockDoc {
-    /// Whether the lock's holder may still be running.
-    pub fn is_live(&self, now: i64) -> bool {
+    /// Whether the lock's holder (which wrote it at `path`) may still be running.
+    pub fn is_live(&self, path: &Path, now: i64) -> bool {
         if now.saturating_sub(self.refreshed) > LOCK_STALE.as_nanos() as i64 {
             return false;
         }
         if !self.host.is_empty() && self.host == host() && cfg!(target_os = "linux") {
+            if !self.boot.is_empty() && self.boot != boot_id() {
+                return false;
+            }
+            if self.pid == std::process::id() {
+                return held_set().contains(path.as_ref());
+            }
             return std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
         }
         true
@@ -146,7 +198,7 @@ async fn live_locks(repo: &Repository, kind: LockKind, own: &Path) -> Result<Vec
             continue;
         }
         match get_doc::<LockDoc>(repo, &p).await {
-            Ok(Some(l)) if l.kind == kind && l.is_live(now) => out.push(p),
+            Ok(Some(l)) if l.kind == kind && l.is_live(&p, now) => out.push(p),
             Ok(_) => {}
             // An unreadable lock is taken as held: safer for both sides.
             Err(e) => {
@@ -180,14 +232,19 @@ impl RepoLock {
             refreshed: t,
             host: host(),
             pid: std::process::id(),
+            boot: boot_id(),
         };
-        put_doc(repo, &path, &doc).await?;
+        held_set().insert(path.to_string());
+        if let Err(e) = put_doc(repo, &path, &doc, false).await {
+            held_set().remove(path.as_ref());
+            return Err(e);
+        }
         let (r, p) = (repo.clone(), path.clone());
         let refresher = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LOCK_REFRESH).await;
                 doc.refreshed = now_ns();
-                if let Err(e) = put_doc(&r, &p, &doc).await {
+                if let Err(e) = put_doc(&r, &p, &doc, true).await {
                     tracing::warn!(lock = %p, error = %e, "cannot refresh a repository lock");
                 }
             }
@@ -203,6 +260,7 @@ impl RepoLock {
     pub async fn release(mut self) {
         self.refresher.abort();
         self.released = true;
+        held_set().remove(self.path.as_ref());
         if let Err(e) = delete(&self.repo, &self.path).await {
             tracing::warn!(lock = %self.path, error = %e, "cannot remove a repository lock; it goes stale on its own");
         }
@@ -217,6 +275,7 @@ impl Drop for RepoLock {
         if self.released {
             return;
         }
+        held_set().remove(self.path.as_ref());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let (repo, path) = (self.repo.clone(), self.path.clone());
             rt.spawn(async move {
@@ -307,7 +366,7 @@ pub async fn collect(repo: &Repository, grace: Duration) -> Result<GcReport> {
             doc.time,
             hex::encode(random_bytes::<4>())
         ));
-        put_doc(repo, &p, &doc).await?;
+        put_doc(repo, &p, &doc, false).await?;
         marks.push((p, doc));
     }
     let cutoff = now_ns().saturating_sub(grace.as_nanos().min(i64::MAX as u128) as i64);
@@ -367,7 +426,7 @@ async fn sweep(
     for p in list(repo, "locks").await? {
         if p != lock.path
             && let Ok(Some(l)) = get_doc::<LockDoc>(repo, &p).await
-            && !l.is_live(now)
+            && !l.is_live(&p, now)
         {
             delete(repo, &p).await?;
         }
@@ -389,6 +448,7 @@ pub async fn pin(repo: &Repository, id: &str, note: &str) -> Result<()> {
             time: now_ns(),
             note: note.to_string(),
         },
+        false,
     )
     .await
 }

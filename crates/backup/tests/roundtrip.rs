@@ -152,16 +152,17 @@ async fn incremental_uploads_only_new_parts() {
     let m1 = backup_dir(&repo, src.path(), &BackupOptions::default()).await;
     assert_eq!(m1.stats.reused_objects, 0);
 
-    // Nothing new: only the manifest is uploaded, and nothing is downloaded (the parent
-    // manifest is the one this handle wrote).
+    // Nothing new: only the manifest is uploaded (and the backup's lock, which keeps garbage
+    // collection off while it runs; see crates/backup/src/gc.rs), and nothing is downloaded
+    // (the parent manifest is the one this handle wrote).
     let puts = faults.puts.load(Ordering::SeqCst);
     let gets = faults.gets.load(Ordering::SeqCst);
     let m2 = backup_dir(&repo, src.path(), &BackupOptions::default()).await;
     assert_eq!(m2.stats.new_objects, 0, "{:?}", m2.stats);
     assert_eq!(
         faults.puts.load(Ordering::SeqCst) - puts,
-        1,
-        "only the manifest"
+        2,
+        "only the manifest and the lock"
     );
     assert_eq!(faults.gets.load(Ordering::SeqCst) - gets, 0, "no download");
     assert_eq!(m2.parent.as_deref(), Some(m1.id.as_str()));
