@@ -202,7 +202,10 @@ async fn incremental_uploads_only_new_parts() {
         .unwrap()
         .size;
     let lock_doc = uploaded - (m3.stats.uploaded_bytes + manifest_size);
-    assert!(lock_doc > 0 && lock_doc < 512, "{lock_doc} bytes beyond objects and manifest");
+    assert!(
+        lock_doc > 0 && lock_doc < 512,
+        "{lock_doc} bytes beyond objects and manifest"
+    );
     assert!(
         m3.stats.new_bytes * 4 < m3.stats.bytes,
         "incremental read {} of {} bytes",

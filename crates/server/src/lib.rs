@@ -5,8 +5,8 @@
 //! called from the blocking pool. [`run`] opens the engine, serves until SIGINT/SIGTERM, lets
 //! in-flight requests finish, then flushes and closes the engine.
 
-pub mod attach;
 pub mod archive;
+pub mod attach;
 pub mod backup_jobs;
 pub mod config;
 pub mod http;

@@ -3,8 +3,8 @@
 pub mod backup;
 pub mod check;
 pub mod diff;
-pub mod pitr;
 pub mod pin;
+pub mod pitr;
 pub mod prune;
 pub mod query;
 pub mod repo;
