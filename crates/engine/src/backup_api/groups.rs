@@ -74,10 +74,16 @@ fn restrict_wal(
             Record::Write { group, .. } => group,
             Record::PutGroup { name, .. } | Record::DeleteGroup { name } => name,
         };
-        if groups.contains(group) {
-            wal::encode_frame(fr.lsn, fr.kind, fr.payload, &mut out);
+        let (kind, payload) = if groups.contains(group) {
+            (fr.kind, fr.payload)
         } else {
-            wal::encode_frame(fr.lsn, record::KIND_WRITE, &empty, &mut out);
+            (record::KIND_WRITE, empty.as_slice())
+        };
+        // The frame keeps its segment's version (the header is copied): v2 frames carry
+        // their commit time, v1 frames have none.
+        match fr.commit_time_ns {
+            Some(t) => wal::encode_frame(fr.lsn, kind, t, payload, &mut out),
+            None => wal::encode_frame_v1(fr.lsn, kind, payload, &mut out),
         }
         lsns = Some((lsns.map_or(fr.lsn, |l| l.0), fr.lsn));
         Ok(())
