@@ -4,12 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod backup_support;
+mod query_backup_support;
 #[path = "server_support/mod.rs"]
 mod server_support;
 
 use std::time::Duration;
 
 use backup_support::{PASSWORD, init_repo, s, strata};
+use query_backup_support::s3;
 use reqwest::Method as M;
 use server_support::{Opts, Server, base_secs};
 
@@ -175,60 +177,6 @@ fn backup_jobs_take_json_without_content_type_and_every_error_is_json() {
     );
     assert_eq!(st, 404);
     assert!(server.stop().success());
-}
-
-mod s3 {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder as ConnBuilder;
-    use s3s::auth::SimpleAuth;
-    use s3s::service::S3ServiceBuilder;
-
-    pub const ACCESS: &str = "test-access-key";
-    pub const SECRET: &str = "test-secret-key";
-    pub const BUCKET: &str = "backups";
-
-    /// An in-process S3 server (s3s + s3s-fs) on its own runtime thread.
-    pub struct S3 {
-        pub addr: std::net::SocketAddr,
-        _dir: tempfile::TempDir,
-        _rt: tokio::runtime::Runtime,
-    }
-
-    pub fn start() -> S3 {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join(BUCKET)).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut b = S3ServiceBuilder::new(s3s_fs::FileSystem::new(dir.path()).unwrap());
-        b.set_auth(SimpleAuth::from_single(ACCESS, SECRET));
-        let service = b.build();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        rt.spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    continue;
-                };
-                let conn = http
-                    .serve_connection(TokioIo::new(sock), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
-        S3 {
-            addr,
-            _dir: dir,
-            _rt: rt,
-        }
-    }
 }
 
 #[test]
