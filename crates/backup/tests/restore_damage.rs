@@ -89,16 +89,7 @@ async fn one_damaged_part_is_skipped_and_named_everything_else_restored() {
         .await
         .unwrap(),
     );
-    let snap = src.snapshot().unwrap();
-    let m = strata_backup::backup::backup(
-        repo.clone(),
-        &snap,
-        &Default::default(),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
-    src.release_snapshot(&snap.id).unwrap();
+    let m = common::engine::back_up(&src, &repo).await;
     // Damage the data file of the middle part of one shard.
     let part = m
         .parts
@@ -207,16 +198,7 @@ async fn damaged_metadata_is_never_skipped() {
         .await
         .unwrap(),
     );
-    let snap = src.snapshot().unwrap();
-    let m = strata_backup::backup::backup(
-        repo.clone(),
-        &snap,
-        &Default::default(),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
-    src.release_snapshot(&snap.id).unwrap();
+    let m = common::engine::back_up(&src, &repo).await;
     let ckpt = m.files.iter().find(|f| f.path == "CHECKPOINT").unwrap();
     flip(&store, &strata_backup::repo::object_path(&ckpt.object)).await;
     let work = tempfile::tempdir().unwrap();

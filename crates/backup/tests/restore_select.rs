@@ -205,16 +205,7 @@ async fn backed_up(src: &Engine, wal_tail: bool) -> (Arc<Repository>, Manifest) 
             .await
             .unwrap(),
     );
-    let snap = src.snapshot().unwrap();
-    let m = strata_backup::backup::backup(
-        repo.clone(),
-        &snap,
-        &Default::default(),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
-    src.release_snapshot(&snap.id).unwrap();
+    let m = common::engine::back_up(&src, &repo).await;
     let has_wal = m
         .files
         .iter()

@@ -77,3 +77,21 @@ pub fn fingerprint(e: &Engine) -> (String, usize) {
     }
     (h.finalize().to_hex().to_string(), points)
 }
+
+/// Back up the whole engine into `repo` (snapshot, backup with default options, release).
+pub async fn back_up(
+    e: &Engine,
+    repo: &std::sync::Arc<strata_backup::repo::Repository>,
+) -> strata_backup::manifest::Manifest {
+    let snap = e.snapshot().unwrap();
+    let m = strata_backup::backup::backup(
+        repo.clone(),
+        &snap,
+        &Default::default(),
+        std::sync::Arc::new(strata_backup::progress::Progress::default()),
+    )
+    .await
+    .unwrap();
+    e.release_snapshot(&snap.id).unwrap();
+    m
+}
