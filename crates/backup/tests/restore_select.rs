@@ -205,7 +205,7 @@ async fn backed_up(src: &Engine, wal_tail: bool) -> (Arc<Repository>, Manifest) 
             .await
             .unwrap(),
     );
-    let m = common::engine::back_up(&src, &repo).await;
+    let m = common::engine::back_up(src, &repo).await;
     let has_wal = m
         .files
         .iter()
