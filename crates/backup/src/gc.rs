@@ -11,7 +11,9 @@
 //!   start together at least one sees the other): a backup that sees a `gc` lock waits for it
 //!   to go; a collection that sees a `backup` lock deletes nothing this time (it is
 //!   *deferred*; a collection never blocks a backup). A lock is stale, and ignored, once its
-//!   holder's process is gone (same host) or it was not refreshed for [`LOCK_STALE`].
+//!   holder's process is gone (same host) or it was not refreshed for [`LOCK_STALE`]. A lock
+//!   this process wrote but could not take back (a failed put or delete under a flaky store)
+//!   is skipped unread by its later checks and deleted at its next take.
 //! - **Two phases** (`gc/<id>` marks): a collection first *marks* the objects no manifest
 //!   names (writing when it marked them); it deletes an object only when a mark of it is at
 //!   least the grace period old **and** no manifest names it at deletion time (a backup that
@@ -74,6 +76,56 @@ fn held_set() -> std::sync::MutexGuard<'static, HashSet<String>> {
     match held().lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
+    }
+}
+
+/// Lock documents this process wrote (or may have written: a put whose reply was lost) and
+/// no longer holds, but could not delete. They are stale by construction, so lock checks
+/// skip them without reading them, and later lock takes retry deleting them. Without this,
+/// every failed attempt under a flaky store left a document that each later check had to
+/// read (a read that, failing, counts the lock as held).
+fn abandoned() -> std::sync::MutexGuard<'static, HashSet<String>> {
+    static ABANDONED: std::sync::OnceLock<std::sync::Mutex<HashSet<String>>> =
+        std::sync::OnceLock::new();
+    match ABANDONED.get_or_init(Default::default).lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// The key of an abandoned lock: repository and path.
+fn abandoned_key(repo: &Repository, path: &Path) -> String {
+    format!("{}\n{path}", repo.url())
+}
+
+fn is_abandoned(repo: &Repository, path: &Path) -> bool {
+    abandoned().contains(&abandoned_key(repo, path))
+}
+
+/// Deletes `path`, a lock of this process it does not hold; remembered as abandoned when
+/// the delete fails.
+async fn drop_own_lock(repo: &Repository, path: &Path) {
+    let key = abandoned_key(repo, path);
+    match delete(repo, path).await {
+        Ok(()) => {
+            abandoned().remove(&key);
+        }
+        Err(e) => {
+            tracing::warn!(lock = %path, error = %e, "cannot remove a repository lock; it goes stale on its own");
+            abandoned().insert(key);
+        }
+    }
+}
+
+/// Retries deleting this repository's abandoned locks (best effort: failures stay abandoned).
+async fn clean_abandoned(repo: &Repository) {
+    let prefix = abandoned_key(repo, &Path::from(""));
+    let paths: Vec<Path> = abandoned()
+        .iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(Path::from))
+        .collect();
+    for p in paths {
+        drop_own_lock(repo, &p).await;
     }
 }
 
@@ -194,7 +246,7 @@ async fn live_locks(repo: &Repository, kind: LockKind, own: &Path) -> Result<Vec
     let now = now_ns();
     let mut out = Vec::new();
     for p in list(repo, "locks").await? {
-        if &p == own {
+        if &p == own || is_abandoned(repo, &p) {
             continue;
         }
         match get_doc::<LockDoc>(repo, &p).await {
@@ -234,9 +286,12 @@ impl RepoLock {
             pid: std::process::id(),
             boot: boot_id(),
         };
+        clean_abandoned(repo).await;
         held_set().insert(path.to_string());
         if let Err(e) = put_doc(repo, &path, &doc, false).await {
             held_set().remove(path.as_ref());
+            // The put may have landed with its reply lost: take the document back.
+            drop_own_lock(repo, &path).await;
             return Err(e);
         }
         let (r, p) = (repo.clone(), path.clone());
@@ -261,9 +316,7 @@ impl RepoLock {
         self.refresher.abort();
         self.released = true;
         held_set().remove(self.path.as_ref());
-        if let Err(e) = delete(&self.repo, &self.path).await {
-            tracing::warn!(lock = %self.path, error = %e, "cannot remove a repository lock; it goes stale on its own");
-        }
+        drop_own_lock(&self.repo, &self.path).await;
     }
 }
 
@@ -279,7 +332,7 @@ impl Drop for RepoLock {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let (repo, path) = (self.repo.clone(), self.path.clone());
             rt.spawn(async move {
-                let _ = delete(&repo, &path).await;
+                drop_own_lock(&repo, &path).await;
             });
         }
     }

@@ -10,22 +10,35 @@
 //! fresh snapshot (a backup), whose manifest id names the chain. Shipping runs beside
 //! acknowledgements and never holds the engine's write path (it reads WAL files; the cursor
 //! write is an fsync of a small file).
+//!
+//! Starting a chain is a whole backup (a lock, listings, uploads, the manifest): many
+//! requests that must all succeed. A failed start is therefore *resumed*, not begun again:
+//! the shipper keeps its snapshot pinned, and the next step backs up the same snapshot
+//! (objects uploaded by the failed attempt are found and reused), first adopting the
+//! snapshot's manifest if the failed attempt wrote it and only lost the reply. A start that
+//! kept failing for [`BASE_RETRY_FOR`] takes a fresh snapshot.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
-use strata_engine::backup_api::Engine;
 use strata_engine::backup_api::archive::{ArchiveCursor, WalPosition, WalTail};
+use strata_engine::backup_api::{self, Engine, Snapshot};
 
 use super::object;
-use crate::backup::{BackupOptions, run};
+use crate::backup::{BackupOptions, backup};
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::source::EngineSource;
+use crate::source::{EngineSource, SnapshotSource};
 
 /// Largest object (payload bytes) one step ships; a backlog goes out in several steps.
 pub const MAX_OBJECT_BYTES: usize = 16 << 20;
+
+/// How long a failed chain start keeps retrying the same snapshot before taking a fresh one
+/// (well inside the engine's snapshot pin lifetime of an hour).
+pub const BASE_RETRY_FOR: Duration = Duration::from_secs(10 * 60);
 
 /// What the archiver has done, for `/metrics`.
 #[derive(Debug, Default)]
@@ -69,6 +82,8 @@ pub struct Shipper {
     pub stats: Arc<ArchiveStats>,
     position: Option<WalPosition>,
     window_loaded: bool,
+    /// The snapshot of a chain start that failed, still pinned: the next start resumes it.
+    base: Option<Snapshot>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -85,6 +100,7 @@ impl Shipper {
             stats,
             position: None,
             window_loaded: false,
+            base: None,
         }
     }
 
@@ -173,17 +189,27 @@ impl Shipper {
         self.new_chain().await
     }
 
-    /// Takes a backup (a fresh snapshot) and starts a chain after its cut.
+    /// Backs up a snapshot and starts a chain after its cut. A failed attempt keeps its
+    /// snapshot for the next one (see the module docs).
     async fn new_chain(&mut self) -> Result<Step> {
-        let progress = Arc::new(Progress::default());
         let source = EngineSource::new(self.engine.clone());
-        let (m, _) = run(
-            &source,
-            self.repo.clone(),
-            &BackupOptions::default(),
-            progress,
-        )
-        .await?;
+        let (snap, resumed) = match self.base.take() {
+            Some(s) if age_ns(&s) < BASE_RETRY_FOR.as_nanos() as i64 => (s, true),
+            stale => {
+                if let Some(s) = stale {
+                    release(&source, &s).await;
+                }
+                (source.take().await?, false)
+            }
+        };
+        let m = match self.back_up_base(&snap, resumed).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.base = Some(snap);
+                return Err(e);
+            }
+        };
+        release(&source, &snap).await;
         let next = ArchiveCursor {
             lsn: m.lsn,
             chain: m.id.clone(),
@@ -201,5 +227,45 @@ impl Shipper {
             chain: m.id,
             lsn: m.lsn,
         })
+    }
+
+    /// The manifest of `snap`: the one an earlier attempt wrote (its reply lost), or a new
+    /// backup of it.
+    async fn back_up_base(&self, snap: &Snapshot, resumed: bool) -> Result<Manifest> {
+        if resumed
+            && let Some(m) = self.repo.newest_manifest_of(&snap.node_id).await?
+            && m.lsn == snap.lsn
+            && m.time == snap.taken_at
+        {
+            tracing::info!(snapshot = %m.id, "adopting the chain start's manifest written by a failed attempt");
+            return Ok((*m).clone());
+        }
+        let progress = Arc::new(Progress::default());
+        backup(self.repo.clone(), snap, &BackupOptions::default(), progress).await
+    }
+}
+
+impl Drop for Shipper {
+    /// A pending chain start's snapshot is released with the shipper (else its pin would
+    /// hold files until it expires).
+    fn drop(&mut self) {
+        if let Some(s) = self.base.take()
+            && let Err(e) = backup_api::release_snapshot(&self.engine, &s.id)
+        {
+            tracing::warn!(snapshot = %s.id, error = %e, "could not release the archive chain's pending snapshot");
+        }
+    }
+}
+
+fn age_ns(s: &Snapshot) -> i64 {
+    chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .unwrap_or(i64::MAX)
+        .saturating_sub(s.taken_at)
+}
+
+async fn release(source: &EngineSource, s: &Snapshot) {
+    if let Err(e) = source.release(&s.id).await {
+        tracing::warn!(snapshot = %s.id, error = %e, "could not release the archive chain's snapshot; its pin expires on its own");
     }
 }

@@ -39,6 +39,9 @@ pub struct Faults {
     pub bytes_put: AtomicU64,
     /// Random faults on a fraction of requests (off when `None`).
     random: Mutex<Option<RandomState>>,
+    /// When set, the counted faults above (`fail_puts`, `lose_put_replies`, `fail_gets`) hit
+    /// only requests for paths under this prefix (e.g. `snapshots/` to fail a manifest put).
+    scope: Mutex<Option<String>>,
     pub injected: Injected,
 }
 
@@ -108,6 +111,20 @@ enum Req {
 }
 
 impl Faults {
+    /// Limits the counted faults to paths under `prefix` (`None`: every path).
+    pub fn set_scope(&self, prefix: Option<&str>) {
+        *self.scope.lock().unwrap_or_else(|p| p.into_inner()) = prefix.map(str::to_string);
+    }
+
+    /// Takes one counted fault of `c` for a request on `path`, if it is in scope.
+    fn take_for(&self, c: &AtomicUsize, path: &Path) -> bool {
+        let in_scope = match &*self.scope.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(prefix) => path.as_ref().starts_with(prefix.as_str()),
+            None => true,
+        };
+        in_scope && take(c)
+    }
+
     /// Turns random faults on (or off with `None`).
     pub fn set_random(&self, cfg: Option<RandomFaults>) {
         let mut g = self.random.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,7 +264,7 @@ impl Decorator for FaultLayer {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        if take(&self.faults.fail_puts) {
+        if self.faults.take_for(&self.faults.fail_puts, location) {
             return Err(injected("put"));
         }
         let n = payload.content_length() as u64;
@@ -255,7 +272,10 @@ impl Decorator for FaultLayer {
         let r = around(fault, "put", self.inner.put_opts(location, payload, opts)).await?;
         self.faults.puts.fetch_add(1, Ordering::SeqCst);
         self.faults.bytes_put.fetch_add(n, Ordering::SeqCst);
-        if take(&self.faults.lose_put_replies) {
+        if self
+            .faults
+            .take_for(&self.faults.lose_put_replies, location)
+        {
             return Err(injected("put reply"));
         }
         Ok(r)
@@ -281,7 +301,7 @@ impl Decorator for FaultLayer {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.faults.gets.fetch_add(1, Ordering::SeqCst);
-        if take(&self.faults.fail_gets) {
+        if self.faults.take_for(&self.faults.fail_gets, location) {
             return Err(injected("get"));
         }
         let head = options.head;
