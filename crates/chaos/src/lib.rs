@@ -1,8 +1,9 @@
 //! `strata-chaos`: kill loops that drive the real `strata` binary and SIGKILL it at seeded
 //! random moments (during ingest, merges and TTL drops, backup, prune and restore), then check
 //! that every promise still holds: no acknowledged write lost, nothing never written present,
-//! every completed snapshot verifies, the next backup reuses what was uploaded, and a restore
-//! target is exactly the old or the new data.
+//! every completed snapshot verifies, the next backup reuses what was uploaded, a restore
+//! target is exactly the old or the new data, and the point-in-time window restores exactly
+//! what was acknowledged before each instant in it.
 
 pub mod error;
 pub mod http;
@@ -24,6 +25,9 @@ pub enum LoopKind {
     Backup,
     Prune,
     Restore,
+    /// Continuous archiving and `restore --at`: kills of the archiving server, of
+    /// `restore --at` and of prune's archive retention.
+    Archive,
     All,
 }
 
@@ -34,6 +38,7 @@ impl LoopKind {
             LoopKind::Backup => "backup",
             LoopKind::Prune => "prune",
             LoopKind::Restore => "restore",
+            LoopKind::Archive => "archive",
             LoopKind::All => "all",
         }
     }
@@ -88,6 +93,7 @@ pub fn run(cfg: &Config, kind: LoopKind) -> Result<Vec<Summary>> {
             LoopKind::Backup,
             LoopKind::Prune,
             LoopKind::Restore,
+            LoopKind::Archive,
         ],
         k => vec![k],
     };
@@ -106,6 +112,7 @@ pub fn run(cfg: &Config, kind: LoopKind) -> Result<Vec<Summary>> {
             LoopKind::Ingest => loops::ingest::run(&ctx)?,
             LoopKind::Backup => loops::backup::run(&ctx)?,
             LoopKind::Prune => loops::prune::run(&ctx)?,
+            LoopKind::Archive => loops::archive::run(&ctx)?,
             LoopKind::Restore | LoopKind::All => loops::restore::run(&ctx)?,
         };
         s.seconds = started.elapsed().as_secs_f64();

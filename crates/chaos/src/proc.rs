@@ -23,6 +23,10 @@ const STRATA_VARS: &[&str] = &[
     "STRATA_FSYNC",
     "STRATA_LOG",
     "STRATA_LOG_FORMAT",
+    "STRATA_IDLE_FLUSH",
+    "STRATA_ARCHIVE",
+    "STRATA_ARCHIVE_MAX_PENDING",
+    "STRATA_ARCHIVE_INTERVAL",
 ];
 
 /// How long a server may take to print its listening line (a restart replays the WAL).
@@ -171,6 +175,16 @@ pub struct Server {
 impl Server {
     /// Starts a server on `data_dir`, appending its stderr to `log`, and waits until it listens.
     pub fn start(strata: &Strata, data_dir: &Path, log: &Path) -> Result<Server> {
+        Server::start_with(strata, data_dir, log, &[])
+    }
+
+    /// [`Server::start`] with more arguments (e.g. `--repo R --archive`).
+    pub fn start_with(
+        strata: &Strata,
+        data_dir: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> Result<Server> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -183,6 +197,7 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()

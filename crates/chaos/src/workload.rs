@@ -42,6 +42,11 @@ pub struct Batch {
     pub base: i64,
     /// In the segment that expires at [`Plan::expires_at`].
     pub expiring: bool,
+    /// Wall time (ns) the batch was recorded as sent (before the request): its commit time
+    /// is later.
+    pub sent_ns: i64,
+    /// Wall time (ns) the acknowledgement arrived: its commit time is earlier.
+    pub acked_ns: Option<i64>,
 }
 
 /// Where batches go, fixed per data directory.
@@ -188,6 +193,8 @@ impl Ledger {
                 ttl_group,
                 base,
                 expiring,
+                sent_ns: now_ns(),
+                acked_ns: None,
             },
         );
         let group = if ttl_group { TTL_GROUP } else { GROUP };
@@ -202,6 +209,9 @@ impl Ledger {
         };
         if let Some(b) = self.lock().get_mut(&id) {
             b.state = state;
+            if state == State::Acked {
+                b.acked_ns = Some(now_ns());
+            }
         }
         if state == State::Acked {
             let mut f = self.ack_log.lock().unwrap_or_else(|e| e.into_inner());
@@ -219,6 +229,29 @@ impl Ledger {
             .filter(|(_, b)| b.state == State::Acked)
             .map(|(k, _)| *k)
             .collect()
+    }
+
+    /// What a point-in-time restore to `t` (ns) must hold and may hold: every batch
+    /// acknowledged at or before `t` (committed before it), and at most the batches sent at or
+    /// before `t` (a batch sent later was committed later).
+    pub fn cut_at(&self, t: i64) -> (HashSet<BatchId>, HashSet<BatchId>) {
+        let m = self.lock();
+        let required = m
+            .iter()
+            .filter(|(_, b)| b.state == State::Acked && b.acked_ns.is_some_and(|a| a <= t))
+            .map(|(k, _)| *k)
+            .collect();
+        let allowed = m
+            .iter()
+            .filter(|(_, b)| b.sent_ns <= t)
+            .map(|(k, _)| *k)
+            .collect();
+        (required, allowed)
+    }
+
+    /// The newest acknowledgement time (ns), if any.
+    pub fn last_ack_ns(&self) -> Option<i64> {
+        self.lock().values().filter_map(|b| b.acked_ns).max()
     }
 
     /// Compares `rows` with the record. `required`: batches that must be whole (default: every

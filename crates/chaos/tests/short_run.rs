@@ -88,6 +88,17 @@ fn restore_kills_leave_the_old_or_the_new_data() {
     assert_eq!(old + new, 5);
 }
 
+#[test]
+fn archive_kills_keep_the_window_exact() {
+    let s = short(LoopKind::Archive, 2);
+    assert_eq!(s.checks["server_kills"], 2);
+    assert_eq!(s.checks["restores_at_checked"], 2);
+    let old = s.checks.get("target_is_old").copied().unwrap_or(0);
+    let new = s.checks.get("target_is_new").copied().unwrap_or(0);
+    assert_eq!(old + new, 2);
+    assert!(s.points_checked > 0);
+}
+
 /// Regression for a defect found by the restore loop: a restore killed before its swap left its
 /// staging copy `.DIR.restore-<snapshot>` beside the data directory, a full-size copy that
 /// neither `restore::recover` nor `strata server` removed. Recovery now removes staging copies

@@ -1,6 +1,7 @@
 //! The kill loops and what they share: the binary, an HTTP client, the loop's seeded random
 //! source, server start-up with the checkable groups, and repository set-up.
 
+pub mod archive;
 pub mod backup;
 pub mod ingest;
 pub mod prune;
