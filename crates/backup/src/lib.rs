@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod backup;
 pub mod config;
+pub mod copy;
 pub mod crypto;
 pub mod diff;
 pub mod error;

@@ -42,6 +42,8 @@ enum Command {
     Restore(cmd::restore::Args),
     /// Remove snapshots by retention policy and free unreferenced objects
     Prune(cmd::prune::Args),
+    /// Copy snapshots to another repository (incremental, verified)
+    Copy(cmd::copy::Args),
     /// Pin a snapshot: retention never removes it
     Pin(cmd::pin::PinArgs),
     /// Unpin a snapshot
@@ -65,6 +67,7 @@ fn main() {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Restore(a) => cmd::restore::run(a),
         Command::Prune(a) => cmd::prune::run(a),
+        Command::Copy(a) => cmd::copy::run(a),
         Command::Pin(a) => cmd::pin::pin(a),
         Command::Unpin(a) => cmd::pin::unpin(a),
         Command::Check(a) => cmd::check::run(a),

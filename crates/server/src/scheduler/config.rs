@@ -60,6 +60,10 @@ pub struct ScheduleConfig {
     pub full: Option<String>,
     #[serde(default)]
     pub retention: Option<RetentionConfig>,
+    /// A second repository every snapshot of this schedule is copied to after each run
+    /// (`strata copy`; it applies its own retention).
+    #[serde(default)]
+    pub copy_to: Option<RepoSettings>,
     #[serde(default)]
     pub retries: Option<u32>,
     #[serde(default)]

@@ -167,6 +167,16 @@ impl Scheduler {
                             .into(),
                 });
             }
+            if let Some(t) = &c.config.copy_to
+                && let Err(e) = backups.repository(t).await
+            {
+                return Err(ScheduleError {
+                    name: c.config.name.clone(),
+                    key: "copy_to",
+                    problem: format!("{} cannot be opened ({e})", t.url),
+                    fix: "create it with `strata repo init`, or fix its URL, password or credentials".into(),
+                });
+            }
             let now = Utc::now();
             let state = RunState {
                 next_run: c
@@ -402,7 +412,50 @@ impl Scheduler {
         locked(&s.state).running = None;
         if let Some(repo) = repo {
             self.retention(&s, &repo).await;
+            if let Some(target) = &s.checked.config.copy_to {
+                self.copy(&s, &repo, target).await;
+            }
         }
+    }
+
+    /// Copies the schedule's snapshots the target lacks (after retention: only kept ones), as
+    /// a copy job.
+    async fn copy(&self, s: &Schedule, repo: &Arc<Repository>, target: &RepoSettings) {
+        let name = s.name().to_string();
+        let Ok(h) = self.backups.jobs.begin(
+            JobKind::Copy,
+            &format!("copy:{}", target.url),
+            Some(&name),
+            "schedule",
+        ) else {
+            return;
+        };
+        let r = async {
+            let (to, _) = self.backups.repository(target).await?;
+            let (ms, _) = repo.manifests().await?;
+            let ids: Vec<String> = ms
+                .iter()
+                .filter(|m| m.schedule.as_deref() == Some(&name))
+                .map(|m| m.id.clone())
+                .collect();
+            strata_backup::copy::copy(repo, &to, &ids, &h.progress).await
+        }
+        .await;
+        if r.is_err() {
+            self.backups.forget(&target.url).await;
+        }
+        self.backups.jobs.finish(h, |rec| match r {
+            Ok(report) => {
+                rec.bytes_read = report.bytes_read;
+                rec.bytes_uploaded = report.bytes_uploaded;
+                rec.detail = Some(json!({"target": target.url, "report": report}));
+            }
+            Err(e) => {
+                tracing::warn!(schedule = %name, error = %e, "scheduled copy failed");
+                rec.state = JobState::Failed;
+                rec.error = Some(e.to_string());
+            }
+        });
     }
 
     /// The schedule's retention over its own snapshots, as a prune job; then the repository
