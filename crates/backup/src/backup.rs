@@ -171,7 +171,7 @@ async fn recheck(repo: Arc<Repository>, job: Job, stored: u64) -> Result<Outcome
 
 /// What the repository holds of a snapshot's objects, with their stored sizes.
 struct Known {
-    parent: Option<String>,
+    parent: Option<Arc<Manifest>>,
     stored: HashMap<String, u64>,
 }
 
@@ -191,10 +191,7 @@ async fn known_objects(repo: &Repository, node_id: &str, ids: &[String]) -> Resu
             stored.insert(id, o.size);
         }
     }
-    Ok(Known {
-        parent: parent.map(|m| m.id.clone()),
-        stored,
-    })
+    Ok(Known { parent, stored })
 }
 
 /// Seconds spent in each phase of the backup sequence (reported by `strata backup --json`,
@@ -293,7 +290,7 @@ async fn backup_locked(
         .map(|f| repo.object_id(&f.digest))
         .collect();
     let known = known_objects(&repo, &snap.node_id, &ids).await?;
-    let parent = known.parent;
+    let parent = known.parent.as_ref().map(|m| m.id.clone());
     lap(&mut timings.list_s);
 
     let mut files = Vec::with_capacity(snap.files.len());
@@ -392,11 +389,13 @@ async fn backup_locked(
             object: id,
         })
         .collect();
+    let mut contents = crate::content::part_contents(snap, known.parent.as_deref()).await?;
     let parts = snap
         .parts
         .iter()
         .map(|p| {
             Ok(PartEntry {
+                content: contents.remove(&p.part_id).unwrap_or_default(),
                 group: p.group.clone(),
                 segment: p.segment,
                 shard: p.shard,

@@ -155,6 +155,7 @@ mod tests {
                 series: 1,
                 measures: measures.iter().map(|s| s.to_string()).collect(),
                 dir: dir.clone(),
+                content: Vec::new(),
             });
             m.files.push(FileEntry {
                 path: format!("{dir}/data"),

@@ -9,9 +9,11 @@
 pub mod archive;
 pub mod backup;
 pub mod config;
+pub mod content;
 pub mod copy;
 pub mod crypto;
 pub mod diff;
+pub mod drill;
 pub mod error;
 pub mod format;
 pub mod gc;

@@ -56,6 +56,37 @@ pub struct PartEntry {
     pub measures: Vec<String>,
     /// Part directory, relative, `/`-separated.
     pub dir: String,
+    /// What the part holds per measure (series, points, time range, digest of its series keys
+    /// and block layout), read from its series table at backup time; what `strata drill`
+    /// checks a restored part against. Optional field, added after v1: empty in older
+    /// manifests (a drill then checks the part's totals above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<MeasureStats>,
+}
+
+/// One measure's share of a part ([`PartEntry::content`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureStats {
+    pub measure: String,
+    pub series: u64,
+    pub points: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// BLAKE3 (hex) of the measure's series keys and block layout in the part.
+    pub digest: String,
+}
+
+impl From<strata_engine::backup_api::MeasureContent> for MeasureStats {
+    fn from(c: strata_engine::backup_api::MeasureContent) -> MeasureStats {
+        MeasureStats {
+            measure: c.measure,
+            series: c.series,
+            points: c.points,
+            min_ts: c.min_ts,
+            max_ts: c.max_ts,
+            digest: c.digest,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,16 +9,15 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::engine::{base_ts, fingerprint, ingest, open};
+use common::engine::{back_up, base_ts, fingerprint, ingest, open};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
-use strata_backup::backup::{BackupOptions, backup};
 use strata_backup::copy::copy;
 use strata_backup::crypto::KdfParams;
 use strata_backup::repo::object_path;
 use strata_backup::restore::{RestoreOptions, plan_restore, restore};
 use strata_backup::verify::verify;
-use strata_backup::{InitOptions, Manifest, Progress, Repository};
+use strata_backup::{InitOptions, Progress, Repository};
 use strata_engine::Engine;
 
 fn opts(encryption: bool) -> InitOptions {
@@ -32,20 +31,6 @@ fn opts(encryption: bool) -> InitOptions {
         },
         ..Default::default()
     }
-}
-
-async fn backup_engine(repo: &Arc<Repository>, e: &Engine) -> Manifest {
-    let snap = e.snapshot().unwrap();
-    let m = backup(
-        repo.clone(),
-        &snap,
-        &BackupOptions::default(),
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
-    e.release_snapshot(&snap.id).unwrap();
-    m
 }
 
 async fn restore_to(repo: &Arc<Repository>, id: &str, target: &Path) {
@@ -78,10 +63,10 @@ async fn encrypted_local_to_plain_s3_incrementally_then_restore_from_the_copy() 
     );
     let e = open(&t.path().join("data"));
     ingest(&e, "g", base_ts(), 4_000, 8);
-    let s1 = backup_engine(&local, &e).await;
+    let s1 = back_up(&e, &local).await;
     e.flush().unwrap();
     ingest(&e, "g", base_ts() + 3_600_000_000_000, 1_000, 8);
-    let s2 = backup_engine(&local, &e).await;
+    let s2 = back_up(&e, &local).await;
     let fp = fingerprint(&e);
     e.close().unwrap();
 
@@ -139,7 +124,7 @@ async fn a_damaged_source_object_fails_the_copy_and_writes_no_snapshot() {
     );
     let e = open(&t.path().join("data"));
     ingest(&e, "g", base_ts(), 2_000, 4);
-    let s = backup_engine(&a, &e).await;
+    let s = back_up(&e, &a).await;
     e.close().unwrap();
     let victim = &s.files.iter().max_by_key(|f| f.size).unwrap().object;
     let p: ObjPath = object_path(victim);

@@ -44,6 +44,8 @@ enum Command {
     Prune(cmd::prune::Args),
     /// Copy snapshots to another repository (incremental, verified)
     Copy(cmd::copy::Args),
+    /// Restore drill: restore a snapshot into scratch, check it against its manifest, remove it
+    Drill(cmd::drill::Args),
     /// Pin a snapshot: retention never removes it
     Pin(cmd::pin::PinArgs),
     /// Unpin a snapshot
@@ -68,6 +70,7 @@ fn main() {
         Command::Restore(a) => cmd::restore::run(a),
         Command::Prune(a) => cmd::prune::run(a),
         Command::Copy(a) => cmd::copy::run(a),
+        Command::Drill(a) => cmd::drill::run(a),
         Command::Pin(a) => cmd::pin::pin(a),
         Command::Unpin(a) => cmd::pin::unpin(a),
         Command::Check(a) => cmd::check::run(a),

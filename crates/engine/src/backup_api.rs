@@ -12,11 +12,15 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod content;
 pub mod groups;
 pub mod restore;
 pub mod select;
 
 pub use catalog::{CATALOG_EXPORT_VERSION, CatalogExport};
+pub use content::{
+    MeasureContent, ScanTotals, check_part_content, part_content, part_source_dir, scan_totals,
+};
 pub use groups::restrict_snapshot;
 pub use restore::*;
 pub use select::{

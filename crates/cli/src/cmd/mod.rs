@@ -4,6 +4,7 @@ pub mod backup;
 pub mod check;
 pub mod copy;
 pub mod diff;
+pub mod drill;
 pub mod pin;
 pub mod pitr;
 pub mod prune;
