@@ -11,6 +11,8 @@
 //! tiers = ["hot"]                 # groups by their backup_tier label (none of both: all)
 //! full = "daily"                  # a re-read-everything run: hourly|daily|weekly|monthly|cron
 //! retention = { keep_last = 24, keep_daily = 7 }   # after each run, this schedule's only
+//! drill = "weekly"                # a restore drill of the newest snapshot: period or cron
+//! # copy_to = { url = "s3://…" }  # after each run, copy this schedule's snapshots there
 //! retries = 2                     # a failed run is retried this often,
 //! retry_delay = "30s"             # this long apart
 //! # repository = { url = "s3://…", … }   # default: the server's [repository]
@@ -64,6 +66,10 @@ pub struct ScheduleConfig {
     /// (`strata copy`; it applies its own retention).
     #[serde(default)]
     pub copy_to: Option<RepoSettings>,
+    /// A restore drill of the schedule's newest snapshot (`strata drill`): `hourly`, `daily`,
+    /// `weekly`, `monthly` or a cron expression.
+    #[serde(default)]
+    pub drill: Option<String>,
     #[serde(default)]
     pub retries: Option<u32>,
     #[serde(default)]
@@ -137,6 +143,7 @@ pub struct Checked {
     pub config: ScheduleConfig,
     pub cron: Option<Cron>,
     pub full: Option<Cron>,
+    pub drill: Option<Cron>,
     pub space_trigger: Option<u64>,
     pub retention: Option<(RetentionPolicy, Duration)>,
     pub retries: u32,
@@ -255,6 +262,14 @@ pub fn check(s: &ScheduleConfig) -> Result<Checked, ScheduleError> {
             "use hourly, daily, weekly, monthly or a cron expression",
         )
     })?;
+    let drill = s.drill.as_deref().map(full_cron).transpose().map_err(|e| {
+        refuse(
+            s,
+            "drill",
+            e,
+            "use hourly, daily, weekly, monthly or a cron expression",
+        )
+    })?;
     let retention = s.retention.as_ref().map(|r| retention(s, r)).transpose()?;
     let retry_delay = match &s.retry_delay {
         Some(d) => duration(s, "retry_delay", d, "30s")?,
@@ -264,6 +279,7 @@ pub fn check(s: &ScheduleConfig) -> Result<Checked, ScheduleError> {
         config: s.clone(),
         cron,
         full,
+        drill,
         space_trigger,
         retention,
         retries: s.retries.unwrap_or(2),
@@ -327,6 +343,10 @@ retention = { keep_last = 24, keep_daily = 7, keep_within = "7d" }
             (
                 "name = \"a\"\ncron = \"0 * * * * *\"\nfull = \"sometimes\"\n",
                 "full",
+            ),
+            (
+                "name = \"a\"\ncron = \"0 * * * * *\"\ndrill = \"often\"\n",
+                "drill",
             ),
             (
                 "name = \"a\"\ncron = \"0 * * * * *\"\nretention = { keep_last = 0 }\n",

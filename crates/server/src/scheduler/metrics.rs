@@ -25,6 +25,11 @@ pub struct ScheduleMetrics {
     pub snapshots_kept: Family<L, Gauge>,
     pub repo_bytes: Family<L, Gauge>,
     pub repo_up: Family<L, Gauge>,
+    pub drill_last_success: Family<L, F64>,
+    pub drill_last_outcome: Family<L, Gauge>,
+    pub drill_duration: Family<L, F64>,
+    pub drill_runs: Family<L, Counter>,
+    pub drill_failures: Family<L, Counter>,
 }
 
 pub fn label(schedule: &str) -> L {
@@ -93,6 +98,31 @@ impl ScheduleMetrics {
             "backup_repository_up",
             "1 when the schedule's repository answered its last job, 0 when it could not be reached or opened",
             self.repo_up.clone(),
+        );
+        r.register(
+            "drill_last_success_timestamp_seconds",
+            "When the schedule's last restore drill that passed finished (Unix seconds)",
+            self.drill_last_success.clone(),
+        );
+        r.register(
+            "drill_last_outcome",
+            "1 when the schedule's last restore drill passed, 0 when it failed or could not run",
+            self.drill_last_outcome.clone(),
+        );
+        r.register(
+            "drill_last_duration_seconds",
+            "How long the schedule's last restore drill took",
+            self.drill_duration.clone(),
+        );
+        r.register(
+            "drill_runs",
+            "Restore drills of the schedule",
+            self.drill_runs.clone(),
+        );
+        r.register(
+            "drill_failures",
+            "Restore drills of the schedule that failed",
+            self.drill_failures.clone(),
         );
     }
 }

@@ -15,6 +15,7 @@
 //! fails jobs (and sets `strata_backup_repository_up` to 0), never the server.
 
 pub mod config;
+mod followups;
 pub mod http;
 pub mod metrics;
 
@@ -53,6 +54,13 @@ pub struct RunState {
     pub last_error: Option<String>,
     pub snapshots_kept: Option<usize>,
     pub groups: Vec<String>,
+    /// When the schedule's next restore drill runs (`drill`).
+    pub next_drill: Option<DateTime<Utc>>,
+    /// The last restore drill: when it finished, its job, whether it passed, and why not.
+    pub last_drill: Option<DateTime<Utc>>,
+    pub last_drill_job: Option<String>,
+    pub last_drill_passed: Option<bool>,
+    pub last_drill_error: Option<String>,
     #[serde(skip)]
     wal_base: u64,
     #[serde(skip)]
@@ -187,6 +195,10 @@ impl Scheduler {
                     .full
                     .as_ref()
                     .and_then(|k| k.find_next_occurrence(&now, false).ok()),
+                next_drill: c
+                    .drill
+                    .as_ref()
+                    .and_then(|k| k.find_next_occurrence(&now, false).ok()),
                 groups: groups.into_iter().collect(),
                 wal_base: wal,
                 ..Default::default()
@@ -264,6 +276,15 @@ impl Scheduler {
                         .and_then(|k| k.find_next_occurrence(&now, false).ok());
                     st.full_pending = true;
                     trigger = Some("full");
+                }
+                if st.next_drill.is_some_and(|t| t <= now) {
+                    st.next_drill = s
+                        .checked
+                        .drill
+                        .as_ref()
+                        .and_then(|k| k.find_next_occurrence(&now, false).ok());
+                    let (me, s) = (self.clone(), s.clone());
+                    tokio::spawn(async move { me.drill(&s).await });
                 }
                 let backoff = st.not_before.is_some_and(|t| Instant::now() < t);
                 if trigger.is_none()
@@ -416,46 +437,6 @@ impl Scheduler {
                 self.copy(&s, &repo, target).await;
             }
         }
-    }
-
-    /// Copies the schedule's snapshots the target lacks (after retention: only kept ones), as
-    /// a copy job.
-    async fn copy(&self, s: &Schedule, repo: &Arc<Repository>, target: &RepoSettings) {
-        let name = s.name().to_string();
-        let Ok(h) = self.backups.jobs.begin(
-            JobKind::Copy,
-            &format!("copy:{}", target.url),
-            Some(&name),
-            "schedule",
-        ) else {
-            return;
-        };
-        let r = async {
-            let (to, _) = self.backups.repository(target).await?;
-            let (ms, _) = repo.manifests().await?;
-            let ids: Vec<String> = ms
-                .iter()
-                .filter(|m| m.schedule.as_deref() == Some(&name))
-                .map(|m| m.id.clone())
-                .collect();
-            strata_backup::copy::copy(repo, &to, &ids, &h.progress).await
-        }
-        .await;
-        if r.is_err() {
-            self.backups.forget(&target.url).await;
-        }
-        self.backups.jobs.finish(h, |rec| match r {
-            Ok(report) => {
-                rec.bytes_read = report.bytes_read;
-                rec.bytes_uploaded = report.bytes_uploaded;
-                rec.detail = Some(json!({"target": target.url, "report": report}));
-            }
-            Err(e) => {
-                tracing::warn!(schedule = %name, error = %e, "scheduled copy failed");
-                rec.state = JobState::Failed;
-                rec.error = Some(e.to_string());
-            }
-        });
     }
 
     /// The schedule's retention over its own snapshots, as a prune job; then the repository
