@@ -14,13 +14,18 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::crypto::random_bytes;
 use crate::error::{Error, Result};
+use crate::manifest::FileEntry;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::restore::parse_digest;
+
+/// Objects copied at once.
+const PARALLEL: usize = 4;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CopyReport {
@@ -80,10 +85,9 @@ async fn copy_locked(
         .into_iter()
         .map(|(id, o)| (id, o.size))
         .collect();
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "strata-copy-{}",
-        hex::encode(random_bytes::<8>())
-    )));
+    let scratch = Scratch(
+        std::env::temp_dir().join(format!("strata-copy-{}", hex::encode(random_bytes::<8>()))),
+    );
     std::fs::create_dir_all(&scratch.0).map_err(|e| Error::io(&scratch.0, e))?;
     for id in ids {
         if present.contains(id) {
@@ -93,35 +97,40 @@ async fn copy_locked(
         let m = from.load_manifest(id).await?;
         let total: u64 = m.files.iter().map(|f| f.size).sum();
         progress.start("copying", m.files.len() as u64, total);
-        let mut out = m.clone();
-        for (i, f) in m.files.iter().enumerate() {
+        // The objects the target lacks, each once, copied a few at a time.
+        let mut todo: Vec<(String, &FileEntry, [u8; 32])> = Vec::new();
+        for f in &m.files {
             let digest = parse_digest(&f.digest)?;
             let target_id = to.object_id(&digest);
-            if let Some(&s) = stored.get(&target_id) {
-                out.files[i].object = target_id;
-                out.files[i].stored_size = s;
+            if stored.contains_key(&target_id) || todo.iter().any(|(t, _, _)| *t == target_id) {
                 report.objects_reused += 1;
                 progress.file_done(f.size);
-                continue;
+            } else {
+                todo.push((target_id, f, digest));
             }
-            let path = scratch.0.join(&f.object);
-            let mut file = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| Error::io(&path, e))?;
-            from.download(&f.object, f.size, &digest, Some(&mut file), &path)
-                .await?;
-            drop(file);
-            let s = to
-                .upload_file(&target_id, &path, f.size, &digest, false)
-                .await?;
-            let _ = tokio::fs::remove_file(&path).await;
+        }
+        let dir = scratch.0.as_path();
+        let jobs: Vec<_> = todo
+            .into_iter()
+            .map(|(target_id, f, digest)| copy_object(from, to, dir, target_id, f.clone(), digest))
+            .collect();
+        let mut copies = futures::stream::iter(jobs).buffer_unordered(PARALLEL);
+        while let Some(r) = copies.next().await {
+            let (target_id, size, s) = r?;
             report.objects_copied += 1;
-            report.bytes_read += f.size;
+            report.bytes_read += size;
             report.bytes_uploaded += s;
-            stored.insert(target_id.clone(), s);
-            out.files[i].object = target_id;
-            out.files[i].stored_size = s;
-            progress.file_done(f.size);
+            stored.insert(target_id, s);
+            progress.file_done(size);
+        }
+        drop(copies);
+        let mut out = m.clone();
+        for f in &mut out.files {
+            let target_id = to.object_id(&parse_digest(&f.digest)?);
+            f.stored_size = stored.get(&target_id).copied().ok_or_else(|| {
+                Error::Task(format!("object {target_id} was neither copied nor present"))
+            })?;
+            f.object = target_id;
         }
         out.validate(id)?;
         progress.set_phase("writing manifest");
@@ -130,4 +139,30 @@ async fn copy_locked(
     }
     progress.set_phase("done");
     Ok(report)
+}
+
+/// Downloads source object `f` (checked against its digest) into `dir` and uploads it to the
+/// target as `target_id` (checked again as it is read); returns the id, plain and stored size.
+async fn copy_object(
+    from: &Repository,
+    to: &Repository,
+    dir: &std::path::Path,
+    target_id: String,
+    f: FileEntry,
+    digest: [u8; 32],
+) -> Result<(String, u64, u64)> {
+    let path = dir.join(&target_id);
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| Error::io(&path, e))?;
+    let r = async {
+        from.download(&f.object, f.size, &digest, Some(&mut file), &path)
+            .await?;
+        drop(file);
+        to.upload_file(&target_id, &path, f.size, &digest, false)
+            .await
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    r.map(|s| (target_id, f.size, s))
 }

@@ -75,9 +75,14 @@ async fn a_good_snapshot_passes_and_records_content_per_measure() {
     }
     let scratch = t.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
-    let rep = drill(r.clone(), "latest", &options(&scratch), Arc::new(Progress::default()))
-        .await
-        .unwrap();
+    let rep = drill(
+        r.clone(),
+        "latest",
+        &options(&scratch),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
     assert!(rep.passed, "{:?}", rep.differences);
     assert_eq!(rep.snapshot, s2.id);
     assert!(!rep.measures.is_empty());
@@ -130,7 +135,11 @@ async fn damaged_or_replaced_objects_and_wrong_records_fail_naming_what_differs(
     r.delete_manifest(&wrong.id).await.unwrap();
 
     // The largest data object of `b` replaced by another valid object of the repository.
-    let files: Vec<_> = b.files.iter().filter(|f| f.path.ends_with("data.bin")).collect();
+    let files: Vec<_> = b
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with("data.bin"))
+        .collect();
     let (victim, other) = (files[0], files[1]);
     let stored = r
         .store()
@@ -154,7 +163,15 @@ async fn damaged_or_replaced_objects_and_wrong_records_fail_naming_what_differs(
     // A flipped byte in an object of `a`.
     let victim = a.files.iter().max_by_key(|f| f.size).unwrap();
     let p: ObjPath = object_path(&victim.object);
-    let mut bytes = r.store().get(&p).await.unwrap().bytes().await.unwrap().to_vec();
+    let mut bytes = r
+        .store()
+        .get(&p)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x10;
     r.store().put(&p, PutPayload::from(bytes)).await.unwrap();

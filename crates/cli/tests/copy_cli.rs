@@ -10,7 +10,11 @@ use backup_support::*;
 #[test]
 fn copy_between_repositories_with_different_keys() {
     let t = tempfile::tempdir().unwrap();
-    let (data, a, b) = (t.path().join("data"), t.path().join("a"), t.path().join("b"));
+    let (data, a, b) = (
+        t.path().join("data"),
+        t.path().join("a"),
+        t.path().join("b"),
+    );
     make_data(&data, 5_000);
     let fp = fingerprint(&data);
     init_repo(&a);
@@ -30,11 +34,7 @@ fn copy_between_repositories_with_different_keys() {
             .args(&args)
             .output()
             .unwrap();
-        assert!(
-            o.status.success(),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice(&o.stdout).unwrap()
     };
     let r = copy(&[]);

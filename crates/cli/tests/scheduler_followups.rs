@@ -23,10 +23,21 @@ fn strata(password: &str) -> std::process::Command {
 
 fn init_repo(repo: &Path, password: &str) {
     let out = strata(password)
-        .args(["repo", "init", "--repo", repo.to_str().unwrap(), "--kdf-memory-kib", "256"])
+        .args([
+            "repo",
+            "init",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--kdf-memory-kib",
+            "256",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn json_of(c: &mut std::process::Command) -> (bool, Value, String) {
@@ -118,14 +129,23 @@ retention = {{ keep_last = 2, grace = "0s" }}
     let j = &drills["jobs"][0];
     assert_eq!(j["state"], "succeeded", "{drills}");
     assert_eq!(j["detail"]["passed"], true, "{j}");
-    assert!(j["detail"]["measures"].as_array().unwrap().iter().any(|m| m["measure"] == "cpu"));
+    assert!(
+        j["detail"]["measures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["measure"] == "cpu")
+    );
     let m = server
         .request(reqwest::Method::GET, "/metrics")
         .send()
         .unwrap()
         .text()
         .unwrap();
-    assert_eq!(sample(&m, "strata_drill_last_outcome{schedule=\"often\"}"), Some(1.0));
+    assert_eq!(
+        sample(&m, "strata_drill_last_outcome{schedule=\"often\"}"),
+        Some(1.0)
+    );
     assert!(sample(&m, "strata_drill_runs_total{schedule=\"often\"}").unwrap() >= 1.0);
 
     // The copy holds the schedule's snapshots, readable with its own password.
@@ -139,15 +159,25 @@ retention = {{ keep_last = 2, grace = "0s" }}
         .request(reqwest::Method::POST, "/api/v1/schedules/often/drill")
         .send()
         .unwrap();
-    assert!(r.status().as_u16() == 202 || r.status().as_u16() == 409, "{}", r.status());
+    assert!(
+        r.status().as_u16() == 202 || r.status().as_u16() == 409,
+        "{}",
+        r.status()
+    );
     assert!(server.stop().success());
 
-    let (ok, v, err) = json_of(
-        strata("the copy's own password").args(["snapshots", "--repo", copy.to_str().unwrap(), "--json"]),
-    );
+    let (ok, v, err) = json_of(strata("the copy's own password").args([
+        "snapshots",
+        "--repo",
+        copy.to_str().unwrap(),
+        "--json",
+    ]));
     assert!(ok, "{err}");
     let snaps = v["snapshots"].as_array().unwrap();
-    assert!(!snaps.is_empty() && snaps.iter().all(|s| s["schedule"] == "often"), "{v}");
+    assert!(
+        !snaps.is_empty() && snaps.iter().all(|s| s["schedule"] == "often"),
+        "{v}"
+    );
     let (ok, v, err) = json_of(strata("the copy's own password").args([
         "drill",
         "--repo",
@@ -203,18 +233,20 @@ fn drill_on_the_command_line_fails_on_a_damaged_object_naming_it() {
     };
     let out = drill(&[]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("drill passed") && text.contains("g/mem"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("drill passed") && text.contains("g/mem"),
+        "{text}"
+    );
     assert!(std::fs::read_dir(&scratch).unwrap().next().is_none());
 
     // Flip a byte in the largest object of the snapshot.
-    let (_, shown, _) = json_of(strata(PASSWORD).args([
-        "show",
-        "--repo",
-        repo.to_str().unwrap(),
-        &id,
-        "--json",
-    ]));
+    let (_, shown, _) =
+        json_of(strata(PASSWORD).args(["show", "--repo", repo.to_str().unwrap(), &id, "--json"]));
     let files = shown["manifest"]["files"]
         .as_array()
         .expect("show --json lists files");
@@ -233,7 +265,10 @@ fn drill_on_the_command_line_fails_on_a_damaged_object_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains(object), "{text}");
-    assert!(err.contains("drill of snapshot") && err.contains("failed"), "{err}");
+    assert!(
+        err.contains("drill of snapshot") && err.contains("failed"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(std::fs::read_dir(&scratch).unwrap().next().is_none());
 }

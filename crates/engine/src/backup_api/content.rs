@@ -121,7 +121,11 @@ pub fn check_part_content(dir: &Path) -> Result<Vec<MeasureContent>> {
                     s.meta.measure, b.min_ts, b.max_ts
                 )));
             }
-            if let Some((name, c)) = rows.cols.iter().find(|(_, c)| column_len(c) != b.rows as usize) {
+            if let Some((name, c)) = rows
+                .cols
+                .iter()
+                .find(|(_, c)| column_len(c) != b.rows as usize)
+            {
                 return Err(bad(format!(
                     "field {name} of a block of {} holds {} values for {} rows",
                     s.meta.measure,

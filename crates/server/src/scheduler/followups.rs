@@ -56,15 +56,15 @@ impl Scheduler {
         });
     }
 
-
     /// A restore drill of the schedule's newest snapshot, as a drill job.
     pub(super) async fn drill(&self, s: &Schedule) {
         let name = s.name().to_string();
-        let Ok(h) =
-            self.backups
-                .jobs
-                .begin(JobKind::Drill, &format!("drill:{name}"), Some(&name), "drill")
-        else {
+        let Ok(h) = self.backups.jobs.begin(
+            JobKind::Drill,
+            &format!("drill:{name}"),
+            Some(&name),
+            "drill",
+        ) else {
             tracing::info!(schedule = %name, "previous drill still going; drill skipped");
             return;
         };
@@ -102,7 +102,10 @@ impl Scheduler {
             .get_or_create(&l)
             .set(i64::from(passed));
         if passed {
-            self.metrics.drill_last_success.get_or_create(&l).set(ts(now));
+            self.metrics
+                .drill_last_success
+                .get_or_create(&l)
+                .set(ts(now));
         } else {
             self.metrics.drill_failures.get_or_create(&l).inc();
         }

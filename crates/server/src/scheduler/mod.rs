@@ -182,7 +182,9 @@ impl Scheduler {
                     name: c.config.name.clone(),
                     key: "copy_to",
                     problem: format!("{} cannot be opened ({e})", t.url),
-                    fix: "create it with `strata repo init`, or fix its URL, password or credentials".into(),
+                    fix:
+                        "create it with `strata repo init`, or fix its URL, password or credentials"
+                            .into(),
                 });
             }
             let now = Utc::now();
