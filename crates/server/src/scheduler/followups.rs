@@ -56,33 +56,44 @@ impl Scheduler {
         });
     }
 
-    /// A restore drill of the schedule's newest snapshot, as a drill job.
+    /// The repository of schedule `s` and the id of its newest snapshot (`None`: none yet).
+    async fn newest_of(
+        &self,
+        s: &Schedule,
+    ) -> strata_backup::Result<(Arc<Repository>, Option<String>)> {
+        let (repo, _) = self.backups.repository(&s.repo).await?;
+        let (ms, _) = repo.manifests().await?;
+        let newest = ms
+            .iter()
+            .filter(|m| m.schedule.as_deref() == Some(s.name()))
+            .max_by_key(|m| m.time)
+            .map(|m| m.id.clone());
+        Ok((repo, newest))
+    }
+
+    /// A restore drill of the schedule's newest snapshot, as a drill job. Before the schedule
+    /// made any snapshot there is nothing to drill: skipped, not failed (the backup alerts
+    /// cover a schedule that never succeeds).
     pub(super) async fn drill(&self, s: &Schedule) {
         let name = s.name().to_string();
-        let Ok(h) = self.backups.jobs.begin(
-            JobKind::Drill,
-            &format!("drill:{name}"),
-            Some(&name),
-            "drill",
-        ) else {
+        let found = self.newest_of(s).await;
+        if let Ok((_, None)) = &found {
+            tracing::info!(schedule = %name, "no snapshot of the schedule yet; drill skipped");
+            return;
+        }
+        let Ok(h) =
+            self.backups
+                .jobs
+                .begin(JobKind::Drill, &format!("drill:{name}"), Some(&name), "drill")
+        else {
             tracing::info!(schedule = %name, "previous drill still going; drill skipped");
             return;
         };
         let l = label(&name);
         let started = Instant::now();
         let r = async {
-            let (repo, _) = self.backups.repository(&s.repo).await?;
-            let (ms, _) = repo.manifests().await?;
-            let newest = ms
-                .iter()
-                .filter(|m| m.schedule.as_deref() == Some(&name))
-                .max_by_key(|m| m.time)
-                .map(|m| m.id.clone())
-                .ok_or_else(|| {
-                    strata_backup::Error::SnapshotNotFound(format!(
-                        "no snapshot of schedule {name} to drill yet"
-                    ))
-                })?;
+            let (repo, newest) = found?;
+            let newest = newest.unwrap_or_default();
             let opts = DrillOptions {
                 parallelism: 4,
                 ..Default::default()
