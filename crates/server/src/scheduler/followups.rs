@@ -81,11 +81,12 @@ impl Scheduler {
             tracing::info!(schedule = %name, "no snapshot of the schedule yet; drill skipped");
             return;
         }
-        let Ok(h) =
-            self.backups
-                .jobs
-                .begin(JobKind::Drill, &format!("drill:{name}"), Some(&name), "drill")
-        else {
+        let Ok(h) = self.backups.jobs.begin(
+            JobKind::Drill,
+            &format!("drill:{name}"),
+            Some(&name),
+            "drill",
+        ) else {
             tracing::info!(schedule = %name, "previous drill still going; drill skipped");
             return;
         };
