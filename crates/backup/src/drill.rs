@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_engine::backup_api::{self, MeasureContent};
 
 use crate::crypto::random_bytes;
@@ -37,7 +37,7 @@ pub struct DrillOptions {
 }
 
 /// One measure of one group: what the manifest recorded and what the restored data holds.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MeasureCheck {
     pub group: String,
     pub measure: String,
@@ -57,7 +57,7 @@ pub struct MeasureCheck {
     pub query_points: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrillReport {
     pub snapshot: String,
     pub node_id: String,

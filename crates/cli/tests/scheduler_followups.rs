@@ -164,6 +164,17 @@ retention = {{ keep_last = 2, grace = "0s" }}
         "{}",
         r.status()
     );
+    // `strata drill --server`: the server drills its own repository and the CLI follows the job.
+    let (ok, v, err) = json_of(strata("not needed").args([
+        "drill",
+        "--server",
+        &server.url,
+        "--repo",
+        "(the server's)",
+        "--json",
+    ]));
+    assert!(ok, "{err}");
+    assert_eq!(v["passed"], true, "{v}");
     assert!(server.stop().success());
 
     let (ok, v, err) = json_of(strata("the copy's own password").args([

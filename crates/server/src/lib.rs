@@ -9,6 +9,7 @@ pub mod archive;
 pub mod attach;
 pub mod backup_jobs;
 pub mod config;
+pub mod drills;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
@@ -145,6 +146,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let backup_routes = backup_jobs::routes(backups.clone())
         .merge(jobs::http::routes(jobs))
         .merge(scheduler::http::routes(schedules.clone()))
+        .merge(drills::routes(backups.clone()))
         .merge(attach::http::routes(attach::http::AttachState {
             engine: engine.clone(),
             attachments: state.attachments.clone(),
