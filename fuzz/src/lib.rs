@@ -1,3 +1,4 @@
 //! The fuzz target bodies; see `targets.rs`.
+pub mod archive_window;
 pub mod query_plan;
 pub mod targets;

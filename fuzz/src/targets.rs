@@ -267,6 +267,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("engine_data_dir", engine_data_dir),
     ("backup_docs", backup_docs),
     ("server_config", server_config),
+    ("archive", crate::archive_window::archive),
 ];
 
 /// Valid inputs for `target`: the seed corpus (also written to `fuzz/corpus/<target>/`).
@@ -394,6 +395,44 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 out.extend(seal_doc(&kf));
             }
             out
+        }
+        "archive" => {
+            use strata_backup::archive::object::ObjectName;
+            use strata_engine::backup_api::archive::{WalRecord, encode_segment};
+            let name = ObjectName {
+                node: "n1".into(),
+                chain: "0123456789abcdef".into(),
+                first_lsn: 5,
+                last_lsn: 9,
+                first_time: 1_767_225_600_000_000_000,
+                last_time: 1_767_225_600_500_000_000,
+            };
+            let mut a = vec![0u8];
+            a.extend(name.path().as_ref().bytes());
+            let recs: Vec<WalRecord> = (5..10)
+                .map(|lsn| WalRecord {
+                    lsn,
+                    kind: 1,
+                    commit_time_ns: 1_767_225_600_000_000_000 + lsn as i64,
+                    payload: vec![lsn as u8; 12],
+                })
+                .collect();
+            let mut b = vec![1u8];
+            b.extend(encode_segment(0, &recs));
+            // Six-byte records (kind, node, chain, LSN, length, time step): snapshots cut at
+            // 0, 20 and 39; objects 1..=16, 17..=32 (chain 0) and 40..=45 (chain 1).
+            let mut c = vec![2u8];
+            for r in [
+                [0u8, 0, 0, 0, 0, 0],
+                [1, 0, 0, 0, 15, 0],
+                [1, 0, 0, 16, 15, 0],
+                [0, 0, 0, 20, 0, 0],
+                [1, 0, 1, 39, 5, 0],
+                [0, 0, 0, 39, 0, 0],
+            ] {
+                c.extend(r);
+            }
+            vec![a, b, c]
         }
         "server_config" => vec![
             b"listen = \"127.0.0.1:8480\"\ndata_dir = \"/tmp/x\"\nrepo = \"s3://b/p\"\nmax_body_bytes = 1024\nfsync = \"interval:100ms\"\nauth_token = \"t\"\n".to_vec(),

@@ -10,6 +10,9 @@
 //! are printed (`--nocapture`) and recorded in RELIABILITY.md.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../../fuzz/src/archive_window.rs"]
+#[allow(dead_code)]
+mod archive_window;
 mod backup_support;
 #[path = "../../../fuzz/src/query_plan.rs"]
 #[allow(dead_code)]

@@ -4,6 +4,8 @@
 //! `scripts/fuzz.sh` (libFuzzer, coverage-guided).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../../fuzz/src/archive_window.rs"]
+mod archive_window;
 #[path = "../../../fuzz/src/query_plan.rs"]
 mod query_plan;
 #[path = "../../../fuzz/src/targets.rs"]
@@ -135,6 +137,11 @@ fn fuzz_smoke_engine_data_dir() {
 #[test]
 fn fuzz_smoke_backup_docs() {
     run_target("backup_docs", 5_000, false);
+}
+
+#[test]
+fn fuzz_smoke_archive() {
+    run_target("archive", 5_000, true);
 }
 
 #[test]
