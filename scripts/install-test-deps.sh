@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, if missing. Safe to run repeatedly; quick when installed.
-# - Debian: prometheus (remote-read tests), influxdb-client (the `influx` 1.x CLI), npm/venv
+# - Debian: prometheus (remote-read tests), influxdb-client (the `influx` 1.x CLI), chromium and
+#   chromium-driver (the web UI's browser test, crates/server/tests/ui_browser.rs), npm/venv
 #   tooling when the machine lacks it.
 # - PyPI: moto[server] (an independent S3), influxdb (the InfluxQL client library), in a venv
 #   linked as .venv-tests (gitignored).
@@ -13,6 +14,8 @@ SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v influx >/dev/null || need+=(influxdb-client)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v npm >/dev/null || need+=(npm)
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

@@ -313,6 +313,22 @@ pub async fn prune(repo: &Repository, plan: &PrunePlan) -> Result<PruneReport> {
     Ok(report)
 }
 
+/// Removes one snapshot by hand (`strata forget`, the web UI's delete): its manifest goes
+/// now, the objects only it referenced at the next prune's garbage collection (two-phase,
+/// never under a running backup). `id` must be a whole snapshot id (no prefix: a delete is
+/// never a guess); a damaged manifest can be removed too. A pinned snapshot is refused.
+pub async fn forget(repo: &Repository, id: &str) -> Result<()> {
+    if !repo.snapshot_ids().await?.iter().any(|s| s == id) {
+        return Err(Error::SnapshotNotFound(id.to_string()));
+    }
+    if crate::gc::pinned(repo).await?.contains(id) {
+        return Err(Error::Refused(format!(
+            "snapshot {id} is pinned; unpin it first (strata unpin {id})"
+        )));
+    }
+    repo.delete_manifest(id).await
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

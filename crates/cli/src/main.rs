@@ -50,6 +50,8 @@ enum Command {
     Pin(cmd::pin::PinArgs),
     /// Unpin a snapshot
     Unpin(cmd::pin::UnpinArgs),
+    /// Remove one snapshot (its data goes at the next prune)
+    Forget(cmd::pin::ForgetArgs),
     /// Check every file of a data directory or snapshot without opening it for writing
     Check(cmd::check::Args),
 }
@@ -73,6 +75,7 @@ fn main() {
         Command::Drill(a) => cmd::drill::run(a),
         Command::Pin(a) => cmd::pin::pin(a),
         Command::Unpin(a) => cmd::pin::unpin(a),
+        Command::Forget(a) => cmd::pin::forget(a),
         Command::Check(a) => cmd::check::run(a),
     };
     if let Err(e) = result {

@@ -15,8 +15,10 @@ pub mod ingest;
 pub mod jobs;
 pub mod metrics;
 pub mod remote_read;
+pub mod repo_api;
 pub mod scheduler;
 pub mod serve;
+pub mod ui;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -105,8 +107,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let schedule_metrics = scheduler::metrics::ScheduleMetrics::default();
     schedule_metrics.register(server_metrics.registry_mut());
     let metrics = Arc::new(server_metrics);
-    if config.archive.enabled {
-        let stats = Arc::new(strata_backup::archive::ship::ArchiveStats::default());
+    let archive_stats = config
+        .archive
+        .enabled
+        .then(|| Arc::new(strata_backup::archive::ship::ArchiveStats::default()));
+    if let Some(stats) = archive_stats.clone() {
         metrics.archive.attach(stats.clone());
         runtime.spawn(archive::run(
             engine.clone(),
@@ -152,7 +157,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             attachments: state.attachments.clone(),
             repo: config.repository.clone(),
         }));
-    let app = http::router(state, config.auth_token.clone(), backup_routes);
+    let backup_routes = backup_routes.merge(repo_api::routes(repo_api::RepoApi {
+        backups: backups.clone(),
+        schedules: schedules.clone(),
+        archive: archive_stats,
+    }));
+    // The UI's pages hold no data (their script calls the API above, token and all), so
+    // they are served outside the token check: see `ui`.
+    let app = http::router(state, config.auth_token.clone(), backup_routes).merge(ui::routes());
     let served = runtime.block_on(async move {
         schedules.spawn();
         let listener = tokio::net::TcpListener::bind(addr)

@@ -1,5 +1,6 @@
 //! `strata pin` / `strata unpin`: a pinned snapshot is never removed by retention (`strata
 //! prune`, a schedule's automatic retention); the web UI pins what an operator must keep.
+//! `strata forget`: remove one snapshot by hand (the web UI's delete).
 
 use super::repo::{RepoArgs, runtime};
 
@@ -41,6 +42,26 @@ pub fn unpin(a: UnpinArgs) -> anyhow::Result<()> {
         } else {
             println!("snapshot {id} was not pinned");
         }
+        Ok(())
+    })
+}
+
+#[derive(clap::Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The whole snapshot id (no prefix: a delete is never a guess)
+    snapshot: String,
+}
+
+pub fn forget(a: ForgetArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let repo = a.repo.open().await?;
+        strata_backup::prune::forget(&repo, &a.snapshot).await?;
+        println!(
+            "snapshot {} removed; the data only it held is freed by the next strata prune",
+            a.snapshot
+        );
         Ok(())
     })
 }

@@ -31,6 +31,8 @@ pub enum JobKind {
     Prune,
     Copy,
     Drill,
+    /// `strata verify` of one snapshot, started from the API (`repo_api`).
+    Verify,
 }
 
 impl JobKind {
@@ -40,6 +42,7 @@ impl JobKind {
             JobKind::Prune => "prune",
             JobKind::Copy => "copy",
             JobKind::Drill => "drill",
+            JobKind::Verify => "verify",
         }
     }
 }
