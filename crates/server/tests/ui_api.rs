@@ -3,6 +3,8 @@
 //! plans and their refusals, prune preview and prune, pins and deletes, the overview, and
 //! the pages themselves (served without the token, API calls with it).
 
+#![allow(clippy::unwrap_used)]
+
 mod ui_support;
 
 use std::path::{Path, PathBuf};

@@ -10,6 +10,8 @@
 //! `STRATA_UI_SCREENSHOTS=DIR`, a screenshot of every screen is saved there (how
 //! `docs/ui/*.png` are made).
 
+#![allow(clippy::unwrap_used)]
+
 mod ui_support;
 
 use std::path::{Path, PathBuf};
@@ -331,7 +333,7 @@ fn web_ui_in_chromium() {
             return Err(format!("not pinned in the repository: {pinned}"));
         }
         ui.click(&format!("tr[data-id='{first}'] button.pin"))?;
-        ui.b.wait(&"the pin to go".to_string(), 10, |b| {
+        ui.b.wait("the pin to go", 10, |b| {
             let t = b.text(&b.find(&format!("tr[data-id='{first}']"))?)?;
             Ok((!t.contains("pinned")).then_some(()))
         })?;
@@ -364,11 +366,10 @@ fn web_ui_in_chromium() {
         ui.click("#prune")?;
         ui.click("#confirm-yes")?;
         ui.b.wait_text("#summary", "pruned: 1 snapshots removed", 30)?;
-        if ui
+        if !ui
             .b
             .find_all(&format!("#decisions tr[data-id='{first}']"))?
-            .len()
-            != 0
+            .is_empty()
         {
             return Err(format!("{first} is still in the preview"));
         }
