@@ -270,6 +270,13 @@ fn repository_api_end_to_end() {
     assert_eq!(d["diff"]["from"], s2.as_str());
     assert_eq!(d["groups"][0]["name"], "metrics");
     assert_eq!(d["groups"][0]["measures"][0]["name"], "cpu");
+    // The group holds one measure: its counts and bytes are its own, never null.
+    let cpu = &d["groups"][0]["measures"][0];
+    assert!(
+        cpu["series"].is_u64() && cpu["rows"].is_u64() && cpu["bytes"].is_u64(),
+        "{cpu}"
+    );
+    assert_eq!(cpu["rows"], d["groups"][0]["rows"], "{d}");
     assert_eq!(d["encryption"], "none");
     let first = api.ok("GET", &format!("/api/v1/repository/snapshots/{s1}"), None);
     assert!(first["diff"].is_null());

@@ -430,17 +430,22 @@ function setupSnapshots() {
 
 // ---- snapshot detail -------------------------------------------------------------------------
 
+/** A count, or a dash (with why) when the manifest cannot tell it for one measure. */
+function count(v) {
+  return v === null || v === undefined ? el('span', { title: 'shared with other measures in the same parts; this snapshot does not record each measure\'s share' }, '–') : String(v);
+}
+
 function detailRows(d) {
   const rows = [];
   for (const g of d.groups) {
     rows.push(el('tr', { class: 'group' },
       el('th', { scope: 'row' }, g.name),
-      el('td', { class: 'num' }, g.parts), el('td', { class: 'num' }, g.series), el('td', { class: 'num' }, g.rows),
+      el('td', { class: 'num' }, g.parts), el('td', { class: 'num' }, count(g.series)), el('td', { class: 'num' }, count(g.rows)),
       el('td', {}, fmtTime(g.min_time)), el('td', {}, fmtTime(g.max_time)), el('td', { class: 'num' }, fmtBytes(g.bytes))));
     for (const m of g.measures) {
       rows.push(el('tr', { class: 'measure' },
         el('td', {}, '· ' + m.name),
-        el('td', { class: 'num' }, m.parts), el('td', { class: 'num' }, m.series), el('td', { class: 'num' }, m.rows),
+        el('td', { class: 'num' }, m.parts), el('td', { class: 'num' }, count(m.series)), el('td', { class: 'num' }, count(m.rows)),
         el('td', {}, fmtTime(m.min_time)), el('td', {}, fmtTime(m.max_time)), el('td', { class: 'num' }, fmtBytes(m.bytes))));
     }
   }

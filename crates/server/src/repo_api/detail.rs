@@ -24,7 +24,6 @@ pub struct DetailQuery {
 }
 
 /// Figures of one group or measure over the parts that hold it.
-#[derive(Default)]
 struct Span {
     parts: u64,
     series: u64,
@@ -32,30 +31,47 @@ struct Span {
     min_ts: Option<i64>,
     max_ts: Option<i64>,
     bytes: u64,
-    /// Whether every part counted holds only this measure (then series and points are its
-    /// own; otherwise they are the parts' and shared with other measures).
-    exact: bool,
+    /// Series and points are this measure's own: every part counted either holds only it or
+    /// records its per-measure content (manifests since the drill's `content` field).
+    exact_counts: bool,
+    /// Bytes are its own: every part counted holds only it.
+    exact_bytes: bool,
+}
+
+impl Default for Span {
+    fn default() -> Span {
+        Span {
+            parts: 0,
+            series: 0,
+            rows: 0,
+            min_ts: None,
+            max_ts: None,
+            bytes: 0,
+            exact_counts: true,
+            exact_bytes: true,
+        }
+    }
 }
 
 impl Span {
-    fn add(&mut self, p: &strata_backup::manifest::PartEntry, bytes: u64) {
+    fn add(&mut self, series: u64, rows: u64, min_ts: i64, max_ts: i64, bytes: u64) {
         self.parts += 1;
-        self.series += p.series;
-        self.rows += p.rows;
+        self.series += series;
+        self.rows += rows;
         self.bytes += bytes;
-        self.min_ts = Some(self.min_ts.map_or(p.min_ts, |t| t.min(p.min_ts)));
-        self.max_ts = Some(self.max_ts.map_or(p.max_ts, |t| t.max(p.max_ts)));
+        self.min_ts = Some(self.min_ts.map_or(min_ts, |t| t.min(min_ts)));
+        self.max_ts = Some(self.max_ts.map_or(max_ts, |t| t.max(max_ts)));
     }
 
-    fn json(&self, name: &str, exact: bool) -> Value {
+    fn json(&self, name: &str) -> Value {
         json!({
             "name": name,
             "parts": self.parts,
-            "series": exact.then_some(self.series),
-            "rows": exact.then_some(self.rows),
+            "series": self.exact_counts.then_some(self.series),
+            "rows": self.exact_counts.then_some(self.rows),
             "min_time": self.min_ts.map(rfc3339),
             "max_time": self.max_ts.map(rfc3339),
-            "bytes": self.bytes,
+            "bytes": self.exact_bytes.then_some(self.bytes),
         })
     }
 }
@@ -70,36 +86,44 @@ fn part_bytes(m: &Manifest, dir: &str) -> u64 {
 }
 
 /// Groups with their measures. Series are summed over parts (a series written across
-/// several flushes counts once per part); a measure sharing parts with others gets no series
-/// or point count of its own (null) rather than a wrong one.
+/// several flushes counts once per part). A measure's series, points and time range are its
+/// own where the manifest records each part's per-measure content or the part holds only
+/// that measure; otherwise they are `null` rather than the shared part's totals (and so are
+/// the bytes of a measure that shares parts).
 fn groups(m: &Manifest) -> Vec<Value> {
     let summary = summarize(m);
     let mut spans: BTreeMap<&str, (Span, BTreeMap<&str, Span>)> = BTreeMap::new();
     for p in &m.parts {
         let bytes = part_bytes(m, &p.dir);
         let (g, measures) = spans.entry(p.group.as_str()).or_default();
-        g.add(p, bytes);
+        g.add(p.series, p.rows, p.min_ts, p.max_ts, bytes);
+        let alone = p.measures.len() == 1;
         for name in &p.measures {
-            let s = measures.entry(name.as_str()).or_insert_with(|| Span {
-                exact: true,
-                ..Default::default()
-            });
-            s.add(p, bytes);
-            s.exact &= p.measures.len() == 1;
+            let s = measures.entry(name.as_str()).or_default();
+            s.exact_bytes &= alone;
+            match p.content.iter().find(|c| &c.measure == name) {
+                Some(c) => s.add(c.series, c.points, c.min_ts, c.max_ts, bytes),
+                None => {
+                    s.exact_counts &= alone;
+                    s.add(p.series, p.rows, p.min_ts, p.max_ts, bytes);
+                }
+            }
         }
     }
     summary
-        .iter()
-        .map(|(name, sum)| {
+        .keys()
+        .map(|name| {
             let empty = (Span::default(), BTreeMap::new());
             let (g, measures) = spans.get(name.as_str()).unwrap_or(&empty);
-            let mut v = g.json(name, true);
-            let ms: Vec<Value> = sum
+            let mut v = g.json(name);
+            let ms: Vec<Value> = summary[name]
                 .measures
                 .iter()
-                .map(|mname| match measures.get(mname.as_str()) {
-                    Some(s) => s.json(mname, s.exact),
-                    None => Span::default().json(mname, true),
+                .map(|mname| {
+                    measures
+                        .get(mname.as_str())
+                        .unwrap_or(&Span::default())
+                        .json(mname)
                 })
                 .collect();
             v["measures"] = json!(ms);
