@@ -177,6 +177,15 @@ fn restore_at_gives_exactly_the_batches_acknowledged_before_the_instant() {
         ]);
         let want: Vec<i64> = (0..=k as i64).collect();
         assert_eq!(batches(&dest), want, "restore --at after batch {k}");
+        // Time travel without restoring: the backup queried as of that instant answers what
+        // the restored directory answers.
+        let q = r#"{"group":"pitr","measure":"load"}"#;
+        let in_place = json(&["query", "--repo", s(&repo), "--at", &rfc3339(at), q]);
+        assert_eq!(
+            in_place,
+            json(&["query", "--data-dir", s(&dest), q]),
+            "query --at after batch {k}"
+        );
     }
     // The newest point: everything archived, nothing after the window.
     let dest = t.path().join("restored-end");
@@ -312,5 +321,14 @@ fn restore_at_gives_exactly_the_batches_acknowledged_before_the_instant() {
         ]);
         assert!(e.contains(says), "--at {at}: {e}");
         assert!(!bad.exists());
+        let e = fails(&[
+            "query",
+            "--repo",
+            s(&repo),
+            "--at",
+            at,
+            r#"{"group":"pitr","measure":"load"}"#,
+        ]);
+        assert!(e.contains(says), "query --at {at}: {e}");
     }
 }

@@ -394,7 +394,10 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
         ],
         &[],
     );
-    assert!(e.contains("not available in this build yet"), "{e}");
+    assert!(e.contains("--at or --snapshot, not both"), "{e}");
+    // No archive in this repository: no point in time to answer as of.
+    let e = query(&["--repo", &f.repo, "--at", "2026-01-01T00:00:00Z"], &[]);
+    assert!(e.contains("no point-in-time window"), "{e}");
     let mut a = args(&["query", "--repo", &f.repo, "--snapshot", "latest"]);
     a.push(r#"{"group":"nope","measure":"cpu"}"#.into());
     let e = fails(a, &[]);

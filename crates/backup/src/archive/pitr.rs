@@ -186,14 +186,14 @@ fn included(recs: &[WalRecord], cut: u64, at_ns: i64) -> impl Iterator<Item = &W
         .take_while(move |r| r.commit_time_ns <= at_ns)
 }
 
-/// Downloads the plan's archive objects (each checked) and adds their included records to
-/// the staged data directory's WAL, after the snapshot's own.
-pub async fn stage(repo: &Repository, p: &PitrPlan, staged: &std::path::Path) -> Result<()> {
-    let mut buf: Vec<WalRecord> = Vec::new();
-    let mut bytes = 0usize;
+/// Downloads the plan's archive objects (each checked) and calls `sink` with their included
+/// records, in LSN order, each once, checking they continue the snapshot's cut without a gap
+/// and end where the plan said.
+async fn replay_records(repo: &Repository, p: &PitrPlan, mut sink: impl AsyncSink) -> Result<()> {
     let mut next = p.snapshot_lsn + 1;
     for name in &p.names {
         let recs = object::get(repo, name).await?;
+        let mut batch = Vec::new();
         for r in included(&recs, p.snapshot_lsn, p.at_ns) {
             if r.lsn < next {
                 continue; // overlap with the previous object
@@ -205,13 +205,9 @@ pub async fn stage(repo: &Repository, p: &PitrPlan, staged: &std::path::Path) ->
                 ));
             }
             next += 1;
-            bytes += r.payload.len();
-            buf.push(r.clone());
+            batch.push(r.clone());
         }
-        if bytes >= SEGMENT_BYTES {
-            flush(staged, &mut buf).await?;
-            bytes = 0;
-        }
+        sink.records(batch).await?;
     }
     if Some(next - 1) != p.last_lsn.or(Some(p.snapshot_lsn)) {
         return Err(Error::Refused(format!(
@@ -220,7 +216,70 @@ pub async fn stage(repo: &Repository, p: &PitrPlan, staged: &std::path::Path) ->
             p.at
         )));
     }
-    flush(staged, &mut buf).await
+    sink.finish().await
+}
+
+/// Where [`replay_records`] puts the records.
+trait AsyncSink {
+    async fn records(&mut self, recs: Vec<WalRecord>) -> Result<()>;
+    async fn finish(&mut self) -> Result<()>;
+}
+
+/// Adds records to a staged data directory's WAL, a segment per [`SEGMENT_BYTES`].
+struct Staging<'a> {
+    dir: &'a std::path::Path,
+    buf: Vec<WalRecord>,
+    bytes: usize,
+}
+
+impl AsyncSink for Staging<'_> {
+    async fn records(&mut self, recs: Vec<WalRecord>) -> Result<()> {
+        self.bytes += recs.iter().map(|r| r.payload.len()).sum::<usize>();
+        self.buf.extend(recs);
+        if self.bytes >= SEGMENT_BYTES {
+            flush(self.dir, &mut self.buf).await?;
+            self.bytes = 0;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        flush(self.dir, &mut self.buf).await
+    }
+}
+
+/// Collects records in memory (a point-in-time query replays them without a data directory).
+#[derive(Default)]
+struct Collect(Vec<WalRecord>);
+
+impl AsyncSink for &mut Collect {
+    async fn records(&mut self, recs: Vec<WalRecord>) -> Result<()> {
+        self.0.extend(recs);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Downloads the plan's archive objects (each checked) and adds their included records to
+/// the staged data directory's WAL, after the snapshot's own.
+pub async fn stage(repo: &Repository, p: &PitrPlan, staged: &std::path::Path) -> Result<()> {
+    let sink = Staging {
+        dir: staged,
+        buf: Vec::new(),
+        bytes: 0,
+    };
+    replay_records(repo, p, sink).await
+}
+
+/// The records a point-in-time restore of `p` would replay on top of its snapshot, in memory
+/// (`strata query --repo --at`).
+pub async fn records(repo: &Repository, p: &PitrPlan) -> Result<Vec<WalRecord>> {
+    let mut c = Collect::default();
+    replay_records(repo, p, &mut c).await?;
+    Ok(c.0)
 }
 
 async fn flush(staged: &std::path::Path, buf: &mut Vec<WalRecord>) -> Result<()> {

@@ -112,6 +112,61 @@ pub fn mount(settings: &RepoSettings, spec: &str, opts: MountOptions) -> Result<
         let m = repo.load_manifest(&id).await?;
         Ok::<_, Error>((repo, m))
     })??;
+    mount_manifest(bridge, cache, repo, manifest, Vec::new(), opts)
+}
+
+/// The state of the data as of `at_ns` (ns since the epoch), read-only: the snapshot a
+/// point-in-time restore to that moment would start from, mounted, with the archived WAL
+/// records after its cut up to the last one committed at or before `at_ns` replayed in memory
+/// (`strata query --repo --at`). `node`: only that node's archive. Refuses what
+/// `restore --at` refuses (a time in the future, outside every window, in a gap).
+pub fn mount_at(
+    settings: &RepoSettings,
+    at_ns: i64,
+    node: Option<&str>,
+    opts: MountOptions,
+) -> Result<(Mounted, crate::archive::pitr::PitrPlan)> {
+    let cache = cache::ObjectCache::open(opts.cache_dir.as_deref(), opts.cache_bytes)?;
+    let bridge = bridge::Bridge::new()?;
+    let (s, node) = (settings.clone(), node.map(str::to_string));
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let (repo, manifest, plan, records) = bridge.run(async move {
+        let repo = s.open().await?;
+        let plan = crate::archive::pitr::plan(&repo, at_ns, now, node.as_deref()).await?;
+        let m = repo.load_manifest(&plan.snapshot).await?;
+        let records = crate::archive::pitr::records(&repo, &plan).await?;
+        Ok::<_, Error>((repo, m, plan, records))
+    })??;
+    // The archived records as one more WAL segment after the snapshot's own.
+    let next = manifest
+        .wal
+        .iter()
+        .filter_map(|w| {
+            let name = w.path.rsplit('/').next()?;
+            u64::from_str_radix(name.strip_suffix(".wal")?, 16).ok()
+        })
+        .max()
+        .map_or(1, |s| s + 1);
+    let extra = if records.is_empty() {
+        Vec::new()
+    } else {
+        vec![(
+            format!("wal/{}", backup_api::archive::segment_file_name(next)),
+            backup_api::archive::encode_segment(next, &records),
+        )]
+    };
+    let m = mount_manifest(bridge, cache, repo, manifest, extra, opts)?;
+    Ok((m, plan))
+}
+
+fn mount_manifest(
+    bridge: bridge::Bridge,
+    cache: cache::ObjectCache,
+    repo: crate::repo::Repository,
+    manifest: crate::manifest::Manifest,
+    extra: Vec<(String, Vec<u8>)>,
+    opts: MountOptions,
+) -> Result<Mounted> {
     let present: Vec<String> = manifest
         .catalog
         .groups
@@ -120,7 +175,9 @@ pub fn mount(settings: &RepoSettings, spec: &str, opts: MountOptions) -> Result<
         .collect();
     let groups = match &opts.groups {
         Some(gs) => {
-            for g in gs {
+            // With archived WAL to replay, a group may be born after the snapshot: checked
+            // against the replayed catalog below instead.
+            for g in gs.iter().filter(|_| extra.is_empty()) {
                 if !present.contains(g) {
                     return Err(Error::InvalidArgument(format!(
                         "snapshot {} has no group '{g}' (it has: {})",
@@ -142,8 +199,27 @@ pub fn mount(settings: &RepoSettings, spec: &str, opts: MountOptions) -> Result<
         stats: stats.clone(),
     });
     let root = Path::new("/strata-repository-snapshot").join(&manifest.id);
-    let tree = vfs::RepoVfs::new(root.clone(), &manifest, Some(&groups), fetcher);
+    let mut tree = vfs::RepoVfs::new(root.clone(), &manifest, Some(&groups), fetcher);
+    let replayed = !extra.is_empty();
+    for (path, bytes) in extra {
+        tree.add_memory_file(&path, bytes);
+    }
     let engine = backup_api::open_read_only_on(Arc::new(tree), &root)?;
+    if replayed && let Some(gs) = &opts.groups {
+        let names: Vec<String> = engine
+            .catalog()
+            .groups
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        if let Some(g) = gs.iter().find(|g| !names.contains(g)) {
+            return Err(Error::InvalidArgument(format!(
+                "the data as of that time (snapshot {} and the archive after it) has no group '{g}' (it has: {})",
+                manifest.id,
+                names.join(", ")
+            )));
+        }
+    }
     Ok(Mounted {
         engine,
         snapshot: manifest.id.clone(),

@@ -25,6 +25,9 @@ pub(crate) struct RepoVfs {
     root: PathBuf,
     files: HashMap<String, FileEntry>,
     dirs: HashMap<String, BTreeSet<DirEntry>>,
+    /// Files held in memory, not in the repository (the archived WAL a point-in-time mount
+    /// replays).
+    memory: HashMap<String, Arc<Vec<u8>>>,
     fetcher: Arc<Fetcher>,
 }
 
@@ -98,8 +101,36 @@ impl RepoVfs {
             root,
             files,
             dirs,
+            memory: HashMap::new(),
             fetcher,
         }
+    }
+
+    /// Adds a file held in memory at `path` (relative, `/`-separated, in an existing or new
+    /// directory).
+    pub(crate) fn add_memory_file(&mut self, path: &str, bytes: Vec<u8>) {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if !dir.is_empty() && !self.dirs.contains_key(dir) {
+            self.dirs
+                .entry(String::new())
+                .or_default()
+                .insert(DirEntry {
+                    name: dir.to_string(),
+                    is_dir: true,
+                });
+        }
+        self.dirs
+            .entry(dir.to_string())
+            .or_default()
+            .insert(DirEntry {
+                name: name.to_string(),
+                is_dir: false,
+            });
+        self.memory.insert(path.to_string(), Arc::new(bytes));
+    }
+
+    fn memory_file(&self, path: &Path) -> Option<Arc<Vec<u8>>> {
+        self.rel(path).and_then(|r| self.memory.get(&r).cloned())
     }
 
     /// `path` relative to the root, `/`-separated ("" for the root itself).
@@ -127,6 +158,9 @@ impl RepoVfs {
 
 impl Vfs for RepoVfs {
     fn open(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        if let Some(bytes) = self.memory_file(path) {
+            return Ok(Box::new(MemoryFile(bytes)));
+        }
         let entry = self.file(path)?.clone();
         Ok(Box::new(RepoFile {
             entry,
@@ -153,6 +187,9 @@ impl Vfs for RepoVfs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        if let Some(bytes) = self.memory_file(path) {
+            return Ok(bytes.to_vec());
+        }
         let entry = self.file(path)?;
         let f = self.fetcher.whole(entry).map_err(to_io)?;
         let mut buf = vec![0u8; usize::try_from(entry.size).map_err(io::Error::other)?];
@@ -161,15 +198,18 @@ impl Vfs for RepoVfs {
     }
 
     fn exists(&self, path: &Path) -> bool {
-        self.rel(path)
-            .is_some_and(|r| self.files.contains_key(&r) || self.dirs.contains_key(&r))
+        self.rel(path).is_some_and(|r| {
+            self.files.contains_key(&r)
+                || self.dirs.contains_key(&r)
+                || self.memory.contains_key(&r)
+        })
     }
 
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
         let r = self.rel(path).ok_or_else(not_found)?;
         if self.dirs.contains_key(&r) {
             Ok(true)
-        } else if self.files.contains_key(&r) {
+        } else if self.files.contains_key(&r) || self.memory.contains_key(&r) {
             Ok(false)
         } else {
             Err(not_found())
@@ -188,7 +228,7 @@ impl Vfs for RepoVfs {
         let r = self.rel(path).ok_or_else(not_found)?;
         match self.dirs.get(&r) {
             Some(d) => Ok(d.iter().cloned().collect()),
-            None if self.files.contains_key(&r) => {
+            None if self.files.contains_key(&r) || self.memory.contains_key(&r) => {
                 Err(io::Error::from(io::ErrorKind::NotADirectory))
             }
             None => Err(not_found()),
@@ -291,6 +331,47 @@ impl VfsFile for RepoFile {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.entry.size)
+    }
+
+    fn set_len(&self, _: u64) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        Err(read_only())
+    }
+}
+
+/// A file held in memory ([`RepoVfs::add_memory_file`]).
+struct MemoryFile(Arc<Vec<u8>>);
+
+impl io::Write for MemoryFile {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(read_only())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl VfsFile for MemoryFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.0.get(start..end))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.0.len() as u64)
     }
 
     fn set_len(&self, _: u64) -> io::Result<()> {

@@ -17,15 +17,20 @@ pub struct Args {
     /// Data directory to query offline (opened read-only)
     #[arg(long, conflicts_with = "repo")]
     data_dir: Option<PathBuf>,
-    /// Backup repository to query directly (with --snapshot)
-    #[arg(long, requires = "snapshot")]
+    /// Backup repository to query directly (with --snapshot, or --at)
+    #[arg(long)]
     repo: Option<String>,
-    /// Snapshot in --repo: an id, a unique prefix, or `latest`
+    /// Snapshot in --repo: an id, a unique prefix, or `latest` (the default)
     #[arg(long, requires = "repo")]
     snapshot: Option<String>,
-    /// Answer as of this time (point-in-time, from the archived WAL)
+    /// Answer as of this time, RFC 3339 or a duration ago (15m): the newest snapshot at or
+    /// before it plus the archived WAL up to it, replayed in memory (as `restore --at` would
+    /// restore it)
     #[arg(long, requires = "repo")]
     at: Option<String>,
+    /// With --at: only this node's archive (when several nodes share the repository)
+    #[arg(long, requires = "at")]
+    node: Option<String>,
     /// File whose first line is the repository password [default: $STRATA_REPO_PASSWORD]
     #[arg(long, requires = "repo")]
     password_file: Option<PathBuf>,
@@ -98,10 +103,7 @@ fn offline(dir: &std::path::Path, query: &str) -> anyhow::Result<QueryResult> {
 }
 
 fn from_repo(url: &str, a: &Args, query: &str) -> anyhow::Result<QueryResult> {
-    use strata_backup::mount::{MountOptions, mount};
-    if a.at.is_some() {
-        bail!("--at (point-in-time queries of a backup) is not available in this build yet");
-    }
+    use strata_backup::mount::{MountOptions, mount, mount_at};
     // A query that does not parse fails before the repository is touched.
     let q = strata_query::Query::from_json(query.as_bytes())?;
     let settings = strata_backup::settings::RepoSettings {
@@ -120,12 +122,25 @@ fn from_repo(url: &str, a: &Args, query: &str) -> anyhow::Result<QueryResult> {
         cache_dir: a.cache_dir.clone(),
         cache_bytes,
     };
-    let spec = a.snapshot.as_deref().unwrap_or("latest");
-    let m = mount(&settings, spec, opts)?;
+    if a.at.is_some() && a.snapshot.is_some() {
+        bail!("give --at or --snapshot, not both: --at TIME chooses the snapshot itself");
+    }
+    let (m, at) = match &a.at {
+        Some(at) => {
+            let at_ns = super::pitr::parse_at(at, super::pitr::now_ns())?;
+            let (m, plan) = mount_at(&settings, at_ns, a.node.as_deref(), opts)?;
+            (m, Some(plan))
+        }
+        None => (
+            mount(&settings, a.snapshot.as_deref().unwrap_or("latest"), opts)?,
+            None,
+        ),
+    };
     let result = strata_query::execute(m.engine(), &q)?;
     if a.stats {
         let v = serde_json::json!({
             "snapshot": m.snapshot(),
+            "point_in_time": at,
             "repository_bytes": m.stored_bytes(),
             "fetched": m.stats(),
         });

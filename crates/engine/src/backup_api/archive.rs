@@ -9,6 +9,11 @@ pub use crate::engine::archive::{ArchiveCursor, WalPosition, WalRecord, WalTail}
 use crate::error::{Error, Result};
 use crate::wal;
 
+/// The file name of WAL segment `seq` in a data directory's `wal/`.
+pub fn segment_file_name(seq: u64) -> String {
+    wal::segment_name(seq)
+}
+
 /// A WAL v2 segment (header with sequence number `seq`, then one frame per record) as bytes.
 pub fn encode_segment(seq: u64, records: &[WalRecord]) -> Vec<u8> {
     let mut out = wal::segment_header(seq).to_vec();
