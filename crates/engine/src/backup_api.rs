@@ -1,6 +1,8 @@
 //! The engine API the backup crate uses, and nothing else of the engine (a test,
 //! `crates/backup/tests/engine_seam.rs`, keeps it so).
 //!
+//! - online restore ([`adopt`]): stage restored groups inside a running engine's data
+//!   directory and publish them in one step;
 //! - restore ([`restore`]): inspect a target, stage, check and prepare a staged directory,
 //!   swap it in, recover an interrupted swap;
 //! - selective restore ([`select`]): keep only the fetched parts of a partial data
@@ -10,6 +12,7 @@
 //!   to the repository format, not the engine's in-memory type;
 //! - snapshots (below): take and release a pinned snapshot, open its files where they are.
 
+pub mod adopt;
 pub mod archive;
 pub mod catalog;
 pub mod content;

@@ -1,6 +1,8 @@
 //! The engine handle: the public API over the write path (`commit`), flushes (`flush`), reads
 //! (`read`), snapshots (`snap`), merges and TTL (`merge`, `background`) and recovery (`open`).
 
+pub(crate) mod adopt;
+pub(crate) mod adopt_journal;
 pub(crate) mod archive;
 mod background;
 mod commit;
@@ -74,6 +76,9 @@ impl Engine {
     /// unpublished, replay the WAL. A second process gets [`Error::Locked`].
     pub fn open(opts: EngineOptions) -> Result<Engine> {
         let inner = Arc::new(open::open(opts, false)?);
+        // An online restore a crash interrupted was rolled forward by replay: make it durable
+        // before anyone writes.
+        adopt::finish_at_open(&inner)?;
         let threads = if inner.env.opts.background {
             background::spawn(&inner)?
         } else {
@@ -148,6 +153,22 @@ impl Engine {
     /// Delete a group and all its data.
     pub fn delete_group(&self, name: &str) -> Result<()> {
         commit::delete_group(&self.inner, name)
+    }
+
+    /// Create the staging directory `adopt/<id>/` of an online restore (see
+    /// [`crate::backup_api::adopt`]); returns its path.
+    pub fn create_staging(&self, id: &str) -> Result<std::path::PathBuf> {
+        adopt::create_staging(&self.inner, id)
+    }
+
+    /// Publish whole groups from a finished staging directory in one step.
+    pub fn adopt(&self, staged: &Path, groups: &[adopt::AdoptGroup]) -> Result<adopt::Adopted> {
+        adopt::adopt(&self.inner, staged, groups)
+    }
+
+    /// Remove a staging directory that will not be adopted.
+    pub fn discard_staging(&self, staged: &Path) -> Result<()> {
+        adopt::discard_staging(&self.inner, staged)
     }
 
     /// Take a consistent snapshot (see [`Snapshot`]): pin the published parts and copy the WAL

@@ -47,8 +47,13 @@ impl Frozen {
 /// Record a failed flush: the frozen memtable stays readable, but nothing more is accepted
 /// until reopen (a later checkpoint would otherwise claim rows that never reached a part).
 fn fail(inner: &Inner, e: Error) -> Error {
-    if inner.writes.poison(|| format!("flush failed: {e}")) {
-        tracing::error!(error = %e, "flush failed; refusing writes until reopened");
+    poison_on(inner, "flush", e)
+}
+
+/// Refuse writes until reopen after `what` failed half-way (reopening recovers).
+pub(super) fn poison_on(inner: &Inner, what: &str, e: Error) -> Error {
+    if inner.writes.poison(|| format!("{what} failed: {e}")) {
+        tracing::error!(error = %e, "{what} failed; refusing writes until reopened");
     }
     e
 }
@@ -86,6 +91,12 @@ fn freeze(inner: &Inner) -> Option<Frozen> {
     if read(&c.active).is_empty() {
         return None;
     }
+    Some(freeze_commit(inner, &mut c))
+}
+
+/// Freeze the active memtable at the current last LSN, under the caller's `commit` guard
+/// (adoption freezes even an empty memtable: its cut is the adoption's).
+pub(super) fn freeze_commit(inner: &Inner, c: &mut Commit) -> Frozen {
     let cut = c.last_lsn;
     let prev_cut = c.last_freeze;
     let fresh: MemRef = Arc::new(RwLock::new(Memtable::default()));
@@ -94,12 +105,46 @@ fn freeze(inner: &Inner) -> Option<Frozen> {
     let mut st = write(&inner.published.state);
     st.frozen.push(old.clone());
     st.active = fresh;
-    Some(Frozen {
+    Frozen {
         mem: old,
         prev_cut,
         cut,
         catalog: c.catalog.clone(),
-    })
+    }
+}
+
+impl Frozen {
+    pub(super) fn cut(&self) -> u64 {
+        self.cut
+    }
+
+    pub(super) fn catalog(&self) -> &CatalogState {
+        &self.catalog
+    }
+
+    /// Build the parts of this memtable, leaving out the rows of `skip` (groups an adoption
+    /// replaces: their rows up to the cut belong to the data it supersedes).
+    pub(super) fn build_parts(
+        &self,
+        inner: &Inner,
+        skip: &[String],
+        out: &mut Vec<BuiltPart>,
+    ) -> Result<()> {
+        build_parts(
+            inner,
+            &read(&self.mem),
+            &self.catalog,
+            self.prev_cut,
+            self.cut,
+            skip,
+            out,
+        )
+    }
+
+    /// Whether `mem` is this frozen memtable.
+    pub(super) fn is(&self, mem: &MemRef) -> bool {
+        Arc::ptr_eq(&self.mem, mem)
+    }
 }
 
 /// Write a frozen memtable to parts, publish them and the checkpoint. On descriptor
@@ -116,6 +161,7 @@ fn write_frozen(inner: &Inner, f: Frozen) -> Result<(), (Frozen, Error)> {
             &f.catalog,
             f.prev_cut,
             f.cut,
+            &[],
             &mut built,
         )?;
         publish(inner, &mut built, f.cut, &f.catalog, &f.mem)
@@ -155,10 +201,11 @@ fn build_parts(
     catalog: &CatalogState,
     prev_cut: u64,
     cut: u64,
+    skip: &[String],
     out: &mut Vec<BuiltPart>,
 ) -> Result<()> {
     let version = inner.published.version();
-    let mut groups: Vec<&String> = mem.groups.keys().collect();
+    let mut groups: Vec<&String> = mem.groups.keys().filter(|g| !skip.contains(g)).collect();
     groups.sort();
     for group in groups {
         let settings = catalog.settings(group);
@@ -220,23 +267,15 @@ fn build_parts(
     Ok(())
 }
 
-/// Publish new parts (one manifest per shard) and the checkpoint at `cut`.
-///
-/// Parts still in `built` when this fails are in no manifest (the caller may remove them); a
-/// part whose manifest write failed may be listed by that manifest on disk, so it is taken out
-/// of `built` first. A retry rewrites every manifest from the in-memory version (same epochs).
-///
-/// The new part set and the frozen memtable's retirement are one change of the read state, so a
-/// reader (or `stats`) never sees the rows in both, nor in neither.
-fn publish(
+/// Add built parts to `v`, publishing one manifest per shard (caller holds `layout`). Parts
+/// of a group the catalog no longer holds are removed instead.
+pub(super) fn add_built(
     inner: &Inner,
+    v: &mut Version,
     built: &mut Vec<BuiltPart>,
     cut: u64,
     catalog: &CatalogState,
-    frozen: &MemRef,
 ) -> Result<()> {
-    let _l = lock(&inner.published.layout);
-    let mut v = (*read(&inner.published.state).version).clone();
     built.reverse();
     while let Some(b) = built.pop() {
         if !catalog.groups.contains_key(&b.key.group) {
@@ -256,6 +295,27 @@ fn publish(
         s.epoch += 1;
         write_manifest(inner, &b.key, s)?;
     }
+    Ok(())
+}
+
+/// Publish new parts (one manifest per shard) and the checkpoint at `cut`.
+///
+/// Parts still in `built` when this fails are in no manifest (the caller may remove them); a
+/// part whose manifest write failed may be listed by that manifest on disk, so it is taken out
+/// of `built` first. A retry rewrites every manifest from the in-memory version (same epochs).
+///
+/// The new part set and the frozen memtable's retirement are one change of the read state, so a
+/// reader (or `stats`) never sees the rows in both, nor in neither.
+fn publish(
+    inner: &Inner,
+    built: &mut Vec<BuiltPart>,
+    cut: u64,
+    catalog: &CatalogState,
+    frozen: &MemRef,
+) -> Result<()> {
+    let _l = lock(&inner.published.layout);
+    let mut v = (*read(&inner.published.state).version).clone();
+    add_built(inner, &mut v, built, cut, catalog)?;
     write_checkpoint(inner, catalog, cut)?;
     {
         let mut st = write(&inner.published.state);

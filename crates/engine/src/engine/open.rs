@@ -69,6 +69,10 @@ fn load_version(
 ) -> Result<Version> {
     let mut v = Version::default();
     for (group, gpath) in list_dir(vfs, &data_root(dir))? {
+        if !super::adopt::is_group_entry(&group) {
+            // An online restore's parked group (removed below, or installed by recovery).
+            continue;
+        }
         for (seg_name, spath) in list_dir(vfs, &gpath)? {
             let Some(segment) = parse_seg(&seg_name) else {
                 continue;
@@ -135,6 +139,8 @@ fn load_version(
 }
 
 struct Replay<'a> {
+    /// An interrupted online restore rolled forward (`adopt.rs`).
+    adoption: Option<super::adopt::Pending>,
     catalog: &'a mut CatalogState,
     version: &'a mut Version,
     mem: &'a mut Memtable,
@@ -145,6 +151,15 @@ struct Replay<'a> {
 
 impl Replay<'_> {
     fn apply(&mut self, lsn: u64, rec: Record) {
+        if let Some(a) = self.adoption.as_mut() {
+            let group = match &rec {
+                Record::Write { group, .. } => group,
+                Record::PutGroup { name, .. } | Record::DeleteGroup { name } => name,
+            };
+            if a.filter(self.catalog, lsn, group) {
+                return;
+            }
+        }
         match rec {
             Record::Write { group, points } => {
                 self.catalog.apply_points(&group, &points);
@@ -326,10 +341,14 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
     }
     let ckpt = meta_files::read_checkpoint(vfs, &dir)?.unwrap_or_default();
     let mut max_part = ckpt.next_part_id.saturating_sub(1);
+    // An online restore a crash interrupted: its groups are moved into place before the
+    // parts are loaded; replay rolls the rest forward.
+    let adoption = super::adopt::recover_at_open(vfs, &dir, ckpt.lsn, read_only)?;
     let mut version = load_version(vfs, &dir, read_only, &mut max_part, &mut keep)?;
     let mut catalog = CatalogState::from_public(&ckpt.catalog);
     let mut mem = Memtable::default();
     let mut replay = Replay {
+        adoption,
         catalog: &mut catalog,
         version: &mut version,
         mem: &mut mem,
@@ -338,6 +357,9 @@ pub fn open(opts: EngineOptions, read_only: bool) -> Result<Inner> {
     };
     let (segments, wal_last, last_commit_ns) =
         replay_wal(vfs, &dir, read_only, ckpt.lsn, &mut replay)?;
+    if let Some(a) = replay.adoption.as_mut() {
+        a.apply(replay.catalog);
+    }
     let dropped = std::mem::take(&mut replay.dropped);
     let mut last_lsn = ckpt.lsn.max(wal_last);
     for s in version.shards.values() {
