@@ -16,6 +16,7 @@
 
 pub mod damage;
 pub mod fetch;
+pub mod online;
 pub mod select;
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! `strata-chaos`: kill loops that drive the real `strata` binary and SIGKILL it at seeded
-//! random moments (during ingest, merges and TTL drops, backup, prune and restore), then check
-//! that every promise still holds: no acknowledged write lost, nothing never written present,
+//! random moments (during ingest, merges and TTL drops, backup, prune, restore, archiving and
+//! online restore), then check that every promise still holds: no acknowledged write lost, nothing never written present,
 //! every completed snapshot verifies, the next backup reuses what was uploaded, a restore
 //! target is exactly the old or the new data, and the point-in-time window restores exactly
 //! what was acknowledged before each instant in it.
@@ -28,6 +28,8 @@ pub enum LoopKind {
     /// Continuous archiving and `restore --at`: kills of the archiving server, of
     /// `restore --at` and of prune's archive retention.
     Archive,
+    /// `strata restore --server` with the server SIGKILLed (`loops/online.rs`).
+    Online,
     All,
 }
 
@@ -39,6 +41,7 @@ impl LoopKind {
             LoopKind::Prune => "prune",
             LoopKind::Restore => "restore",
             LoopKind::Archive => "archive",
+            LoopKind::Online => "online",
             LoopKind::All => "all",
         }
     }
@@ -94,6 +97,7 @@ pub fn run(cfg: &Config, kind: LoopKind) -> Result<Vec<Summary>> {
             LoopKind::Prune,
             LoopKind::Restore,
             LoopKind::Archive,
+            LoopKind::Online,
         ],
         k => vec![k],
     };
@@ -113,6 +117,7 @@ pub fn run(cfg: &Config, kind: LoopKind) -> Result<Vec<Summary>> {
             LoopKind::Backup => loops::backup::run(&ctx)?,
             LoopKind::Prune => loops::prune::run(&ctx)?,
             LoopKind::Archive => loops::archive::run(&ctx)?,
+            LoopKind::Online => loops::online::run(&ctx)?,
             LoopKind::Restore | LoopKind::All => loops::restore::run(&ctx)?,
         };
         s.seconds = started.elapsed().as_secs_f64();

@@ -136,3 +136,9 @@ fn sigterm_right_after_start_is_handled() {
         }
     }
 }
+
+#[test]
+fn a_server_killed_during_an_online_restore_holds_its_data_or_the_whole_group() {
+    let s = short(LoopKind::Online, 4);
+    assert_eq!(s.kills + s.finished_before_kill, 4);
+}

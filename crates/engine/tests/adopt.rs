@@ -59,6 +59,7 @@ fn new_dropped_and_replaced_groups_are_adopted_and_survive_a_reopen() {
     assert_eq!(out.groups, ["restored"]);
     assert!(out.replaced.is_empty());
     assert!(!s.exists(), "the staging directory is removed once adopted");
+    assert!(!d.path().join(adopt::STAGING_DIR).exists());
     assert_eq!(scan_all(&e, "restored").len(), 30);
 
     // Refused: a new group whose name exists. Nothing changes, the staging stays the
@@ -70,6 +71,7 @@ fn new_dropped_and_replaced_groups_are_adopted_and_survive_a_reopen() {
     assert_eq!(scan_all(&e, "restored").len(), 30);
     e.discard_staging(&s).unwrap();
     assert!(!s.exists());
+    assert!(!d.path().join(adopt::STAGING_DIR).exists());
 
     // Replace g and bring x back, in one step.
     let s = stage(&e, "r3", &[("g", "new", 25), ("x", "x-new", 7)]);

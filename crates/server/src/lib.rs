@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod remote_read;
 pub mod repo_api;
+pub mod restores;
 pub mod scheduler;
 pub mod serve;
 pub mod ui;
@@ -152,6 +153,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .merge(jobs::http::routes(jobs))
         .merge(scheduler::http::routes(schedules.clone()))
         .merge(drills::routes(backups.clone()))
+        .merge(restores::routes(backups.clone()))
         .merge(attach::http::routes(attach::http::AttachState {
             engine: engine.clone(),
             attachments: state.attachments.clone(),

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod backup;
 pub mod ingest;
+pub mod online;
 pub mod prune;
 pub mod restore;
 

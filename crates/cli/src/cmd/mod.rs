@@ -11,6 +11,7 @@ pub mod prune;
 pub mod query;
 pub mod repo;
 pub mod restore;
+pub mod restore_online;
 pub mod server;
 pub mod show;
 pub mod snapshots;

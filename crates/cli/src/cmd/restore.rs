@@ -15,13 +15,31 @@ use super::repo::{RepoArgs, fmt_bytes, mb_per_s, progress_bar, runtime};
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    repo: RepoArgs,
+    pub(crate) repo: RepoArgs,
     /// Data directory to restore into (replaced atomically; the old one is kept)
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, conflicts_with = "server", required_unless_present = "server")]
+    data_dir: Option<PathBuf>,
+    /// Restore into the running server at this base URL (e.g. http://127.0.0.1:8480) without
+    /// stopping it: a job that imports the selection and publishes it in one step. The server
+    /// reads the repository with its own settings (--repo is sent as a URL, never a password)
+    #[arg(
+        long,
+        conflicts_with_all = ["at", "force", "node_id", "format_version", "skip_damaged", "read_data"]
+    )]
+    pub(crate) server: Option<String>,
+    /// Bearer token for --server
+    #[arg(long, env = "STRATA_TOKEN", requires = "server")]
+    pub(crate) token: Option<String>,
+    /// With --server: restore the (one) selected group as a new group of this name, next to
+    /// what the server holds now
+    #[arg(long, value_name = "NEW", requires = "server")]
+    pub(crate) into_group: Option<String>,
+    /// With --server: swap existing groups whole for their restored versions
+    #[arg(long, requires = "server")]
+    pub(crate) replace: bool,
     /// Snapshot id, unique prefix, or `latest`
     #[arg(long, default_value = "latest")]
-    snapshot: String,
+    pub(crate) snapshot: String,
     /// Point-in-time recovery: restore the data as of TIME (RFC 3339, or a duration ago such
     /// as 15m) from the newest snapshot at or before it plus the archived WAL up to the last
     /// batch committed at or before TIME. Chooses the snapshot itself
@@ -29,7 +47,7 @@ pub struct Args {
     at: Option<String>,
     /// Plan and verify only; write nothing
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Download and check every object's contents before writing anything (with or without
     /// --dry-run; without it, only each object's presence and size are checked first)
     #[arg(long)]
@@ -48,7 +66,7 @@ pub struct Args {
     format_version: Option<u32>,
     /// Files downloaded in parallel
     #[arg(long, default_value_t = 8)]
-    parallel: usize,
+    pub(crate) parallel: usize,
     /// Restore only this group (repeatable; default: every group)
     #[arg(long = "group", value_name = "G")]
     groups: Vec<String>,
@@ -76,7 +94,7 @@ pub struct Args {
     accept_damage: bool,
     /// Print the plan and result as JSON
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -98,13 +116,17 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 }
 
 /// The requested restore was the interrupted one that recovery just completed.
-fn report_finished(a: &Args, done: &strata_backup::restore::SwapOutcome) -> anyhow::Result<()> {
+fn report_finished(
+    a: &Args,
+    data_dir: &std::path::Path,
+    done: &strata_backup::restore::SwapOutcome,
+) -> anyhow::Result<()> {
     if a.json {
         let v = serde_json::json!({
             "dry_run": false,
             "result": {
                 "snapshot": done.snapshot,
-                "target": a.data_dir,
+                "target": data_dir,
                 "rollback": done.rollback,
                 "finished_interrupted": true,
             },
@@ -114,7 +136,7 @@ fn report_finished(a: &Args, done: &strata_backup::restore::SwapOutcome) -> anyh
         println!(
             "snapshot {} is restored into {}{}",
             done.snapshot,
-            a.data_dir.display(),
+            data_dir.display(),
             done.rollback
                 .as_ref()
                 .map(|r| format!("; previous data in {}", r.display()))
@@ -124,7 +146,7 @@ fn report_finished(a: &Args, done: &strata_backup::restore::SwapOutcome) -> anyh
     Ok(())
 }
 
-fn filter(a: &Args) -> RestoreFilter {
+pub(crate) fn filter(a: &Args) -> RestoreFilter {
     RestoreFilter {
         groups: a.groups.clone(),
         measures: a.measures.clone(),
@@ -138,24 +160,30 @@ fn filter(a: &Args) -> RestoreFilter {
 pub fn run(a: Args) -> anyhow::Result<()> {
     // Bad arguments are refused before anything is touched.
     filter(&a).validate()?;
+    if a.server.is_some() {
+        return super::restore_online::run(a);
+    }
+    let Some(data_dir) = a.data_dir.clone() else {
+        anyhow::bail!("give --data-dir DIR or --server URL");
+    };
     runtime()?.block_on(async {
         // What opening the engine on the directory would do first: finish a swap a crash
         // interrupted (a dry run changes nothing, so it only plans).
         let finished = if a.dry_run {
             None
         } else {
-            recover(&a.data_dir)?
+            recover(&data_dir)?
         };
         let repo = Arc::new(a.repo.open().await?);
         if let Some(done) = &finished {
             eprintln!(
                 "finished the interrupted restore of snapshot {} into {}",
                 done.snapshot,
-                a.data_dir.display()
+                data_dir.display()
             );
             // Asked for the snapshot whose restore was just finished: it is done.
             if resolve_snapshot(&repo, &a.snapshot).await? == done.snapshot {
-                return report_finished(&a, done);
+                return report_finished(&a, &data_dir, done);
             }
         }
         let opts = RestoreOptions {
@@ -178,12 +206,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     at,
                     now,
                     None,
-                    &a.data_dir,
+                    &data_dir,
                     &opts,
                 )
                 .await?
             }
-            None => plan_restore(&repo, &a.snapshot, &a.data_dir, &opts).await?,
+            None => plan_restore(&repo, &a.snapshot, &data_dir, &opts).await?,
         };
         if let (false, Some(p)) = (a.json, &plan.point_in_time) {
             println!("{}", super::pitr::describe(p));

@@ -114,7 +114,9 @@ pub fn discard_staging(inner: &Inner, staged: &Path) -> Result<()> {
     let rel = staging_name(inner, staged)?;
     let vfs = inner.vfs();
     remove_parked(vfs, &inner.env.dir, Some(&rel))?;
-    remove_all(vfs, &inner.env.dir.join(STAGING_DIR).join(rel))
+    let root = inner.env.dir.join(STAGING_DIR);
+    remove_all(vfs, &root.join(rel))?;
+    remove_if_empty(vfs, &root)
 }
 
 /// The entry name of `staged` under `adopt/`, refusing anything else.
@@ -447,8 +449,19 @@ fn cleanup(vfs: &dyn Vfs, dir: &Path, staged: Option<&Path>) -> Result<()> {
     remove_parked(vfs, dir, None)?;
     journal::remove(vfs, dir)?;
     match staged {
-        Some(s) => remove_all(vfs, s),
+        Some(s) => {
+            remove_all(vfs, s)?;
+            remove_if_empty(vfs, &dir.join(STAGING_DIR))
+        }
         None => remove_all(vfs, &dir.join(STAGING_DIR)),
+    }
+}
+
+/// `adopt/` goes once no staging directory is left in it.
+fn remove_if_empty(vfs: &dyn Vfs, root: &Path) -> Result<()> {
+    match vfs.read_dir(root) {
+        Ok(e) if e.is_empty() => remove_all(vfs, root),
+        _ => Ok(()),
     }
 }
 

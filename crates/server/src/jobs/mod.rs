@@ -33,6 +33,8 @@ pub enum JobKind {
     Drill,
     /// `strata verify` of one snapshot, started from the API (`repo_api`).
     Verify,
+    /// An online restore (`POST /api/v1/restores`).
+    Restore,
 }
 
 impl JobKind {
@@ -43,6 +45,7 @@ impl JobKind {
             JobKind::Copy => "copy",
             JobKind::Drill => "drill",
             JobKind::Verify => "verify",
+            JobKind::Restore => "restore",
         }
     }
 }
