@@ -68,6 +68,10 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Journal> {
     {
         return Err(Error::corrupt(path, "adopt journal names an unsafe entry"));
     }
+    for c in &j.catalog.groups {
+        crate::catalog::validate_settings(&c.settings)
+            .map_err(|e| Error::corrupt(path, format!("adopt journal: group '{}': {e}", c.name)))?;
+    }
     for g in &j.groups {
         if !j.catalog.groups.iter().any(|c| c.name == g.name) {
             return Err(Error::corrupt(
@@ -153,5 +157,10 @@ mod tests {
         let mut bad = sample();
         bad.catalog.groups.clear();
         assert!(decode(Path::new("ADOPT"), &encode(&bad).unwrap()).is_err());
+        // Settings the engine would refuse (a shard count of 0 would divide by zero).
+        let mut bad = sample();
+        bad.catalog.groups[0].settings.shards = 0;
+        let e = decode(Path::new("ADOPT"), &encode(&bad).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("group 'g'"), "{e}");
     }
 }
