@@ -166,7 +166,13 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }));
     // The UI's pages hold no data (their script calls the API above, token and all), so
     // they are served outside the token check: see `ui`.
-    let app = http::router(state, config.auth_token.clone(), backup_routes).merge(ui::routes());
+    // Merging drops the API router's layered fallback: unknown routes get the API's JSON 404
+    // again (found by backup_seam's every-error-is-JSON test).
+    let app = http::router(state, config.auth_token.clone(), backup_routes)
+        .merge(ui::routes())
+        .fallback(|| async {
+            http::error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not found")
+        });
     let served = runtime.block_on(async move {
         schedules.spawn();
         let listener = tokio::net::TcpListener::bind(addr)
