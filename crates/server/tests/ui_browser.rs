@@ -319,6 +319,45 @@ fn web_ui_in_chromium() {
         ui.shot("restore")
     });
 
+    ui.step("restore-online", |ui| {
+        ui.open(&format!("/ui/restore?snapshot={first}"))?;
+        ui.click("input[name=where][value=online]")?;
+        ui.type_into("#into-group", "metrics_back")?;
+        ui.type_into("#groups", "metrics")?;
+        ui.click("#plan")?;
+        ui.b.wait_text("#plan-status", "plan ready", 20)?;
+        let changes = ui.text("#plan-changes")?;
+        if !changes.contains("new group") || !changes.contains("metrics_back") {
+            return Err(format!("online plan: {changes}"));
+        }
+        let run = ui.text("#cli-run")?;
+        if !run.contains("--server") || !run.contains("--into-group metrics_back") {
+            return Err(format!("online restore command: {run}"));
+        }
+        ui.shot("restore-online")?;
+        ui.click("#run")?;
+        ui.b.wait_text("#plan-status", "answers queries now", 60)?;
+        // The new group answers a query with the points the first backup held.
+        let q: serde_json::Value = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/query", ui.base))
+            .bearer_auth(TOKEN)
+            .body(r#"{"group":"metrics_back","measure":"cpu","agg":{"fn":"count"}}"#)
+            .send()
+            .and_then(|r| r.json())
+            .map_err(|e| e.to_string())?;
+        let n: u64 = q["series"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["values"].as_array().into_iter().flatten())
+            .filter_map(|row| row[1].as_u64())
+            .sum();
+        if n != 200 {
+            return Err(format!("metrics_back answers {n} cpu points, the first backup held 200: {q}"));
+        }
+        ui.no_error()
+    });
+
     ui.step("pin", |ui| {
         ui.open("/ui/snapshots")?;
         let rows = ui.b.find_all("#snapshots tbody tr")?;

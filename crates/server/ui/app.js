@@ -540,7 +540,7 @@ function restoreRequest(f) {
     to: localToRfc3339(f.to.value),
   };
   if (target === 'offline') req.data_dir = f.data_dir.value;
-  else req.into_group = f.into_group.value;
+  else req.into_group = f.into_group.value.trim();
   return req;
 }
 
@@ -572,8 +572,7 @@ async function restorePage() {
   } catch (e) {
     showError(e.message);
   }
-  $('#online-note').textContent = 'Online restore into a new group is not available in this build yet: plan an offline restore, or attach the snapshot (Attachments) to query it in place.';
-  $('#target-online').disabled = true;
+  $('#online-note').textContent = 'An online restore imports the selected group (one group: choose it under Only) as a new group while this server keeps serving, and publishes it in one step.';
   f.addEventListener('submit', (ev) => {
     ev.preventDefault();
     guarded(() => planRestore(f));
@@ -584,6 +583,8 @@ async function planRestore(f) {
   const req = restoreRequest(f);
   setStatus('plan-status', 'planning…');
   $('#plan-out').hidden = true;
+  $('#run').hidden = true;
+  if (req.into_group !== undefined) return planOnline(req);
   const p = await api('POST', '/api/v1/repository/restore-plan', req);
   setStatus('plan-status', `plan ready: nothing was written`, 'ok');
   facts($('#plan-facts'), [
@@ -599,6 +600,53 @@ async function planRestore(f) {
   cli('cli-dry', [...restoreArgs(req), '--dry-run']);
   cli('cli-run', [...restoreArgs(req), ...(p.target_in_use ? ['--force'] : [])]);
   $('#plan-out').hidden = false;
+}
+
+/** The body of POST /api/v1/restores (online restore into this server). */
+function onlineBody(req, dryRun) {
+  if (req.at) throw new Error('A point-in-time restore goes to a data directory (offline); an online restore takes a snapshot.');
+  if (!req.into_group) throw new Error('Name the new group to restore into.');
+  const tags = {};
+  for (const t of req.tags) {
+    const i = t.indexOf('=');
+    if (i <= 0) throw new Error(`tag '${t}': expected KEY=VALUE`);
+    tags[t.slice(0, i)] = t.slice(i + 1);
+  }
+  return { snapshot: req.snapshot || 'latest', groups: req.groups, measures: req.measures, tags, from: req.from, to: req.to, into_group: req.into_group, dry_run: dryRun };
+}
+
+async function planOnline(req) {
+  const body = onlineBody(req, true);
+  const r = await api('POST', '/api/v1/restores', body);
+  const p = r.plan;
+  setStatus('plan-status', 'plan ready: nothing was written', 'ok');
+  facts($('#plan-facts'), [
+    ['Snapshot', p.snapshot],
+    ['Objects to read', `${p.objects} (${fmtBytes(p.stored_bytes)} stored)`],
+    ['Files to fetch', `${p.files} (${fmtBytes(p.bytes)} of the snapshot's ${fmtBytes(p.snapshot_bytes)})`],
+    ['Parts', `${p.parts_selected} of ${p.parts_total}`],
+    ['Target', 'this running server (it keeps serving; the group appears in one step)'],
+  ]);
+  fill($('#plan-changes'), p.groups.map((g) => el('li', {},
+    `group ${g.source} of the snapshot → ${g.action === 'create' ? 'new group' : g.action === 'replace' ? 'replaces group' : 'brings back group'} `,
+    el('code', {}, g.target), ` (${(g.measures || []).join(', ') || 'every measure'})`)));
+  cli('cli-dry', [...restoreArgs(req), '--dry-run']);
+  cli('cli-run', restoreArgs(req));
+  $('#plan-out').hidden = false;
+  const run = $('#run');
+  run.hidden = false;
+  run.onclick = () => guarded(async () => {
+    run.disabled = true;
+    try {
+      const started = await api('POST', '/api/v1/restores', onlineBody(req, false));
+      const j = await watchJob(started.job, (j) => setStatus('plan-status', `restore job ${j.id}: ${j.state} ${progressText(j.progress)}`));
+      if (j.state !== 'succeeded') throw new Error(`restore job ${j.id} ${j.state}: ${j.error || ''}`);
+      setStatus('plan-status', `restored: group ${p.groups.map((g) => g.target).join(', ')} answers queries now (job ${j.id})`, 'ok');
+      run.hidden = true;
+    } finally {
+      run.disabled = false;
+    }
+  });
 }
 
 // ---- retention -------------------------------------------------------------------------------
