@@ -353,7 +353,9 @@ fn web_ui_in_chromium() {
             .filter_map(|row| row[1].as_u64())
             .sum();
         if n != 200 {
-            return Err(format!("metrics_back answers {n} cpu points, the first backup held 200: {q}"));
+            return Err(format!(
+                "metrics_back answers {n} cpu points, the first backup held 200: {q}"
+            ));
         }
         ui.no_error()
     });
