@@ -13,11 +13,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use strata_backup::drill::{DrillOptions, drill};
+use strata_backup::drill::{DrillOptions, DrillReport, drill};
 
 use crate::backup_jobs::Backups;
 use crate::http::error::ApiError;
-use crate::jobs::{JobKind, JobState};
+use crate::jobs::{JobKind, JobRecord, JobState};
 
 const KEY: &str = "api-drill";
 
@@ -70,25 +70,36 @@ async fn start(
             ..Default::default()
         };
         let r = drill(repo, &req.snapshot, &opts, h.progress.clone()).await;
-        b2.jobs.finish(h, |rec| match r {
-            Ok(rep) => {
-                rec.snapshot = Some(rep.snapshot.clone());
-                rec.bytes_read = rep.bytes;
-                if !rep.passed {
-                    rec.state = JobState::Failed;
-                    rec.error = Some(format!(
-                        "{} differences, first: {}",
-                        rep.differences.len(),
-                        rep.differences.first().map_or("", String::as_str)
-                    ));
-                }
-                rec.detail = serde_json::to_value(&rep).ok();
-            }
-            Err(e) => {
-                rec.state = JobState::Failed;
-                rec.error = Some(e.to_string());
-            }
+        b2.jobs.finish(h, |rec| {
+            record(rec, &r);
         });
     });
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
+}
+
+/// Fills a drill job's record from the drill's outcome (the report as `detail`; failed, with
+/// the first difference or the error, unless it passed). Returns that error.
+pub(crate) fn record(
+    rec: &mut JobRecord,
+    r: &strata_backup::Result<DrillReport>,
+) -> Option<String> {
+    let error = match r {
+        Ok(rep) if rep.passed => None,
+        Ok(rep) => Some(format!(
+            "{} differences, first: {}",
+            rep.differences.len(),
+            rep.differences.first().map_or("", String::as_str)
+        )),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Ok(rep) = r {
+        rec.snapshot = Some(rep.snapshot.clone());
+        rec.bytes_read = rep.bytes;
+        rec.detail = serde_json::to_value(rep).ok();
+    }
+    if let Some(e) = &error {
+        rec.state = JobState::Failed;
+        rec.error = Some(e.clone());
+    }
+    error
 }

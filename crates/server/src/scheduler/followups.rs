@@ -121,29 +121,14 @@ impl Scheduler {
         } else {
             self.metrics.drill_failures.get_or_create(&l).inc();
         }
-        let error = match &r {
-            Ok(rep) if rep.passed => None,
-            Ok(rep) => Some(format!(
-                "{} differences, first: {}",
-                rep.differences.len(),
-                rep.differences.first().map_or("", String::as_str)
-            )),
-            Err(e) => Some(e.to_string()),
-        };
+        let mut error = None;
+        let rec = self
+            .backups
+            .jobs
+            .finish(h, |rec| error = crate::drills::record(rec, &r));
         if let Some(e) = &error {
             tracing::warn!(schedule = %name, error = %e, "restore drill failed");
         }
-        let rec = self.backups.jobs.finish(h, |rec| {
-            if let Ok(rep) = &r {
-                rec.snapshot = Some(rep.snapshot.clone());
-                rec.bytes_read = rep.bytes;
-                rec.detail = serde_json::to_value(rep).ok();
-            }
-            if let Some(e) = &error {
-                rec.state = JobState::Failed;
-                rec.error = Some(e.clone());
-            }
-        });
         let mut st = locked(&s.state);
         st.last_drill = Some(now);
         st.last_drill_job = Some(rec.id.clone());
