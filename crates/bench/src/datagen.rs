@@ -60,8 +60,11 @@ pub fn region_names() -> impl Iterator<Item = &'static str> {
 pub enum Variant {
     /// int64, truncated (what TSBS emits)
     Int,
-    /// floats with two decimals (exercises the float path)
+    /// floats with two decimals on the random walks (exercises the float path)
     Float,
+    /// independent uniform random floats in [0, 100) with three decimals: hardly
+    /// compressible (issue 16's data; the `large` size uses it)
+    Float3,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -172,12 +175,18 @@ impl Generator {
             }
         }
         let mut values = [0.0; 10];
-        for (f, v) in self.walks[h].iter_mut().enumerate() {
-            *v = (*v + self.rng.normal()).clamp(0.0, 100.0);
-            values[f] = match self.cfg.variant {
-                Variant::Int => v.trunc(),
-                Variant::Float => (*v * 100.0).round() / 100.0,
-            };
+        if self.cfg.variant == Variant::Float3 {
+            for v in &mut values {
+                *v = self.rng.below(100_000) as f64 / 1000.0;
+            }
+        } else {
+            for (f, v) in self.walks[h].iter_mut().enumerate() {
+                *v = (*v + self.rng.normal()).clamp(0.0, 100.0);
+                values[f] = match self.cfg.variant {
+                    Variant::Int => v.trunc(),
+                    _ => (*v * 100.0).round() / 100.0,
+                };
+            }
         }
         let jitter = if self.cfg.jitter_ms > 0 {
             self.rng.below(self.cfg.jitter_ms) as i64 * 1_000_000
@@ -255,6 +264,29 @@ mod tests {
             .collect();
         // 4 hosts over 10 intervals with a new identity every 2: far more than 4 series.
         assert!(names.len() >= 16, "{names:?}");
+    }
+
+    #[test]
+    fn float3_variant_is_uniform_with_three_decimals() {
+        let mut c = cfg(3);
+        c.variant = Variant::Float3;
+        let r = rows(&mut Generator::new(c), 300);
+        let all: Vec<f64> = r.iter().flat_map(|x| x.3).collect();
+        for v in &all {
+            assert!((0.0..100.0).contains(v), "{v}");
+            assert!(((v * 1000.0).round() - v * 1000.0).abs() < 1e-6, "{v}");
+        }
+        // Independent draws: consecutive values of one series are not a walk, and the third
+        // decimal is used.
+        let big_jumps = r
+            .windows(6)
+            .filter(|w| (w[0].3[0] - w[3].3[0]).abs() > 10.0)
+            .count();
+        assert!(big_jumps > 100, "{big_jumps}");
+        assert!(
+            all.iter()
+                .any(|v| ((v * 100.0).round() - v * 100.0).abs() > 1e-6)
+        );
     }
 
     #[test]

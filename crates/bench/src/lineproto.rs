@@ -63,7 +63,8 @@ impl Encoder for LineProtocol {
                     write_u64(buf, *v as u64);
                     buf.push(b'i');
                 }
-                Variant::Float => write_2dp(buf, *v),
+                Variant::Float => write_dp(buf, *v, 2),
+                Variant::Float3 => write_dp(buf, *v, 3),
             }
         }
         buf.push(b' ');
@@ -113,16 +114,21 @@ fn write_i64(out: &mut Vec<u8>, v: i64) {
     write_u64(out, v.unsigned_abs());
 }
 
-/// A non-negative value with exactly two decimals ("42.07").
-fn write_2dp(out: &mut Vec<u8>, v: f64) {
-    let cents = (v.abs() * 100.0).round() as u64;
-    if v < 0.0 && cents > 0 {
+/// A value with exactly `decimals` (1..=9) decimals ("42.07", "3.050").
+fn write_dp(out: &mut Vec<u8>, v: f64, decimals: u32) {
+    let scale = 10u64.pow(decimals);
+    let units = (v.abs() * scale as f64).round() as u64;
+    if v < 0.0 && units > 0 {
         out.push(b'-');
     }
-    write_u64(out, cents / 100);
+    write_u64(out, units / scale);
     out.push(b'.');
-    out.push(b'0' + (cents % 100 / 10) as u8);
-    out.push(b'0' + (cents % 10) as u8);
+    let frac = units % scale;
+    let mut div = scale / 10;
+    while div > 0 {
+        out.push(b'0' + (frac / div % 10) as u8);
+        div /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -167,14 +173,21 @@ mod tests {
     #[test]
     fn number_formatting() {
         let mut b = Vec::new();
-        write_2dp(&mut b, 3.05);
+        write_dp(&mut b, 3.05, 2);
         b.push(b' ');
-        write_2dp(&mut b, 100.0);
+        write_dp(&mut b, 100.0, 2);
+        b.push(b' ');
+        write_dp(&mut b, 7.008, 3);
+        b.push(b' ');
+        write_dp(&mut b, 99.999, 3);
         b.push(b' ');
         write_i64(&mut b, -12);
         b.push(b' ');
         write_u64(&mut b, 0);
-        assert_eq!(String::from_utf8_lossy(&b), "3.05 100.00 -12 0");
+        assert_eq!(
+            String::from_utf8_lossy(&b),
+            "3.05 100.00 7.008 99.999 -12 0"
+        );
         let mut e = Vec::new();
         escape_into(&mut e, "a b,c=d");
         assert_eq!(String::from_utf8_lossy(&e), "a\\ b\\,c\\=d");

@@ -27,6 +27,18 @@ impl LoadResult {
 /// POSTs the whole data set to `url`. `pace`: when set, each connection sends one body per
 /// `pace` (a fixed offered load, for latency-under-load measurements).
 pub fn run(ds: &Dataset, url: &str, pace: Option<Duration>) -> LoadResult {
+    run_spread(ds, &[url.to_string()], pace)
+}
+
+/// [`run`], each connection sending its bodies to `urls` in turn (body *k* of a connection to
+/// `urls[k mod n]`): one data set spread over several groups, a slice of time at a time.
+pub fn run_spread(ds: &Dataset, urls: &[String], pace: Option<Duration>) -> LoadResult {
+    if urls.is_empty() {
+        return LoadResult {
+            first_error: Some("no URL to send to".into()),
+            ..LoadResult::default()
+        };
+    }
     let stop = AtomicBool::new(false);
     let merged = Mutex::new(LoadResult::default());
     let start = Instant::now();
@@ -34,7 +46,7 @@ pub fn run(ds: &Dataset, url: &str, pace: Option<Duration>) -> LoadResult {
         for file in &ds.files {
             let (stop, merged) = (&stop, &merged);
             s.spawn(move || {
-                let r = connection(file, url, ds.protocol, pace, stop);
+                let r = connection(file, ds.compressed, urls, ds.protocol, pace, stop);
                 if r.first_error.is_some() {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -56,7 +68,8 @@ pub fn run(ds: &Dataset, url: &str, pace: Option<Duration>) -> LoadResult {
 
 fn connection(
     file: &std::path::Path,
-    url: &str,
+    compressed: bool,
+    urls: &[String],
     protocol: Protocol,
     pace: Option<Duration>,
     stop: &AtomicBool,
@@ -73,7 +86,7 @@ fn connection(
             return out;
         }
     };
-    let mut reader = match SpoolReader::open(file) {
+    let mut reader = match SpoolReader::open(file, compressed) {
         Ok(r) => r,
         Err(e) => {
             out.first_error = Some(e.to_string());
@@ -98,6 +111,7 @@ fn connection(
                 std::thread::sleep(due - now);
             }
         }
+        let url = &urls[sent as usize % urls.len()];
         sent += 1;
         let req = client.post(url).body(body);
         let req = match protocol {
@@ -215,6 +229,7 @@ mod tests {
             protocol: Protocol::Lp,
             conns: 2,
             batch_rows: 5,
+            compress: false,
         };
         prepare(dir, &spec).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -230,6 +245,21 @@ mod tests {
         assert_eq!(r.requests, ds.bodies);
         assert_eq!(r.latencies_us.len() as u64, ds.bodies);
         assert_eq!(served.load(Ordering::SeqCst) as u64, ds.bodies);
+    }
+
+    #[test]
+    fn spread_sends_bodies_to_each_url_in_turn() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ds = dataset(tmp.path());
+        let (a, served_a) = serve(usize::MAX);
+        let (b, served_b) = serve(usize::MAX);
+        let r = run_spread(&ds, &[a, b], None);
+        assert_eq!(r.first_error, None);
+        assert_eq!(r.rows, 40);
+        // 2 connections × 4 bodies of 5 rows: each URL gets 2 bodies of each connection.
+        assert_eq!(served_a.load(Ordering::SeqCst), 4);
+        assert_eq!(served_b.load(Ordering::SeqCst), 4);
+        assert!(run_spread(&ds, &[], None).first_error.is_some());
     }
 
     #[test]

@@ -12,8 +12,12 @@ mod pipeline;
 mod procs;
 mod promwrite;
 mod queries;
+mod query_groups;
+mod query_repo;
 mod report;
 mod rng;
+mod s3server;
+mod scenarios;
 mod spool;
 mod stats;
 mod systems;
@@ -25,6 +29,7 @@ use clap::Parser;
 
 use crate::datagen::{GenConfig, Variant};
 use crate::pipeline::{Datasets, Pipeline, Plan};
+use crate::scenarios::{Family, Selection};
 use crate::spool::{DatasetSpec, Protocol};
 use crate::systems::Tsdb;
 use crate::systems::restic::Restic;
@@ -39,6 +44,18 @@ enum Size {
     Small,
     /// 1 000 hosts × 10 h (≈ 1.2 GB): the headline size
     Headline,
+    /// 10 000 hosts × 5 000 intervals (13 h 53 min) of the `float3` variant: 50 M points,
+    /// ≈ 1.15 GB on disk in Strata, for backup and restore throughput (issue 16).
+    ///
+    /// Sizing: random 3-decimal values cost Strata 22.6 bytes per point (10 samples) at rest
+    /// at 100 hosts × 6 h and 23.1 at 1 000 hosts × 2 h (`disk_at_rest`, debug build, which
+    /// writes the same bytes as release), so 50 M points ≈ 1.13–1.16 GB: at least 1 GB with
+    /// a margin. Line protocol is 376 bytes per point (18.8 GB for the base set: more than
+    /// the disk can spare), so this size spools snappy-compressed bodies, 99 bytes per point:
+    /// ≈ 5.0 GB for the base set, ≈ 5.4 GB with the +1 % and the two paced loads (1.5 M
+    /// points each). Generation streams (constant memory). `memory_10x` is refused at this
+    /// size (ten times all of it).
+    Large,
 }
 
 #[derive(Parser, Debug)]
@@ -55,8 +72,9 @@ struct Args {
     /// Override the preset's span of data (e.g. 6h)
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    #[arg(long, value_enum, default_value = "int")]
-    variant: Variant,
+    /// Field values [default: int; large: float3]
+    #[arg(long, value_enum)]
+    variant: Option<Variant>,
     /// High series churn: every host gets a new identity every N intervals
     #[arg(long)]
     churn_every: Option<u64>,
@@ -113,10 +131,19 @@ struct Args {
     /// Only generate the data sets and print their sizes and the generation speed
     #[arg(long)]
     gen_only: bool,
+    /// Store spooled bodies snappy-compressed (the client decompresses each before sending
+    /// it) [default: on for large, off otherwise]
+    #[arg(long)]
+    compress_spool: bool,
     /// Parts of the nothing-new backup scenario (`backup_nothing_new_1000_parts`); 0 skips it
     /// [default: 1000; smoke: 40]
     #[arg(long)]
     nothing_new_parts: Option<usize>,
+    /// Scenario families to run, comma-separated [default: all]: ingest, queries, backup,
+    /// nothing_new, incremental, restore, query_repo, query_repo_groups, write_p99,
+    /// memory_10x, nothing_new_parts. What a family builds on runs (and reports) too.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Option<Vec<String>>,
 }
 
 /// What a size preset means.
@@ -131,6 +158,8 @@ struct Preset {
     quiesce_max: Duration,
     paced_rows_per_s: u64,
     paced_secs: u64,
+    /// Spool bodies snappy-compressed (see `spool`).
+    compress_spool: bool,
 }
 
 fn preset(size: Size) -> Preset {
@@ -147,6 +176,7 @@ fn preset(size: Size) -> Preset {
             quiesce_max: Duration::from_secs(3),
             paced_rows_per_s: 2_000,
             paced_secs: 1,
+            compress_spool: false,
         },
         Size::Small => Preset {
             hosts: 100,
@@ -159,6 +189,7 @@ fn preset(size: Size) -> Preset {
             quiesce_max: Duration::from_secs(60),
             paced_rows_per_s: 20_000,
             paced_secs: 10,
+            compress_spool: false,
         },
         Size::Headline => Preset {
             hosts: 1_000,
@@ -171,6 +202,20 @@ fn preset(size: Size) -> Preset {
             quiesce_max: Duration::from_secs(300),
             paced_rows_per_s: 50_000,
             paced_secs: 30,
+            compress_spool: false,
+        },
+        Size::Large => Preset {
+            hosts: 10_000,
+            span: Duration::from_secs(5_000 * INTERVAL_NS as u64 / 1_000_000_000),
+            reps: 1,
+            queries: 10,
+            batch_rows: 1_000,
+            conns: 4,
+            quiet: Duration::from_secs(10),
+            quiesce_max: Duration::from_secs(600),
+            paced_rows_per_s: 50_000,
+            paced_secs: 30,
+            compress_spool: true,
         },
     }
 }
@@ -193,7 +238,25 @@ fn run(mut args: Args) -> Result<(), String> {
         args.size = Size::Smoke;
         args.memory_10x = true;
     }
+    let sel = match &args.scenarios {
+        Some(names) => Selection::parse(names)?,
+        None => Selection::all(),
+    };
+    // memory_10x runs with --memory-10x (or --smoke), or when --scenarios names it.
+    let memory_10x =
+        sel.runs(Family::Memory10x) && (args.memory_10x || sel.named(Family::Memory10x));
     let p = preset(args.size);
+    let variant = args.variant.unwrap_or(if args.size == Size::Large {
+        Variant::Float3
+    } else {
+        Variant::Int
+    });
+    if memory_10x && args.size == Size::Large {
+        return Err(
+            "memory_10x at --size large would need ten times its spool and data: measure it at the headline size (leave memory_10x out of --scenarios)"
+                .into(),
+        );
+    }
     let hosts = args.hosts.unwrap_or(p.hosts).max(1);
     let span = args.duration.unwrap_or(p.span);
     let intervals = (span.as_nanos() as i64 / INTERVAL_NS).max(1) as u64;
@@ -222,7 +285,7 @@ fn run(mut args: Args) -> Result<(), String> {
         seed: args.seed,
         start_ns,
         interval_ns: INTERVAL_NS,
-        variant: args.variant,
+        variant,
         churn_every: args.churn_every,
         jitter_ms: args.jitter_ms,
     };
@@ -249,25 +312,41 @@ fn run(mut args: Args) -> Result<(), String> {
         protocol: args.protocol,
         conns,
         batch_rows,
+        compress: p.compress_spool || args.compress_spool,
     };
     let t0 = Instant::now();
     let prep = |s: DatasetSpec| spool::prepare(&spool_root, &s).map_err(|e| e.to_string());
-    let base = prep(spec("base", 0, intervals, &base_gen))?;
+    // The base data set, unless nothing that runs needs it (`--scenarios nothing_new_parts`).
+    let need_base = sel.needs_pipeline() || sel.runs(Family::QueryRepoGroups) || args.gen_only;
+    let base = if need_base {
+        Some(prep(spec("base", 0, intervals, &base_gen))?)
+    } else {
+        None
+    };
     let gen_secs = t0.elapsed().as_secs_f64();
-    let extra = prep(spec("extra", intervals, extra_intervals, &base_gen))?;
-    let paced_alone = prep(spec(
-        "paced-alone",
-        intervals + extra_intervals,
-        paced_intervals,
-        &base_gen,
-    ))?;
-    let paced_backup = prep(spec(
-        "paced-backup",
-        intervals + extra_intervals + paced_intervals,
-        paced_intervals,
-        &base_gen,
-    ))?;
-    let tenx = if args.memory_10x {
+    let extra = if sel.runs(Family::Incremental) && !args.gen_only {
+        Some(prep(spec("extra", intervals, extra_intervals, &base_gen))?)
+    } else {
+        None
+    };
+    let paced = if sel.runs(Family::WriteP99) && !args.gen_only {
+        let alone = prep(spec(
+            "paced-alone",
+            intervals + extra_intervals,
+            paced_intervals,
+            &base_gen,
+        ))?;
+        let during = prep(spec(
+            "paced-backup",
+            intervals + extra_intervals + paced_intervals,
+            paced_intervals,
+            &base_gen,
+        ))?;
+        Some((alone, during))
+    } else {
+        None
+    };
+    let tenx = if memory_10x && !args.gen_only {
         // Same stream, 10× as long, ending where the base data ends.
         let mut g10 = base_gen.clone();
         g10.start_ns -= 9 * intervals as i64 * INTERVAL_NS;
@@ -275,32 +354,38 @@ fn run(mut args: Args) -> Result<(), String> {
     } else {
         None
     };
-    eprintln!(
-        "data: {hosts} hosts × {intervals} intervals = {} points ({} samples), {} bodies, {:.1} MB on the wire ({:?}), generated in {gen_secs:.1} s",
-        base.rows,
-        base.samples(),
-        base.bodies,
-        base.body_bytes as f64 / 1e6,
-        args.protocol
-    );
-    if args.gen_only {
-        println!(
-            "{{\"points\":{},\"bytes\":{},\"gen_s\":{gen_secs:.3},\"mb_per_s\":{:.1}}}",
+    if let Some(base) = &base {
+        eprintln!(
+            "data: {hosts} hosts × {intervals} intervals = {} points ({} samples), {} bodies, {:.1} MB on the wire ({:?}), generated in {gen_secs:.1} s",
             base.rows,
-            base.body_bytes,
-            base.body_bytes as f64 / 1e6 / gen_secs.max(1e-9)
+            base.samples(),
+            base.bodies,
+            base.body_bytes as f64 / 1e6,
+            args.protocol
+        );
+    }
+    eprintln!("scenario families: {}", sel.names().join(", "));
+    if args.gen_only {
+        let (rows, bytes) = base.as_ref().map_or((0, 0), |b| (b.rows, b.body_bytes));
+        let spool = base.as_ref().map_or(0, |b| b.spool_bytes);
+        println!(
+            "{{\"points\":{rows},\"bytes\":{bytes},\"spool_bytes\":{spool},\"gen_s\":{gen_secs:.3},\"mb_per_s\":{:.1}}}",
+            bytes as f64 / 1e6 / gen_secs.max(1e-9)
         );
         return Ok(());
     }
 
-    let queries = queries::generate(
-        base.first_ns,
-        base.last_ns,
-        hosts,
-        args.queries.unwrap_or(p.queries),
-        args.seed,
-        args.protocol,
-    );
+    let queries = match &base {
+        Some(base) => queries::generate(
+            base.first_ns,
+            base.last_ns,
+            hosts,
+            args.queries.unwrap_or(p.queries),
+            args.seed,
+            args.protocol,
+        ),
+        None => Vec::new(),
+    };
     let plan = Plan {
         work: work.clone(),
         queries_per_kind: args.queries.unwrap_or(p.queries),
@@ -323,7 +408,7 @@ fn run(mut args: Args) -> Result<(), String> {
     if args.systems.iter().any(|s| s == "strata") {
         systems.push(&strata);
     }
-    if args.systems.iter().any(|s| s == "vm") {
+    if args.systems.iter().any(|s| s == "vm") && sel.needs_pipeline() {
         if systems::vm::installed() {
             systems.push(&vm);
         } else {
@@ -335,42 +420,55 @@ fn run(mut args: Args) -> Result<(), String> {
     let restic = Restic {
         cache_dir: work.join("restic-cache"),
     };
-    let use_restic = !args.no_restic && args.systems.iter().any(|s| s == "strata");
+    let use_restic =
+        !args.no_restic && args.systems.iter().any(|s| s == "strata") && sel.runs(Family::Backup);
     if use_restic && !systems::restic::installed() {
         eprintln!(
             "restic not installed: restic columns skipped (scripts/install-bench-deps.sh installs it)"
         );
     }
     let restic = (use_restic && systems::restic::installed()).then_some(&restic);
+    let with_strata = args.systems.iter().any(|s| s == "strata");
 
-    let ds = Datasets {
-        base,
-        extra,
-        paced_alone,
-        paced_backup,
-        tenx,
-    };
-    let pipeline = Pipeline {
-        plan: &plan,
-        ds: &ds,
-        queries: &queries,
-        restic,
-    };
     let mut records = Vec::new();
     for rep in 0..reps {
-        // Alternate which system goes first, so drift on a shared machine hits both alike.
-        let mut order = systems.clone();
-        if rep % 2 == 1 {
-            order.reverse();
+        if let Some(base) = &base
+            && sel.needs_pipeline()
+        {
+            let ds = Datasets {
+                base: base.clone(),
+                extra: extra.clone(),
+                paced: paced.clone(),
+                tenx: tenx.clone(),
+            };
+            let pipeline = Pipeline {
+                plan: &plan,
+                sel: &sel,
+                ds: &ds,
+                queries: &queries,
+                restic,
+            };
+            // Alternate which system goes first, so drift on a shared machine hits both alike.
+            let mut order = systems.clone();
+            if rep % 2 == 1 {
+                order.reverse();
+            }
+            for t in order {
+                let st = (t.system() == "strata").then_some(&strata);
+                pipeline.run(t, st, rep, &mut records);
+            }
         }
-        for t in order {
-            let st = (t.system() == "strata").then_some(&strata);
-            pipeline.run(t, st, rep, &mut records);
+        if let Some(base) = &base
+            && with_strata
+            && sel.runs(Family::QueryRepoGroups)
+        {
+            eprintln!("rep {rep}: {}", query_groups::SCENARIO);
+            query_groups::run(&strata, &plan, base, &queries, rep, &mut records);
         }
         let parts = args
             .nothing_new_parts
             .unwrap_or(if args.size == Size::Smoke { 40 } else { 1000 });
-        if parts > 0 && args.systems.iter().any(|s| s == "strata") {
+        if parts > 0 && with_strata && sel.runs(Family::NothingNewParts) {
             eprintln!("rep {rep}: {} ({parts} parts)", parts::SCENARIO);
             let (metrics, skipped) = match parts::run(&strata, &work, parts) {
                 Ok(m) => (m, None),
@@ -394,11 +492,11 @@ fn run(mut args: Args) -> Result<(), String> {
         "hosts": hosts,
         "intervals": intervals,
         "interval_s": INTERVAL_NS / 1_000_000_000,
-        "points": ds.base.rows,
-        "samples": ds.base.samples(),
-        "wire_bytes": ds.base.body_bytes,
+        "points": base.as_ref().map(|b| b.rows),
+        "samples": base.as_ref().map(|b| b.samples()),
+        "wire_bytes": base.as_ref().map(|b| b.body_bytes),
         "protocol": args.protocol,
-        "variant": args.variant,
+        "variant": variant,
         "churn_every": args.churn_every,
         "jitter_ms": args.jitter_ms,
         "seed": args.seed,
@@ -408,7 +506,8 @@ fn run(mut args: Args) -> Result<(), String> {
         "reps": reps,
         "queries_per_kind": plan.queries_per_kind,
         "paced_rows_per_s": paced_rate,
-        "memory_10x": args.memory_10x,
+        "memory_10x": memory_10x,
+        "scenarios": sel.names(),
         "strata_bin": strata.bin,
         "command": std::env::args().collect::<Vec<_>>().join(" "),
     });

@@ -2,7 +2,8 @@
 //! in order on that data (ingest → disk → queries → full backups → nothing-new and +1 %
 //! incremental → restore → write latency during backup → 10× memory). A step the system
 //! cannot do (yet) records "skipped: reason" and the steps that need it are skipped too; the
-//! run itself goes on.
+//! run itself goes on. `--scenarios` (a [`Selection`]) leaves out the families not asked for
+//! and not needed by one that was.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::load::{self, LoadResult};
 use crate::procs::{Measured, cpu_seconds, du, status_kb};
 use crate::queries::{Kind, Query};
+use crate::scenarios::{Family, Selection};
 use crate::spool::Dataset;
 use crate::stats::quantile;
 use crate::systems::restic::Restic;
@@ -40,11 +42,11 @@ pub struct Record {
 
 pub struct Datasets {
     pub base: Dataset,
-    /// +1 % continuing the base stream (incremental backup).
-    pub extra: Dataset,
-    /// Paced write loads without and with a backup running (they continue the stream).
-    pub paced_alone: Dataset,
-    pub paced_backup: Dataset,
+    /// +1 % continuing the base stream (incremental backup), when that runs.
+    pub extra: Option<Dataset>,
+    /// Paced write loads without and with a backup running (they continue the stream), when
+    /// that runs.
+    pub paced: Option<(Dataset, Dataset)>,
     /// The base spec with 10× the intervals, for memory flatness (when enabled).
     pub tenx: Option<Dataset>,
 }
@@ -63,15 +65,23 @@ pub struct Plan {
 }
 
 /// Everything one repetition of one system produced.
-struct Ctx<'a> {
-    rep: usize,
-    out: &'a mut Vec<Record>,
+pub struct Ctx<'a> {
+    pub rep: usize,
+    pub out: &'a mut Vec<Record>,
     /// Points acknowledged by the server so far (all loads), for the at-rest size.
     written: u64,
 }
 
-impl Ctx<'_> {
-    fn record(&mut self, scenario: &str, system: &str, metrics: &[(&str, f64)]) {
+impl<'a> Ctx<'a> {
+    pub fn new(rep: usize, out: &'a mut Vec<Record>) -> Self {
+        Ctx {
+            rep,
+            out,
+            written: 0,
+        }
+    }
+
+    pub fn record(&mut self, scenario: &str, system: &str, metrics: &[(&str, f64)]) {
         self.out.push(Record {
             rep: self.rep,
             scenario: scenario.into(),
@@ -81,7 +91,7 @@ impl Ctx<'_> {
         });
     }
 
-    fn skip(&mut self, scenario: &str, system: &str, reason: &str) {
+    pub fn skip(&mut self, scenario: &str, system: &str, reason: &str) {
         eprintln!("  {scenario} [{system}]: skipped: {reason}");
         self.out.push(Record {
             rep: self.rep,
@@ -100,22 +110,45 @@ impl Ctx<'_> {
 }
 
 /// The (scenario, system) pairs one pipeline run is expected to report.
-fn expected(t: &dyn Tsdb, with_restic: bool, tenx: bool) -> Vec<(String, &'static str)> {
+fn expected(
+    t: &dyn Tsdb,
+    sel: &Selection,
+    with_restic: bool,
+    tenx: bool,
+) -> Vec<(String, &'static str)> {
     let (s, b, r) = (t.system(), t.backup_tool(), t.restore_tool());
     let mut v = vec![(INGEST.to_string(), s), (DISK.to_string(), s)];
     v.push((DISK_AT_REST.to_string(), s));
-    v.extend(Kind::ALL.iter().map(|k| (format!("query_{}", k.name()), s)));
-    for sc in [BACKUP_ON, BACKUP_OFF, NOTHING_NEW, INCREMENTAL] {
-        v.push((sc.to_string(), b));
+    if sel.runs(Family::Queries) {
+        v.extend(Kind::ALL.iter().map(|k| (format!("query_{}", k.name()), s)));
     }
-    v.push((RESTORE.to_string(), r));
-    if with_restic {
-        for sc in [BACKUP_ON, NOTHING_NEW, INCREMENTAL, RESTORE] {
-            v.push((sc.to_string(), "restic"));
+    let backups = [
+        (BACKUP_ON, sel.runs(Family::Backup), true),
+        (BACKUP_OFF, sel.asked(Family::Backup), false),
+        (NOTHING_NEW, sel.runs(Family::NothingNew), true),
+        (INCREMENTAL, sel.runs(Family::Incremental), true),
+    ];
+    for (sc, on, restic_too) in backups {
+        if on {
+            v.push((sc.to_string(), b));
+            if with_restic && restic_too {
+                v.push((sc.to_string(), "restic"));
+            }
         }
     }
-    v.push((P99.to_string(), s));
-    if tenx {
+    if sel.runs(Family::Restore) {
+        v.push((RESTORE.to_string(), r));
+        if with_restic {
+            v.push((RESTORE.to_string(), "restic"));
+        }
+    }
+    if sel.runs(Family::QueryRepo) && s == "strata" {
+        v.extend(crate::query_repo::expected());
+    }
+    if sel.runs(Family::WriteP99) {
+        v.push((P99.to_string(), s));
+    }
+    if tenx && sel.runs(Family::Memory10x) {
         v.push((MEMORY.to_string(), b));
     }
     v
@@ -131,7 +164,7 @@ fn mib(kb: u64) -> f64 {
 
 /// Waits until the server's CPU use stays under 2 % of one core for `quiet`; returns the
 /// seconds waited (the background work after the last acknowledgement: merges, flushes).
-fn wait_quiescent(pid: u32, quiet: Duration, max: Duration) -> f64 {
+pub fn wait_quiescent(pid: u32, quiet: Duration, max: Duration) -> f64 {
     let start = Instant::now();
     let mut window: Vec<(Instant, f64)> = Vec::new();
     while start.elapsed() < max {
@@ -175,6 +208,11 @@ fn fresh_dir(p: &Path) -> Result<PathBuf, String> {
 
 type Metrics = Vec<(&'static str, f64)>;
 
+const NO_FULL: &str = "no full backup to build on";
+
+/// restic paired with Strata, and its full backup's (wall s, repository bytes).
+type ResticFull<'a> = ((&'a Strata, &'a Restic), (f64, u64));
+
 /// Metrics of one measured backup or restore of `bytes` of data.
 fn tool_metrics(m: &Measured, bytes: u64, server_cpu_s: f64) -> Metrics {
     let wall = m.wall.as_secs_f64();
@@ -190,6 +228,7 @@ fn tool_metrics(m: &Measured, bytes: u64, server_cpu_s: f64) -> Metrics {
 
 pub struct Pipeline<'a> {
     pub plan: &'a Plan,
+    pub sel: &'a Selection,
     pub ds: &'a Datasets,
     pub queries: &'a [Query],
     /// restic, when installed and enabled; only paired with Strata.
@@ -199,13 +238,9 @@ pub struct Pipeline<'a> {
 impl Pipeline<'_> {
     pub fn run(&self, t: &dyn Tsdb, strata: Option<&Strata>, rep: usize, out: &mut Vec<Record>) {
         let with_restic = strata.is_some() && self.restic.is_some();
-        let expect = expected(t, with_restic, self.ds.tenx.is_some());
+        let expect = expected(t, self.sel, with_restic, self.ds.tenx.is_some());
         let dir = self.plan.work.join(format!("run-{rep}-{}", t.system()));
-        let mut ctx = Ctx {
-            rep,
-            out,
-            written: 0,
-        };
+        let mut ctx = Ctx::new(rep, out);
         eprintln!("rep {rep}: {}", t.system());
         let reason = match self.run_inner(t, strata, &dir, &mut ctx) {
             Ok(()) => "not run (harness bug: no step reported it)".to_string(),
@@ -287,13 +322,22 @@ impl Pipeline<'_> {
         );
 
         // 3. Queries, one client, in order.
-        self.run_queries(t, &r, ctx);
+        if self.sel.runs(Family::Queries) {
+            self.run_queries(t, &r, ctx);
+        }
 
-        // 4.–6. Backups, incremental, restore (and restic on the same Strata snapshot).
-        self.run_backups(t, strata, &r, dir, ctx);
+        // 4.–6. Backups, incremental, restore (and restic on the same Strata snapshot), and
+        // the queries answered by the backup where it lies.
+        if self.sel.runs(Family::Backup) {
+            self.run_backups(t, strata, &r, dir, ctx);
+        }
 
         // 7. Write latency with and without a backup running.
-        self.run_p99(t, &r, dir, ctx);
+        if let Some((alone, during)) = &self.ds.paced
+            && self.sel.runs(Family::WriteP99)
+        {
+            self.run_p99(t, &r, alone, during, dir, ctx);
+        }
         r.server.stop(Duration::from_secs(30));
 
         // 2b. On-disk size at rest: after a clean shutdown every system has written its final
@@ -313,7 +357,9 @@ impl Pipeline<'_> {
         );
 
         // 8. Memory of backup and restore with 10× the data.
-        if let Some(tenx) = &self.ds.tenx {
+        if let Some(tenx) = &self.ds.tenx
+            && self.sel.runs(Family::Memory10x)
+        {
             self.run_memory(t, tenx, dir, ctx);
         }
         Ok(())
@@ -400,14 +446,16 @@ impl Pipeline<'_> {
                 None
             }
         };
-        match t
-            .init_repo(&repo_off, false)
-            .and_then(|()| self.measured_backup(t, r, &repo_off))
-        {
-            Ok((_, metrics)) => ctx.record(BACKUP_OFF, b, &metrics),
-            Err(e) => ctx.skip(BACKUP_OFF, b, &e),
+        if self.sel.asked(Family::Backup) {
+            match t
+                .init_repo(&repo_off, false)
+                .and_then(|()| self.measured_backup(t, r, &repo_off))
+            {
+                Ok((_, metrics)) => ctx.record(BACKUP_OFF, b, &metrics),
+                Err(e) => ctx.skip(BACKUP_OFF, b, &e),
+            }
+            let _ = std::fs::remove_dir_all(&repo_off);
         }
-        let _ = std::fs::remove_dir_all(&repo_off);
         let restic = strata.zip(self.restic);
         let restic_full =
             restic.map(|(st, rs)| self.restic_backup(st, rs, r, dir, BACKUP_ON, None, ctx));
@@ -415,29 +463,83 @@ impl Pipeline<'_> {
         let restic_full = match (restic, restic_full) {
             (Some(rs), Some(Some(f))) => Some((rs, f)),
             (Some(_), _) => {
-                for sc in [NOTHING_NEW, INCREMENTAL, RESTORE] {
-                    ctx.skip(sc, "restic", "no restic full backup to build on");
+                let later = [
+                    (NOTHING_NEW, Family::NothingNew),
+                    (INCREMENTAL, Family::Incremental),
+                    (RESTORE, Family::Restore),
+                ];
+                for (sc, f) in later {
+                    if self.sel.runs(f) {
+                        ctx.skip(sc, "restic", "no restic full backup to build on");
+                    }
                 }
                 None
             }
             (None, _) => None,
         };
-        let no_full = "no full backup to build on";
 
-        // Nothing new.
-        match &full {
-            Some(_) => match self.measured_backup(t, r, &repo_on) {
-                Ok((_, metrics)) => ctx.record(NOTHING_NEW, b, &metrics),
-                Err(e) => ctx.skip(NOTHING_NEW, b, &e),
-            },
-            None => ctx.skip(NOTHING_NEW, b, no_full),
+        if self.sel.runs(Family::NothingNew) {
+            self.run_nothing_new(t, r, &repo_on, full.is_some(), ctx);
+            if let Some(((st, rs), f)) = &restic_full {
+                self.restic_backup(st, rs, r, dir, NOTHING_NEW, Some(f), ctx);
+            }
         }
-        if let Some(((st, rs), f)) = &restic_full {
-            self.restic_backup(st, rs, r, dir, NOTHING_NEW, Some(f), ctx);
+        if let Some(extra) = &self.ds.extra
+            && self.sel.runs(Family::Incremental)
+        {
+            self.run_incremental(t, r, extra, &repo_on, full.as_ref(), dir, &restic_full, ctx);
         }
+        if self.sel.runs(Family::Restore) {
+            self.run_restore(t, &repo_on, full.is_some(), dir, &restic_full, ctx);
+        }
+        if let Some(st) = strata
+            && self.sel.runs(Family::QueryRepo)
+        {
+            if full.is_some() {
+                crate::query_repo::run(self, st, r, &repo_on, dir, ctx);
+            } else {
+                for (sc, sys) in crate::query_repo::expected() {
+                    ctx.skip(&sc, sys, NO_FULL);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&repo_on);
+    }
 
-        // +1 % more data, then incremental backups.
-        let extra = self.ingest(t, r, &self.ds.extra);
+    fn run_nothing_new(
+        &self,
+        t: &dyn Tsdb,
+        r: &Running,
+        repo_on: &Path,
+        have_full: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let b = t.backup_tool();
+        if !have_full {
+            return ctx.skip(NOTHING_NEW, b, NO_FULL);
+        }
+        match self.measured_backup(t, r, repo_on) {
+            Ok((_, metrics)) => ctx.record(NOTHING_NEW, b, &metrics),
+            Err(e) => ctx.skip(NOTHING_NEW, b, &e),
+        }
+    }
+
+    /// +1 % more data, then incremental backups.
+    #[allow(clippy::too_many_arguments)]
+    fn run_incremental(
+        &self,
+        t: &dyn Tsdb,
+        r: &Running,
+        extra: &Dataset,
+        repo_on: &Path,
+        full: Option<&(Measured, u64)>,
+        dir: &Path,
+        restic_full: &Option<ResticFull<'_>>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let b = t.backup_tool();
+        let repo_on = repo_on.to_path_buf();
+        let extra = self.ingest(t, r, extra);
         if let Ok((res, _)) = &extra {
             ctx.written += res.rows;
         }
@@ -447,7 +549,7 @@ impl Pipeline<'_> {
                 ctx.skip(INCREMENTAL, "restic", &e);
             }
         } else {
-            match &full {
+            match full {
                 Some((full_m, full_repo)) => match self.measured_backup(t, r, &repo_on) {
                     Ok((m, mut metrics)) => {
                         let added = du(&repo_on, &[]).saturating_sub(*full_repo);
@@ -463,26 +565,36 @@ impl Pipeline<'_> {
                     }
                     Err(e) => ctx.skip(INCREMENTAL, b, &e),
                 },
-                None => ctx.skip(INCREMENTAL, b, no_full),
+                None => ctx.skip(INCREMENTAL, b, NO_FULL),
             }
-            if let Some(((st, rs), f)) = &restic_full {
+            if let Some(((st, rs), f)) = restic_full {
                 self.restic_backup(st, rs, r, dir, INCREMENTAL, Some(f), ctx);
             }
         }
+    }
 
-        // Restore the newest backup into a fresh directory.
+    /// Restore the newest backup into a fresh directory.
+    fn run_restore(
+        &self,
+        t: &dyn Tsdb,
+        repo_on: &Path,
+        have_full: bool,
+        dir: &Path,
+        restic_full: &Option<ResticFull<'_>>,
+        ctx: &mut Ctx<'_>,
+    ) {
         let dst = dir.join("restored");
         let _ = std::fs::remove_dir_all(&dst);
-        match full.as_ref().map(|_| t.restore(&repo_on, &dst)) {
+        match have_full.then(|| t.restore(repo_on, &dst)) {
             Some(Ok(m)) => {
                 let bytes = du(&dst, t.disk_excludes());
                 ctx.record(RESTORE, t.restore_tool(), &tool_metrics(&m, bytes, 0.0));
             }
             Some(Err(e)) => ctx.skip(RESTORE, t.restore_tool(), &e),
-            None => ctx.skip(RESTORE, t.restore_tool(), no_full),
+            None => ctx.skip(RESTORE, t.restore_tool(), NO_FULL),
         }
         let _ = std::fs::remove_dir_all(&dst);
-        if let Some(((_, rs), _)) = &restic_full {
+        if let Some(((_, rs), _)) = restic_full {
             let rdst = dir.join("restic-restored");
             match rs.restore(&dir.join("restic-repo"), &rdst) {
                 Ok(m) => {
@@ -493,7 +605,6 @@ impl Pipeline<'_> {
             }
             let _ = std::fs::remove_dir_all(&rdst);
         }
-        let _ = std::fs::remove_dir_all(&repo_on);
     }
 
     /// restic backs up a fresh Strata snapshot (hard-linked into a stable path). `full`:
@@ -544,14 +655,18 @@ impl Pipeline<'_> {
         }
     }
 
-    fn run_p99(&self, t: &dyn Tsdb, r: &Running, dir: &Path, ctx: &mut Ctx<'_>) {
+    fn run_p99(
+        &self,
+        t: &dyn Tsdb,
+        r: &Running,
+        paced_alone: &Dataset,
+        paced_backup: &Dataset,
+        dir: &Path,
+        ctx: &mut Ctx<'_>,
+    ) {
         let s = t.system();
         let url = |ds: &Dataset| t.write_url(r, ds.protocol);
-        let alone = load::run(
-            &self.ds.paced_alone,
-            &url(&self.ds.paced_alone),
-            Some(self.plan.pace),
-        );
+        let alone = load::run(paced_alone, &url(paced_alone), Some(self.plan.pace));
         ctx.written += alone.rows;
         if let Some(e) = alone.first_error {
             return ctx.skip(P99, s, &format!("paced ingest failed: {e}"));
@@ -560,7 +675,7 @@ impl Pipeline<'_> {
         let mut backups = 0u32;
         let mut backup_error = None;
         let during = std::thread::scope(|sc| {
-            let ds = &self.ds.paced_backup;
+            let ds = paced_backup;
             let u = url(ds);
             let pace = self.plan.pace;
             let h = sc.spawn(move || load::run(ds, &u, Some(pace)));

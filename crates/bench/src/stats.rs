@@ -11,6 +11,11 @@ pub fn quantile(samples: &[u64], q: f64) -> Option<u64> {
     Some(v[rank - 1])
 }
 
+/// The median of `values` (NaN when none is finite).
+pub fn median(values: &[f64]) -> f64 {
+    summarize(values).map_or(f64::NAN, |s| s.median)
+}
+
 #[derive(Debug, Clone, Copy, serde::Serialize, PartialEq)]
 pub struct Summary {
     pub median: f64,

@@ -1,0 +1,417 @@
+//! `query_repo_*`: the benchmark queries answered by a backup where it lies, without
+//! restoring it — `strata query --repo R --snapshot latest --cache-dir C --stats QUERY` — next
+//! to the same queries on the live server that was backed up. Two repositories of the same
+//! data: the pipeline's encrypted local one, and one on the in-process S3 server
+//! ([`crate::s3server`]), which counts the requests and bytes it serves.
+//!
+//! Per query kind (its first query of the seeded set): the first query with an empty cache
+//! (latency, bytes fetched and their share of the repository, S3 requests), then the same query
+//! `N` times with that cache (warm: median), and `N` times on the live server over HTTP (and
+//! through `strata query --server`, which pays the same process start as the CLI); the ratio
+//! warm / live. Every CLI run pays process start and the key derivation of the encrypted
+//! repository: `fixed_ms` (a query whose range holds no data) shows that share.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::pipeline::{Ctx, Pipeline};
+use crate::procs::run_measured;
+use crate::queries::{Kind, Query};
+use crate::s3server::S3;
+use crate::stats::median;
+use crate::systems::strata::{GROUP, PASSWORD, Strata};
+use crate::systems::{Running, http_client};
+
+pub const LOCAL: &str = "query_repo_local";
+pub const S3_REPO: &str = "query_repo_s3";
+
+/// The rows the pipeline reports for this family.
+pub fn expected() -> Vec<(String, &'static str)> {
+    let mut v = Vec::new();
+    for prefix in [LOCAL, S3_REPO] {
+        v.push((prefix.to_string(), "strata"));
+        for k in Kind::ALL {
+            v.push((format!("{prefix}_{}", k.name()), "strata"));
+        }
+    }
+    v
+}
+
+/// A repository the CLI can reach, and (for S3) the server to count on.
+pub struct Target<'a> {
+    pub url: String,
+    pub flags: Vec<String>,
+    pub env: Vec<(&'static str, &'static str)>,
+    pub s3: Option<&'a S3>,
+}
+
+/// One `strata query --repo` run.
+struct RepoRun {
+    ms: f64,
+    answer: Value,
+    stats: Value,
+}
+
+fn cli_query_repo(st: &Strata, t: &Target<'_>, cache: &Path, q: &Value) -> Result<RepoRun, String> {
+    let mut args: Vec<String> = vec!["query".into(), "--repo".into(), t.url.clone()];
+    args.extend(t.flags.iter().cloned());
+    args.extend([
+        "--snapshot".into(),
+        "latest".into(),
+        "--cache-dir".into(),
+        cache.to_string_lossy().into_owned(),
+        "--stats".into(),
+        q.to_string(),
+    ]);
+    let mut env = t.env.clone();
+    env.push(("STRATA_REPO_PASSWORD", PASSWORD));
+    let m = run_measured(&st.bin.to_string_lossy(), &args, &env).map_err(|e| e.to_string())?;
+    if !m.status.success() {
+        return Err(format!("strata query --repo: {}", m.reason()));
+    }
+    let stats = m
+        .stderr
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .ok_or_else(|| format!("strata query --stats printed no JSON: {}", m.reason()))?;
+    let answer = serde_json::from_str(&m.stdout)
+        .map_err(|e| format!("strata query --repo: answer not JSON ({e})"))?;
+    Ok(RepoRun {
+        ms: m.wall.as_secs_f64() * 1e3,
+        answer,
+        stats,
+    })
+}
+
+/// `POST /api/v1/query` on the live server: (ms, answer).
+fn live_query(
+    http: &reqwest::blocking::Client,
+    base_url: &str,
+    q: &Value,
+) -> Result<(f64, Value), String> {
+    let url = format!("{base_url}/api/v1/query");
+    let t0 = Instant::now();
+    let resp = http
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(q.to_string())
+        .send()
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().map_err(|e| format!("POST {url}: {e}"))?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    if !status.is_success() {
+        return Err(format!("POST {url}: HTTP {status}"));
+    }
+    let v = serde_json::from_str(&text).map_err(|e| format!("POST {url}: not JSON ({e})"))?;
+    Ok((ms, v))
+}
+
+/// `strata query --server URL`: the live answer through a process, as the CLI pays it.
+fn live_cli_ms(st: &Strata, base_url: &str, q: &Value) -> Result<f64, String> {
+    let args = ["query", "--server", base_url, &q.to_string()].map(String::from);
+    let m = run_measured(&st.bin.to_string_lossy(), &args, &[]).map_err(|e| e.to_string())?;
+    if !m.status.success() {
+        return Err(format!("strata query --server: {}", m.reason()));
+    }
+    Ok(m.wall.as_secs_f64() * 1e3)
+}
+
+/// Same structure, same strings, numbers equal to 1e-9 relative (a mean summed in another
+/// order may differ in its last bits).
+pub fn same_answer(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_answer(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_answer(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn stat(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Figures from a cache directory.
+pub type Classify<'a> = dyn Fn(&Path) -> Vec<(&'static str, f64)> + 'a;
+
+/// What the queries of one repository are measured with.
+pub struct Setup<'a> {
+    pub st: &'a Strata,
+    pub live_url: &'a str,
+    pub group: &'a str,
+    /// Warm and live repetitions per query kind.
+    pub runs: usize,
+    /// Whether to time `strata query --server` too.
+    pub live_cli: bool,
+    /// Where the per-kind caches go.
+    pub scratch: PathBuf,
+    /// Figures drawn from the cache directory after a first query (what it fetched).
+    pub classify: Option<&'a Classify<'a>>,
+}
+
+/// Measures every query kind on `t`; records `<prefix>` (repository figures) and
+/// `<prefix>_<kind>` rows. `extra`: more figures for the `<prefix>` row.
+pub fn measure(
+    s: &Setup<'_>,
+    t: &Target<'_>,
+    queries: &[Query],
+    prefix: &str,
+    extra: &[(&'static str, f64)],
+    ctx: &mut Ctx<'_>,
+) {
+    let http = match http_client() {
+        Ok(h) => h,
+        Err(e) => return skip_all(prefix, &e, ctx),
+    };
+    // Fixed cost per run: a query over a range without data, warm.
+    let empty = serde_json::json!({
+        "group": s.group,
+        "measure": crate::datagen::MEASURE,
+        "from": "2000-01-01T00:00:00Z",
+        "to": "2000-01-01T00:01:00Z",
+    });
+    let cache = s.scratch.join(format!("{prefix}-cache-fixed"));
+    let mut fixed = Vec::new();
+    let mut repo_bytes = f64::NAN;
+    for _ in 0..s.runs + 1 {
+        match cli_query_repo(s.st, t, &cache, &empty) {
+            Ok(r) => {
+                fixed.push(r.ms);
+                repo_bytes = stat(&r.stats, &["repository_bytes"]);
+            }
+            Err(e) => return skip_all(prefix, &e, ctx),
+        }
+    }
+    fixed.remove(0);
+    let _ = std::fs::remove_dir_all(&cache);
+    if let Some(s3) = t.s3 {
+        s3.take();
+    }
+    let mut summary = vec![
+        ("repository_bytes", repo_bytes),
+        ("fixed_ms", median(&fixed)),
+    ];
+    summary.extend_from_slice(extra);
+    ctx.record(prefix, "strata", &summary);
+
+    for kind in Kind::ALL {
+        let sc = format!("{prefix}_{}", kind.name());
+        let Some(q) = queries.iter().find(|q| q.kind == kind) else {
+            ctx.skip(&sc, "strata", "no query of this kind");
+            continue;
+        };
+        match measure_kind(s, t, &http, &q.strata_json(s.group), repo_bytes) {
+            Ok(m) => ctx.record(&sc, "strata", &m),
+            Err(e) => ctx.skip(&sc, "strata", &e),
+        }
+    }
+}
+
+fn skip_all(prefix: &str, why: &str, ctx: &mut Ctx<'_>) {
+    ctx.skip(prefix, "strata", why);
+    for k in Kind::ALL {
+        ctx.skip(&format!("{prefix}_{}", k.name()), "strata", why);
+    }
+}
+
+fn measure_kind(
+    s: &Setup<'_>,
+    t: &Target<'_>,
+    http: &reqwest::blocking::Client,
+    q: &Value,
+    repo_bytes: f64,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    let cache = s.scratch.join("cache-kind");
+    let _ = std::fs::remove_dir_all(&cache);
+    let s3_take = || t.s3.map(|s3| s3.take()).unwrap_or_default();
+    s3_take();
+    let first = cli_query_repo(s.st, t, &cache, q)?;
+    let s3_first = s3_take();
+    let classified = s.classify.map(|f| f(&cache)).unwrap_or_default();
+    let mut warm = Vec::new();
+    let mut warm_fetched = 0.0;
+    for _ in 0..s.runs {
+        let r = cli_query_repo(s.st, t, &cache, q)?;
+        warm.push(r.ms);
+        warm_fetched += stat(&r.stats, &["fetched", "bytes_fetched"]);
+    }
+    let s3_warm = s3_take();
+    let _ = std::fs::remove_dir_all(&cache);
+    let (mut live, mut live_answer) = (Vec::new(), Value::Null);
+    // One unmeasured run first: the live server's caches are as warm as the repository's.
+    for i in 0..=s.runs {
+        let (ms, v) = live_query(http, s.live_url, q)?;
+        if i > 0 {
+            live.push(ms);
+        }
+        live_answer = v;
+    }
+    let fetched = stat(&first.stats, &["fetched", "bytes_fetched"]);
+    let (warm_ms, live_ms) = (median(&warm), median(&live));
+    let mut m = vec![
+        ("first_ms", first.ms),
+        ("warm_ms", warm_ms),
+        ("live_ms", live_ms),
+        ("warm_to_live", warm_ms / live_ms),
+        ("first_bytes_fetched", fetched),
+        ("first_fetched_fraction", fetched / repo_bytes),
+        (
+            "first_objects_fetched",
+            stat(&first.stats, &["fetched", "objects_fetched"]),
+        ),
+        (
+            "first_ranged_reads",
+            stat(&first.stats, &["fetched", "ranged_reads"]),
+        ),
+        ("warm_bytes_fetched", warm_fetched / s.runs.max(1) as f64),
+        (
+            "answers_match_live",
+            f64::from(u8::from(same_answer(&first.answer, &live_answer))),
+        ),
+    ];
+    m.extend(classified);
+    if s.live_cli {
+        let mut cli = Vec::new();
+        for _ in 0..s.runs {
+            cli.push(live_cli_ms(s.st, s.live_url, q)?);
+        }
+        let cli_ms = median(&cli);
+        m.push(("live_cli_ms", cli_ms));
+        m.push(("warm_to_live_cli", warm_ms / cli_ms));
+    }
+    if t.s3.is_some() {
+        let n = s.runs.max(1) as f64;
+        m.push(("s3_requests_first", s3_first.requests() as f64));
+        m.push(("s3_gets_first", s3_first.of("GET") as f64));
+        m.push(("s3_bytes_served_first", s3_first.bytes_served as f64));
+        m.push(("s3_requests_warm", s3_warm.requests() as f64 / n));
+        m.push(("s3_bytes_served_warm", s3_warm.bytes_served as f64 / n));
+    }
+    Ok(m)
+}
+
+/// The pipeline's part: the full backup (`repo`, local) queried where it lies, then the same
+/// data backed up to the in-process S3 server and queried there.
+pub fn run(p: &Pipeline<'_>, st: &Strata, r: &Running, repo: &Path, dir: &Path, ctx: &mut Ctx<'_>) {
+    let setup = Setup {
+        st,
+        live_url: &r.base_url,
+        group: GROUP,
+        runs: p.plan.queries_per_kind.clamp(1, 5),
+        live_cli: true,
+        scratch: dir.join("query-repo"),
+        classify: None,
+    };
+    let local = Target {
+        url: repo.to_string_lossy().into_owned(),
+        flags: Vec::new(),
+        env: Vec::new(),
+        s3: None,
+    };
+    measure(&setup, &local, p.queries, LOCAL, &[], ctx);
+
+    let s3_root = dir.join("s3");
+    let s3 = match S3::start(&s3_root) {
+        Ok(s) => s,
+        Err(e) => return skip_all(S3_REPO, &e, ctx),
+    };
+    let target = Target {
+        url: s3.url("strata"),
+        flags: s3.flags(),
+        env: s3.env().to_vec(),
+        s3: Some(&s3),
+    };
+    match backup_to(st, r, &target) {
+        Ok(extra) => measure(&setup, &target, p.queries, S3_REPO, &extra, ctx),
+        Err(e) => skip_all(S3_REPO, &e, ctx),
+    }
+    drop(s3);
+    let _ = std::fs::remove_dir_all(&s3_root);
+    let _ = std::fs::remove_dir_all(&setup.scratch);
+}
+
+/// `repo init` (encrypted, zstd:3) and a full `backup --server` into `t`; figures of the
+/// backup for the summary row.
+pub fn backup_to(
+    st: &Strata,
+    r: &Running,
+    t: &Target<'_>,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    let mut env = t.env.clone();
+    env.push(("STRATA_REPO_PASSWORD", PASSWORD));
+    let run = |what: &str, mut args: Vec<String>| {
+        args.extend(t.flags.iter().cloned());
+        let m = run_measured(&st.bin.to_string_lossy(), &args, &env).map_err(|e| e.to_string())?;
+        if m.status.success() {
+            Ok(m)
+        } else {
+            Err(format!("strata {what}: {}", m.reason()))
+        }
+    };
+    let init = [
+        "repo",
+        "init",
+        "--repo",
+        &t.url,
+        "--encryption",
+        "aes-256-gcm",
+        "--compression",
+        "zstd:3",
+    ];
+    run("repo init", init.map(String::from).to_vec())?;
+    if let Some(s3) = t.s3 {
+        s3.take();
+    }
+    let backup = ["backup", "--repo", &t.url, "--server", &r.base_url];
+    let m = run("backup", backup.map(String::from).to_vec())?;
+    let mut out = vec![("backup_wall_s", m.wall.as_secs_f64())];
+    if let Some(s3) = t.s3 {
+        let c = s3.take();
+        out.push(("backup_s3_requests", c.requests() as f64));
+        out.push(("backup_s3_puts", c.of("PUT") as f64));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_compare_with_tolerance_for_numbers_only() {
+        let a = serde_json::json!({"series":[{"tags":{"h":"a"},"values":[[1, 0.1], [2, 3.0]]}]});
+        let mut b = a.clone();
+        assert!(same_answer(&a, &b));
+        b["series"][0]["values"][0][1] = serde_json::json!(0.1 + 1e-12);
+        assert!(same_answer(&a, &b));
+        b["series"][0]["values"][0][1] = serde_json::json!(0.11);
+        assert!(!same_answer(&a, &b));
+        let mut c = a.clone();
+        c["series"][0]["tags"]["h"] = "b".into();
+        assert!(!same_answer(&a, &c));
+        let mut d = a.clone();
+        d["series"][0]["values"] = serde_json::json!([[1, 0.1]]);
+        assert!(!same_answer(&a, &d));
+        assert_eq!(expected().len(), 10);
+    }
+}
