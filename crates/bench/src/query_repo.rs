@@ -9,7 +9,9 @@
 //! `N` times with that cache (warm: median), and `N` times on the live server over HTTP (and
 //! through `strata query --server`, which pays the same process start as the CLI); the ratio
 //! warm / live. Every CLI run pays process start and the key derivation of the encrypted
-//! repository: `fixed_ms` (a query whose range holds no data) shows that share.
+//! repository: `fixed_ms` (a query whose range holds no data) shows that share. A local
+//! repository is also attached to the live server (`POST /api/v1/attachments`), which keeps
+//! the key and the mount between queries: the same figures through the server.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -290,6 +292,9 @@ fn measure_kind(
         ),
     ];
     m.extend(classified);
+    if t.s3.is_none() {
+        m.extend(attached(s, t, http, q, &live_answer, live_ms, repo_bytes)?);
+    }
     if s.live_cli {
         let mut cli = Vec::new();
         for _ in 0..s.runs {
@@ -308,6 +313,86 @@ fn measure_kind(
         m.push(("s3_bytes_served_warm", s3_warm.bytes_served as f64 / n));
     }
     Ok(m)
+}
+
+/// The attachment's name; its groups answer as `att_<group>`.
+const ATTACH_AS: &str = "att_";
+
+/// The query attached to the live server with a fresh cache: the attach, the first query,
+/// `runs` warm ones, what the attachment fetched in all, then detached.
+fn attached(
+    s: &Setup<'_>,
+    t: &Target<'_>,
+    http: &reqwest::blocking::Client,
+    q: &Value,
+    live_answer: &Value,
+    live_ms: f64,
+    repo_bytes: f64,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    let cache = s.scratch.join("cache-attached");
+    let _ = std::fs::remove_dir_all(&cache);
+    let url = format!("{}/api/v1/attachments", s.live_url);
+    let body = serde_json::json!({
+        "repo": t.url,
+        "snapshot": "latest",
+        "groups": [s.group],
+        "as": ATTACH_AS,
+        "cache_dir": cache,
+    });
+    let t0 = Instant::now();
+    let resp = http
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let attach_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let status = resp.status();
+    let v: Value = resp.json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(format!("POST {url}: HTTP {status}: {v}"));
+    }
+    let attach_fetched = stat(&v, &["fetched", "bytes_fetched"]);
+    let detach = || {
+        let _ = http.delete(format!("{url}/{ATTACH_AS}")).send();
+        let _ = std::fs::remove_dir_all(&cache);
+    };
+    let mut aq = q.clone();
+    aq["group"] = Value::String(format!("{ATTACH_AS}{}", s.group));
+    let measured = (|| {
+        let (first_ms, answer) = live_query(http, s.live_url, &aq)?;
+        let mut warm = Vec::new();
+        for _ in 0..s.runs {
+            warm.push(live_query(http, s.live_url, &aq)?.0);
+        }
+        let listed: Value = http
+            .get(&url)
+            .send()
+            .and_then(|r| r.json())
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let total = listed["attachments"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == ATTACH_AS))
+            .map_or(f64::NAN, |x| stat(x, &["fetched", "bytes_fetched"]));
+        Ok::<_, String>((
+            first_ms,
+            median(&warm),
+            total,
+            same_answer(&answer, live_answer),
+        ))
+    })();
+    detach();
+    let (first_ms, warm_ms, total, same) = measured?;
+    Ok(vec![
+        ("attach_ms", attach_ms),
+        ("attach_bytes_fetched", attach_fetched),
+        ("attached_first_ms", first_ms),
+        ("attached_warm_ms", warm_ms),
+        ("attached_warm_to_live", warm_ms / live_ms),
+        ("attached_bytes_fetched", total),
+        ("attached_fetched_fraction", total / repo_bytes),
+        ("attached_answers_match_live", f64::from(u8::from(same))),
+    ])
 }
 
 /// The pipeline's part: the full backup (`repo`, local) queried where it lies, then the same

@@ -178,6 +178,13 @@ fn smoke_run_reports_every_scenario() {
         assert!(median(s3, "s3_bytes_served_first") > 0.0, "{s3}");
         let local = measured(&report, &format!("query_repo_local_{kind}"));
         assert!(median(local, "live_cli_ms") > 0.0, "{local}");
+        // Attached to the live server: same answers, figures for the attach and the queries.
+        let g = format!("query_repo_one_group_of_ten_{kind}");
+        for r in [local, measured(&report, &g)] {
+            assert_eq!(median(r, "attached_answers_match_live"), 1.0, "{r}");
+            assert!(median(r, "attached_warm_ms") > 0.0, "{r}");
+            assert!(median(r, "attached_bytes_fetched") > 0.0, "{r}");
+        }
         // One group of ten: less than the whole repository, and every fetched object named.
         let g = measured(&report, &format!("query_repo_one_group_of_ten_{kind}"));
         assert!(median(g, "first_fetched_fraction") < 0.9, "{g}");

@@ -157,8 +157,10 @@ impl Tsdb for Strata {
             "--data-dir".into(),
             data_dir.to_string_lossy().into_owned(),
         ];
-        let mut server =
-            Server::start("strata server", &self.bin(), &args, log).map_err(|e| e.to_string())?;
+        // The password lets the server attach the benchmark's repositories (query_repo).
+        let env = [("STRATA_REPO_PASSWORD", PASSWORD)];
+        let mut server = Server::start_env("strata server", &self.bin(), &args, &env, log)
+            .map_err(|e| e.to_string())?;
         let base_url = format!("http://{listen}");
         server
             .wait_ready(&format!("{base_url}/healthz"), Duration::from_secs(30))
