@@ -17,6 +17,7 @@ mod read;
 mod route;
 mod snap;
 pub(crate) mod state;
+mod summarize;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -139,6 +140,18 @@ impl Engine {
     /// not the whole result, and `sink` can stop the scan early.
     pub fn scan_each(&self, req: &ScanRequest, sink: &mut dyn ScanSink) -> Result<()> {
         read::scan_each(&self.inner, req, sink)
+    }
+
+    /// [`Engine::scan_each`] for an aggregation: blocks that lie wholly inside the range and
+    /// one bucket of `summaries`, with no other source of their series overlapping them,
+    /// come as [`crate::scan::BlockSummary`] instead of decoded points.
+    pub fn scan_summarized(
+        &self,
+        req: &ScanRequest,
+        summaries: crate::scan::SummaryRequest,
+        sink: &mut dyn crate::scan::SummarySink,
+    ) -> Result<()> {
+        read::scan_summarized(&self.inner, req, Some(summaries), sink)
     }
 
     pub fn catalog(&self) -> Catalog {

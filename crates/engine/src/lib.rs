@@ -45,7 +45,11 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use model::{FieldType, FieldValue, GroupSettings, Point};
-pub use scan::{Column, ScanRequest, ScanSink, SeriesData, TagMatcher};
+pub use part::summary;
+pub use scan::{
+    BlockSummary, Column, FieldAgg, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
+    TagMatcher,
+};
 pub use snapshot::{
     FileInfo, FileSource, PartInfo, Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo,
 };

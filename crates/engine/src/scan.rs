@@ -63,3 +63,50 @@ impl<F: FnMut(SeriesData) -> bool> ScanSink for F {
         self(s)
     }
 }
+
+/// How the query layer will aggregate a scan, so the engine may answer whole blocks from
+/// their summaries instead of decoding them ([`crate::Engine::scan_summarized`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryRequest {
+    /// Bucket width: a point at `ts` falls in the bucket starting at
+    /// `ts - ts.rem_euclid(every)`; `None` is one bucket over the whole range.
+    pub every: Option<i64>,
+}
+
+impl SummaryRequest {
+    /// The bucket of `ts` (`i64::MIN` when its start does not fit, as the query layer does).
+    pub fn bucket(&self, ts: Timestamp) -> i64 {
+        match self.every {
+            Some(every) => ts.checked_sub(ts.rem_euclid(every)).unwrap_or(i64::MIN),
+            None => 0,
+        }
+    }
+}
+
+/// A block of one series answered from its summary: no other source of the series has a
+/// point in `[min_ts, max_ts]`, the block lies inside the scanned range and inside one bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockSummary {
+    pub min_ts: Timestamp,
+    pub max_ts: Timestamp,
+    /// Aligned with [`SeriesData::columns`]: `None` where the block has no value of the field.
+    pub fields: Vec<Option<FieldAgg>>,
+}
+
+/// The values of one field in one summarized block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldAgg {
+    /// Values present.
+    pub count: u64,
+    pub summary: crate::part::summary::FieldSummary,
+}
+
+/// Receives the series of [`crate::Engine::scan_summarized`]: each series' decoded points and
+/// its blocks answered from summaries (sorted by time, disjoint from each other and from the
+/// points' timestamps). A series is given when it has at least one point or block.
+pub trait SummarySink {
+    fn keep_going(&mut self) -> bool {
+        true
+    }
+    fn series(&mut self, s: SeriesData, blocks: Vec<BlockSummary>) -> bool;
+}

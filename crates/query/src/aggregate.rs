@@ -1,7 +1,8 @@
 //! Aggregation functions and their per-bucket accumulators.
 
 use serde_json::Value;
-use strata_engine::Column;
+use strata_engine::summary::{ExactSum, FieldSummary};
+use strata_engine::{Column, FieldAgg};
 
 use crate::error::QueryError;
 
@@ -133,7 +134,9 @@ impl Kept {
 pub(crate) struct Acc {
     func: AggFn,
     count: u64,
-    sum_f: f64,
+    /// Float sums are exact (rounded once, when read): the answer does not depend on the order
+    /// points come in, nor on whether a block came as points or as its summary.
+    sum_f: Option<Box<ExactSum>>,
     sum_i: i128,
     saw_float: bool,
     /// min / max / first / last: the chosen value and its timestamp.
@@ -145,7 +148,7 @@ impl Acc {
         Acc {
             func,
             count: 0,
-            sum_f: 0.0,
+            sum_f: None,
             sum_i: 0,
             saw_float: false,
             best: None,
@@ -163,7 +166,7 @@ impl Acc {
             AggFn::Sum | AggFn::Mean => {
                 match cell {
                     Cell::F(f) => {
-                        self.sum_f += f;
+                        self.sum_f.get_or_insert_with(Box::default).add(f);
                         self.saw_float = true;
                     }
                     Cell::I(i) => self.sum_i += i128::from(i),
@@ -206,6 +209,48 @@ impl Acc {
         Ok(())
     }
 
+    fn float_sum(&self) -> f64 {
+        self.sum_f.as_ref().map_or(0.0, |s| s.value())
+    }
+
+    /// Fold a block's summary: the same as [`Acc::add`] of each of its values in time order.
+    pub(crate) fn add_summary(&mut self, field: &str, fa: &FieldAgg) -> Result<(), QueryError> {
+        match (self.func, &fa.summary) {
+            (AggFn::Count, _) => self.count += fa.count,
+            (AggFn::Sum | AggFn::Mean, FieldSummary::F64(s)) => {
+                self.sum_f.get_or_insert_with(Box::default).add_sum(&s.sum);
+                self.saw_float = true;
+                self.count += fa.count;
+            }
+            (AggFn::Sum | AggFn::Mean, FieldSummary::I64(s)) => {
+                self.sum_i += s.sum;
+                self.count += fa.count;
+            }
+            // min/max keep no meaningful timestamp: the block's first one stands in.
+            (AggFn::Min, FieldSummary::F64(s)) => {
+                if let Some(v) = s.min {
+                    self.add(field, s.first.0, Cell::F(v))?;
+                }
+            }
+            (AggFn::Max, FieldSummary::F64(s)) => {
+                if let Some(v) = s.max {
+                    self.add(field, s.first.0, Cell::F(v))?;
+                }
+            }
+            (AggFn::Min, FieldSummary::I64(s)) => self.add(field, s.first.0, Cell::I(s.min))?,
+            (AggFn::Max, FieldSummary::I64(s)) => self.add(field, s.first.0, Cell::I(s.max))?,
+            (AggFn::First, FieldSummary::F64(s)) => {
+                self.add(field, s.first.0, Cell::F(s.first.1))?
+            }
+            (AggFn::First, FieldSummary::I64(s)) => {
+                self.add(field, s.first.0, Cell::I(s.first.1))?
+            }
+            (AggFn::Last, FieldSummary::F64(s)) => self.add(field, s.last.0, Cell::F(s.last.1))?,
+            (AggFn::Last, FieldSummary::I64(s)) => self.add(field, s.last.0, Cell::I(s.last.1))?,
+        }
+        Ok(())
+    }
+
     pub(crate) fn finish(&self) -> Value {
         match self.func {
             AggFn::Count => Value::from(self.count),
@@ -216,9 +261,11 @@ impl Acc {
                     .map(Value::from)
                     .unwrap_or_else(|_| Cell::F(self.sum_i as f64).to_json())
             }
-            AggFn::Sum => Cell::F(self.sum_f + self.sum_i as f64).to_json(),
+            AggFn::Sum => Cell::F(self.float_sum() + self.sum_i as f64).to_json(),
             AggFn::Mean if self.count == 0 => Value::Null,
-            AggFn::Mean => Cell::F((self.sum_f + self.sum_i as f64) / self.count as f64).to_json(),
+            AggFn::Mean => {
+                Cell::F((self.float_sum() + self.sum_i as f64) / self.count as f64).to_json()
+            }
             AggFn::Min | AggFn::Max | AggFn::First | AggFn::Last => self
                 .best
                 .as_ref()

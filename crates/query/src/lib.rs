@@ -13,7 +13,9 @@ pub mod influxql;
 mod parse;
 mod result;
 
-use strata_engine::{Engine, ScanRequest, ScanSink, SeriesData};
+use strata_engine::{
+    BlockSummary, Engine, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
+};
 
 pub use aggregate::AggFn;
 pub use budget::{
@@ -42,6 +44,29 @@ pub trait ScanSource {
         }
         Ok(())
     }
+
+    /// Feed the series of an aggregation to `sink`, with whole blocks answered from their
+    /// summaries where the source can. The default gives every point and no summary.
+    fn scan_summarized(
+        &self,
+        req: &ScanRequest,
+        _summaries: SummaryRequest,
+        sink: &mut dyn SummarySink,
+    ) -> Result<(), strata_engine::Error> {
+        self.scan_each(req, &mut PointsOnly(sink))
+    }
+}
+
+/// A [`SummarySink`] fed by a plain scan.
+struct PointsOnly<'a>(&'a mut dyn SummarySink);
+
+impl ScanSink for PointsOnly<'_> {
+    fn keep_going(&mut self) -> bool {
+        self.0.keep_going()
+    }
+    fn series(&mut self, s: SeriesData) -> bool {
+        self.0.series(s, Vec::new())
+    }
 }
 
 impl ScanSource for Engine {
@@ -55,6 +80,15 @@ impl ScanSource for Engine {
         sink: &mut dyn ScanSink,
     ) -> Result<(), strata_engine::Error> {
         Engine::scan_each(self, req, sink)
+    }
+
+    fn scan_summarized(
+        &self,
+        req: &ScanRequest,
+        summaries: SummaryRequest,
+        sink: &mut dyn SummarySink,
+    ) -> Result<(), strata_engine::Error> {
+        Engine::scan_summarized(self, req, summaries, sink)
     }
 }
 
@@ -108,9 +142,13 @@ pub fn execute_with(
         acct: &mut acct,
         failed: &mut failed,
     };
-    source
-        .scan_each(&plan(q), &mut sink)
-        .map_err(QueryError::from_engine)?;
+    match q.agg {
+        Some(agg) => {
+            source.scan_summarized(&plan(q), SummaryRequest { every: agg.every }, &mut sink)
+        }
+        None => source.scan_each(&plan(q), &mut PointsOnly(&mut sink)),
+    }
+    .map_err(QueryError::from_engine)?;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -127,16 +165,16 @@ struct Folder<'a, 'q> {
     failed: &'a mut Option<QueryError>,
 }
 
-impl ScanSink for Folder<'_, '_> {
+impl SummarySink for Folder<'_, '_> {
     fn keep_going(&mut self) -> bool {
         self.failed.is_none() && !self.acct.cancelled()
     }
 
-    fn series(&mut self, s: SeriesData) -> bool {
+    fn series(&mut self, s: SeriesData, blocks: Vec<BlockSummary>) -> bool {
         // The series itself counts while it is folded.
-        let held = result::series_bytes(&s);
+        let held = result::series_bytes(&s) + blocks.len() * result::BLOCK_SUMMARY_BYTES;
         let res = self.acct.charge(held).and_then(|()| {
-            let r = self.shaper.fold(&s, self.acct);
+            let r = self.shaper.fold_with(&s, &blocks, self.acct);
             self.acct.release(held);
             r
         });

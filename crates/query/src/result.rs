@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use strata_engine::SeriesData;
+use strata_engine::{BlockSummary, SeriesData};
 
 use crate::aggregate::{Acc, Cell};
 use crate::budget::Account;
@@ -32,6 +32,8 @@ type GroupKey = Vec<(String, String)>;
 const CELL_BYTES: usize = std::mem::size_of::<Value>() + 24;
 /// Estimated bytes of a result row besides its cells.
 const ROW_BYTES: usize = 48;
+/// Estimated bytes of one summarized block handed over by the scan.
+pub(crate) const BLOCK_SUMMARY_BYTES: usize = 256;
 /// Estimated bytes of one aggregation bucket besides its accumulators.
 const BUCKET_BYTES: usize = 64;
 
@@ -71,8 +73,13 @@ impl<'q> Shaper<'q> {
         }
     }
 
-    /// Add one scanned series.
-    pub(crate) fn fold(&mut self, s: &SeriesData, acct: &mut Account) -> Result<(), QueryError> {
+    /// Add one scanned series whose `blocks` came as summaries (only asked for aggregations).
+    pub(crate) fn fold_with(
+        &mut self,
+        s: &SeriesData,
+        blocks: &[BlockSummary],
+        acct: &mut Account,
+    ) -> Result<(), QueryError> {
         let map: Vec<Option<usize>> = s.columns.iter().map(|(n, _)| self.field_index(n)).collect();
         let width = self.fields.len();
         let (q, key) = (self.q, group_key(self.q, s));
@@ -90,7 +97,7 @@ impl<'q> Shaper<'q> {
                 }
             }
             (Rows::Agg(buckets), Some(agg)) => {
-                let min = fold_agg(buckets, s, &map, width, agg, q, acct)?;
+                let min = fold_agg(buckets, s, blocks, &map, width, agg, q, acct)?;
                 self.min_ts = self.min_ts.min(min);
             }
             (Rows::Agg(_), None) => {}
@@ -246,44 +253,115 @@ fn cut_raw(out: &mut Vec<(i64, Vec<Value>)>, limit: usize, order: Order, acct: &
 /// Fold a series into buckets; returns its earliest timestamp that had a value. With a
 /// `limit`, only the buckets the answer can still show are kept: a bucket past the `limit`
 /// first (or last, for `desc`) keys can never come back into them, as keys are only added.
+/// Summarized `blocks` are folded at their place in time order, so every accumulator sees
+/// values in the order the decoded points would have come.
+#[allow(clippy::too_many_arguments)]
 fn fold_agg(
     buckets: &mut BTreeMap<i64, Vec<Acc>>,
     s: &SeriesData,
+    blocks: &[BlockSummary],
     map: &[Option<usize>],
     width: usize,
     agg: Agg,
     q: &Query,
     acct: &mut Account,
 ) -> Result<i64, QueryError> {
-    let bucket_bytes = BUCKET_BYTES + width * (std::mem::size_of::<Acc>() + CELL_BYTES);
-    let mut min_ts = i64::MAX;
+    let mut f = BucketFolder {
+        buckets,
+        bucket_bytes: BUCKET_BYTES + width * (std::mem::size_of::<Acc>() + CELL_BYTES),
+        width,
+        agg,
+        q,
+        min_ts: i64::MAX,
+    };
+    let mut next_block = blocks.iter().peekable();
     for (i, &ts) in s.timestamps.iter().enumerate() {
-        let bucket = match agg.every {
-            Some(every) => ts.checked_sub(ts.rem_euclid(every)).unwrap_or(i64::MIN),
-            None => 0,
-        };
+        while let Some(b) = next_block.next_if(|b| b.max_ts < ts) {
+            f.block(b, s, map, acct)?;
+        }
+        let bucket = bucket_of(agg, ts);
         for (c, (name, col)) in map.iter().zip(&s.columns) {
             let (Some(fi), Some(cell)) = (*c, Cell::at(col, i)) else {
                 continue;
             };
-            min_ts = min_ts.min(ts);
-            let accs = match buckets.get_mut(&bucket) {
-                Some(a) => a,
-                None => {
-                    if !make_room(buckets, bucket, q, bucket_bytes, acct) {
-                        continue;
-                    }
-                    acct.charge(bucket_bytes)?;
-                    buckets.entry(bucket).or_default()
-                }
-            };
-            if accs.len() < width {
-                accs.resize_with(width, || Acc::new(agg.func));
+            f.min_ts = f.min_ts.min(ts);
+            if let Some(acc) = f.acc(bucket, fi, acct)? {
+                acc.add(name, ts, cell)?;
             }
-            accs[fi].add(name, ts, cell)?;
         }
     }
-    Ok(min_ts)
+    for b in next_block {
+        f.block(b, s, map, acct)?;
+    }
+    Ok(f.min_ts)
+}
+
+fn bucket_of(agg: Agg, ts: i64) -> i64 {
+    match agg.every {
+        Some(every) => ts.checked_sub(ts.rem_euclid(every)).unwrap_or(i64::MIN),
+        None => 0,
+    }
+}
+
+/// The state [`fold_agg`] shares between points and summarized blocks.
+struct BucketFolder<'b, 'q> {
+    buckets: &'b mut BTreeMap<i64, Vec<Acc>>,
+    bucket_bytes: usize,
+    width: usize,
+    agg: Agg,
+    q: &'q Query,
+    min_ts: i64,
+}
+
+impl BucketFolder<'_, '_> {
+    /// The accumulator of field `fi` in `bucket`, made if the answer can show it.
+    fn acc(
+        &mut self,
+        bucket: i64,
+        fi: usize,
+        acct: &mut Account,
+    ) -> Result<Option<&mut Acc>, QueryError> {
+        if !self.buckets.contains_key(&bucket) {
+            if !make_room(self.buckets, bucket, self.q, self.bucket_bytes, acct) {
+                return Ok(None);
+            }
+            acct.charge(self.bucket_bytes)?;
+        }
+        let accs = self.buckets.entry(bucket).or_default();
+        if accs.len() < self.width {
+            let func = self.agg.func;
+            accs.resize_with(self.width, || Acc::new(func));
+        }
+        Ok(accs.get_mut(fi))
+    }
+
+    fn block(
+        &mut self,
+        b: &BlockSummary,
+        s: &SeriesData,
+        map: &[Option<usize>],
+        acct: &mut Account,
+    ) -> Result<(), QueryError> {
+        // The engine gives only blocks inside one bucket.
+        let bucket = bucket_of(self.agg, b.min_ts);
+        for ((c, (name, _)), fa) in map.iter().zip(&s.columns).zip(&b.fields) {
+            let (Some(fi), Some(fa)) = (*c, fa) else {
+                continue;
+            };
+            self.min_ts = self.min_ts.min(first_ts(fa));
+            if let Some(acc) = self.acc(bucket, fi, acct)? {
+                acc.add_summary(name, fa)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn first_ts(fa: &strata_engine::FieldAgg) -> i64 {
+    match &fa.summary {
+        strata_engine::summary::FieldSummary::F64(s) => s.first.0,
+        strata_engine::summary::FieldSummary::I64(s) => s.first.0,
+    }
 }
 
 /// Whether a new bucket `key` can be shown under the query's `limit`; evicts the bucket it

@@ -8,7 +8,10 @@ use crate::error::{Error, Result};
 use crate::memtable::SeriesMeta;
 use crate::model::FieldType;
 use crate::rows::{Rows, empty_column, is_null, push_from, resolve};
-use crate::scan::{Column, ScanRequest, ScanSink, SeriesData, TagMatcher};
+use crate::scan::{
+    BlockSummary, Column, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
+    TagMatcher,
+};
 
 use super::route::{expired, point_expired};
 use super::state::*;
@@ -26,7 +29,7 @@ pub fn matches(meta: &SeriesMeta, matchers: &[TagMatcher]) -> bool {
 
 /// Where one series' rows come from: a part's series entry (read when the series' turn comes)
 /// or rows already copied out of a memtable, each row with its priority (LSN).
-enum Source {
+pub(super) enum Source {
     Part(
         Arc<crate::part::PartReader>,
         Arc<crate::part::PartIndex>,
@@ -49,6 +52,29 @@ pub fn scan(inner: &Inner, req: &ScanRequest) -> Result<Vec<SeriesData>> {
 /// time (plus the rows copied out of the memtables, which are bounded by the memtable size).
 /// The sink can stop the scan between series and between the parts of a series.
 pub fn scan_each(inner: &Inner, req: &ScanRequest, sink: &mut dyn ScanSink) -> Result<()> {
+    scan_summarized(inner, req, None, &mut Plain(sink))
+}
+
+/// A [`ScanSink`] behind [`scan_summarized`] without summaries (never given a block).
+struct Plain<'a>(&'a mut dyn ScanSink);
+
+impl SummarySink for Plain<'_> {
+    fn keep_going(&mut self) -> bool {
+        self.0.keep_going()
+    }
+    fn series(&mut self, s: SeriesData, _: Vec<BlockSummary>) -> bool {
+        self.0.series(s)
+    }
+}
+
+/// [`scan_each`], answering from their summaries the blocks `summaries` allows
+/// ([`super::summarize`]).
+pub fn scan_summarized(
+    inner: &Inner,
+    req: &ScanRequest,
+    summaries: Option<SummaryRequest>,
+    sink: &mut dyn SummarySink,
+) -> Result<()> {
     if req.from >= req.to {
         return Ok(());
     }
@@ -61,6 +87,7 @@ pub fn scan_each(inner: &Inner, req: &ScanRequest, sink: &mut dyn ScanSink) -> R
             g.measures.get(&req.measure).cloned().unwrap_or_default();
         (g.settings.clone(), types)
     };
+    let names = projected_names(req, &field_types);
     // Memtable rows above the durable LSN belong to writes not acknowledged yet, or never:
     // a batch whose WAL write failed (ENOSPC) stays in the memtable of the poisoned engine
     // and must not be read back. Taken before the memtables, so every row at or below it is
@@ -138,15 +165,39 @@ pub fn scan_each(inner: &Inner, req: &ScanRequest, sink: &mut dyn ScanSink) -> R
                 .push(Source::Rows(rows, prio));
         }
     }
+    let plan = summaries.map(|buckets| super::summarize::Plan {
+        buckets,
+        from: req.from,
+        to: req.to,
+        names: &names,
+        types: &field_types,
+    });
     while let Some((meta, sources)) = per_series.pop_first() {
         if !sink.keep_going() {
             return Ok(());
         }
         let mut loaded: Vec<(Rows, Vec<u64>)> = Vec::new();
-        for src in sources {
+        let mut blocks: Vec<BlockSummary> = Vec::new();
+        for (si, src) in sources.iter().enumerate() {
             match src {
                 Source::Part(p, idx, i) => {
-                    for rows in p.read_series(&idx.series[i], req.from, req.to, wanted)? {
+                    for b in &idx.series[*i].blocks {
+                        if b.max_ts < req.from || b.min_ts >= req.to {
+                            continue;
+                        }
+                        if let Some(plan) = &plan
+                            && let Some(answer) = plan.block(p, b, si, &sources)
+                        {
+                            // `None`: no value of a projected field, nothing to give.
+                            blocks.extend(answer);
+                            continue;
+                        }
+                        let r = p.read_block(b, wanted)?;
+                        let rows = if b.min_ts >= req.from && b.max_ts < req.to {
+                            r
+                        } else {
+                            r.slice_time(req.from, req.to)
+                        };
                         let prio = vec![p.meta.max_lsn; rows.len()];
                         loaded.push((rows, prio));
                     }
@@ -154,20 +205,50 @@ pub fn scan_each(inner: &Inner, req: &ScanRequest, sink: &mut dyn ScanSink) -> R
                         return Ok(());
                     }
                 }
-                Source::Rows(rows, prio) => loaded.push((rows, prio)),
+                // Moved out below, once no block needs them for its overlap check.
+                Source::Rows(..) => {}
+            }
+        }
+        for src in sources {
+            if let Source::Rows(rows, prio) = src {
+                loaded.push((rows, prio));
             }
         }
         let refs: Vec<(&Rows, &[u64])> = loaded.iter().map(|(r, p)| (r, p.as_slice())).collect();
         let rows = resolve(&refs);
         drop(refs);
         drop(loaded);
-        if let Some(sd) = project(&meta, rows, req, &field_types)
-            && !sink.series(sd)
-        {
+        blocks.sort_by_key(|b| b.min_ts);
+        let sd = project(&meta, rows, &names, &field_types);
+        let sd = match sd {
+            Some(sd) => sd,
+            None if blocks.is_empty() => continue,
+            None => SeriesData {
+                tags: meta.tags.clone(),
+                timestamps: Vec::new(),
+                columns: names
+                    .iter()
+                    .map(|n| (n.clone(), empty_column(field_types[n])))
+                    .collect(),
+            },
+        };
+        if !sink.series(sd, blocks) {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// The fields a scan gives, in order: the requested ones the measure has, or all by name.
+fn projected_names(req: &ScanRequest, types: &BTreeMap<String, FieldType>) -> Vec<String> {
+    match &req.fields {
+        Some(f) => f
+            .iter()
+            .filter(|n| types.contains_key(*n))
+            .cloned()
+            .collect(),
+        None => types.keys().cloned().collect(),
+    }
 }
 
 fn pick_rows(
@@ -203,17 +284,9 @@ fn pick_rows(
 fn project(
     meta: &SeriesMeta,
     rows: Rows,
-    req: &ScanRequest,
+    names: &[String],
     types: &BTreeMap<String, FieldType>,
 ) -> Option<SeriesData> {
-    let names: Vec<String> = match &req.fields {
-        Some(f) => f
-            .iter()
-            .filter(|n| types.contains_key(*n))
-            .cloned()
-            .collect(),
-        None => types.keys().cloned().collect(),
-    };
     let by_name: HashMap<&str, &Column> = rows.cols.iter().map(|(n, c)| (n.as_str(), c)).collect();
     let src: Vec<Option<&Column>> = names
         .iter()

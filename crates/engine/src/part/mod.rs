@@ -6,13 +6,15 @@
 //! - `meta.bin`: framed JSON with the part's identity, ranges and the file table (size and
 //!   BLAKE3 of every other file). Written last: a part without a valid `meta.bin` is incomplete.
 
+mod exact_sum;
 mod postings;
 mod read;
+pub mod summary;
 mod write;
 
 pub use postings::Postings;
 
-pub use read::{PartIndex, PartReader, read_series_table, verify_part_files};
+pub use read::{BlockRef, PartIndex, PartReader, read_series_table, verify_part_files};
 pub use write::{PartIdentity, PartWriter, write_part};
 
 use std::path::Path;
@@ -24,7 +26,13 @@ use crate::error::{Error, Result};
 pub const DATA_MAGIC: &[u8; 8] = b"STRATPDT";
 pub const INDEX_MAGIC: &[u8; 8] = b"STRATPIX";
 pub const META_MAGIC: &[u8; 8] = b"STRATPMT";
-pub const VERSION: u32 = 1;
+/// Part format version written (`meta.bin` `format_version`, `index.bin` frame version):
+/// 2 adds per-block field summaries to the series table. Version 1 parts are still read.
+pub const VERSION: u32 = 2;
+/// `data.bin`'s header version: unchanged since part format v1.
+pub const DATA_VERSION: u32 = 1;
+/// `meta.bin`'s frame version (its JSON carries `format_version`).
+pub const META_FRAME_VERSION: u32 = 1;
 pub const DATA_HEADER_LEN: u64 = 16;
 /// Rows per block: bounds decode work and memory per read.
 pub const BLOCK_ROWS: usize = 8192;
@@ -84,9 +92,16 @@ impl PartMeta {
     ) -> Result<(PartMeta, MetaFileDigest)> {
         let path = dir.join(META_FILE);
         let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
-        let payload = crate::format::unframe(&path, META_MAGIC, VERSION, &bytes)?;
-        let meta = serde_json::from_slice(payload)
+        let payload = crate::format::unframe(&path, META_MAGIC, META_FRAME_VERSION, &bytes)?;
+        let meta: PartMeta = serde_json::from_slice(payload)
             .map_err(|e| Error::corrupt(&path, format!("bad part metadata: {e}")))?;
+        if meta.format_version == 0 || meta.format_version > VERSION {
+            return Err(Error::UnsupportedVersion {
+                path,
+                found: meta.format_version,
+                supported: VERSION,
+            });
+        }
         let digest = MetaFileDigest {
             size: bytes.len() as u64,
             digest: *blake3::hash(&bytes).as_bytes(),

@@ -14,14 +14,18 @@ use std::sync::{Arc, OnceLock};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::format::{ByteReader, ReadError, read_framed};
+use crate::format::{ByteReader, ReadError, unframe};
 use crate::memtable::SeriesMeta;
 use crate::record::{TYPE_BOOL, TYPE_F64, TYPE_I64, TYPE_STR};
 use crate::rows::Rows;
 use crate::scan::Column;
 use crate::vfs::{Vfs, VfsFile};
 
-use super::{DATA_FILE, DATA_HEADER_LEN, DATA_MAGIC, INDEX_FILE, INDEX_MAGIC, PartMeta, VERSION};
+use super::summary::{FieldSummary, summarized};
+use super::{
+    DATA_FILE, DATA_HEADER_LEN, DATA_MAGIC, DATA_VERSION, INDEX_FILE, INDEX_MAGIC, PartMeta,
+    VERSION,
+};
 
 /// Largest decompressed series table accepted (guards hostile `index.bin`).
 const MAX_INDEX_BYTES: usize = 4 << 30;
@@ -39,6 +43,9 @@ pub struct FieldRef {
     pub present: u32,
     pub presence: Option<ChunkRef>,
     pub values: Option<ChunkRef>,
+    /// Part format v2, numeric fields with values: what aggregations over the whole block
+    /// need without decoding it.
+    pub summary: Option<FieldSummary>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +98,8 @@ pub struct PartReader {
     /// a reader of an older version still needs the table (a 500 on a query found by
     /// strata-chaos when the table was read from the file on first use).
     index_compressed: Box<[u8]>,
+    /// The part format version (1: no block summaries).
+    version: u32,
     data: Box<dyn VfsFile>,
     /// Distinct-series sketch of this part, made on the first `/metrics` scrape that needs it.
     sketch: OnceLock<Arc<crate::sketch::Sketch>>,
@@ -116,7 +125,7 @@ fn chunk_ref(r: &mut ByteReader<'_>) -> Result<ChunkRef, ReadError> {
     })
 }
 
-fn parse_index(body: &[u8]) -> Result<Vec<SeriesEntry>, ReadError> {
+fn parse_index(body: &[u8], version: u32) -> Result<Vec<SeriesEntry>, ReadError> {
     let mut r = ByteReader::new(body);
     let n = r.count()?;
     let mut names: HashMap<String, Arc<str>> = HashMap::new();
@@ -156,12 +165,16 @@ fn parse_index(body: &[u8]) -> Result<Vec<SeriesEntry>, ReadError> {
                 }
                 let presence = (present < rows).then(|| chunk_ref(&mut r)).transpose()?;
                 let values = (present > 0).then(|| chunk_ref(&mut r)).transpose()?;
+                let summary = (version >= 2 && present > 0 && summarized(ty))
+                    .then(|| FieldSummary::decode(&mut r, ty, min_ts, max_ts))
+                    .transpose()?;
                 fields.push(FieldRef {
                     name,
                     ty,
                     present: present as u32,
                     presence,
                     values,
+                    summary,
                 });
             }
             blocks.push(BlockRef {
@@ -187,7 +200,18 @@ impl PartReader {
     pub fn open(vfs: &dyn Vfs, dir: &Path) -> Result<PartReader> {
         let (meta, meta_file) = PartMeta::read_with_digest(vfs, dir)?;
         // The frame is checked here (a flipped or cut index is refused at open, as before).
-        let index_compressed = read_index_frame(vfs, dir)?.into_boxed_slice();
+        let (index_version, index_compressed) = read_index_frame(vfs, dir)?;
+        if index_version != meta.format_version {
+            return Err(Error::corrupt(
+                dir.join(INDEX_FILE),
+                format!(
+                    "series table version {index_version} does not match the part's format \
+                     version {}",
+                    meta.format_version
+                ),
+            ));
+        }
+        let index_compressed = index_compressed.into_boxed_slice();
         let data_path = dir.join(DATA_FILE);
         let data = vfs.open(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let len = data.size().map_err(|e| Error::io(&data_path, e))?;
@@ -206,7 +230,7 @@ impl PartReader {
         data.read_exact_at(&mut header, 0)
             .map_err(|e| Error::io(&data_path, e))?;
         if &header[..8] != DATA_MAGIC
-            || header[8..12] != VERSION.to_le_bytes()
+            || header[8..12] != DATA_VERSION.to_le_bytes()
             || header[12..16] != [0; 4]
         {
             return Err(Error::corrupt(&data_path, "bad header"));
@@ -217,6 +241,7 @@ impl PartReader {
             meta_file,
             index: OnceLock::new(),
             index_compressed,
+            version: index_version,
             data,
             sketch: OnceLock::new(),
         })
@@ -254,6 +279,11 @@ impl PartReader {
         Ok(self.sketch.get_or_init(|| Arc::new(s)).clone())
     }
 
+    /// The part format version (1: no block summaries).
+    pub fn format_version(&self) -> u32 {
+        self.version
+    }
+
     /// Whether the series table is in memory (tests).
     pub fn index_loaded(&self) -> bool {
         self.index.get().is_some()
@@ -263,7 +293,7 @@ impl PartReader {
         let index_path = self.dir.join(INDEX_FILE);
         let body = zstd::bulk::decompress(&self.index_compressed, MAX_INDEX_BYTES)
             .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
-        let series = parse_index(&body)
+        let series = parse_index(&body, self.version)
             .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
         if series.len() as u64 != self.meta.series {
             return Err(Error::corrupt(
@@ -402,18 +432,23 @@ impl PartReader {
     }
 }
 
-fn read_index_frame(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u8>> {
-    read_framed(vfs, &dir.join(INDEX_FILE), INDEX_MAGIC, VERSION)
+/// `index.bin`'s frame version (1 or 2) and its checked, still compressed payload.
+fn read_index_frame(vfs: &dyn Vfs, dir: &Path) -> Result<(u32, Vec<u8>)> {
+    let path = dir.join(INDEX_FILE);
+    let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
+    let payload = unframe(&path, INDEX_MAGIC, VERSION, &bytes)?.to_vec();
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    Ok((version, payload))
 }
 
 /// The series a part directory lists in its series table, read from `index.bin` alone (the
 /// data file may be missing or damaged): what a restore that skipped the part reports.
 pub fn read_series_table(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<Arc<SeriesMeta>>> {
     let index_path = dir.join(INDEX_FILE);
-    let frame = read_index_frame(vfs, dir)?;
+    let (version, frame) = read_index_frame(vfs, dir)?;
     let body = zstd::bulk::decompress(&frame, MAX_INDEX_BYTES)
         .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
-    let series = parse_index(&body)
+    let series = parse_index(&body, version)
         .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
     Ok(series.into_iter().map(|e| e.meta).collect())
 }

@@ -152,3 +152,165 @@ fn an_open_part_reads_after_its_directory_is_deleted() {
         .unwrap();
     assert_eq!(got.iter().map(|r| r.ts.len()).sum::<usize>(), 50);
 }
+
+mod summaries {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::part::summary::{ExactSum, FieldSummary};
+
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop::option::weighted(
+            0.8,
+            prop_oneof![
+                6 => -1e3f64..1e3,
+                1 => Just(f64::NAN),
+                1 => Just(f64::INFINITY),
+                1 => Just(f64::NEG_INFINITY),
+                1 => Just(-0.0),
+                1 => Just(0.0),
+                1 => Just(f64::MAX),
+            ],
+        )
+    }
+
+    fn int() -> impl Strategy<Value = Option<i64>> {
+        prop::option::weighted(
+            0.8,
+            prop_oneof![
+                4 => -1000i64..1000,
+                1 => Just(i64::MAX),
+                1 => Just(i64::MIN),
+                1 => Just((1 << 53) + 1),
+                1 => Just(1 << 53),
+            ],
+        )
+    }
+
+    /// The summary computed by hand from the values, the way the aggregator visits them.
+    fn naive(ts: &[i64], v: &[Option<f64>]) -> Option<(u64, f64, Option<f64>, Option<f64>)> {
+        let present: Vec<(i64, f64)> = ts
+            .iter()
+            .zip(v)
+            .filter_map(|(&t, v)| v.map(|v| (t, v)))
+            .collect();
+        if present.is_empty() {
+            return None;
+        }
+        let mut sum = ExactSum::new();
+        present.iter().for_each(|&(_, v)| sum.add(v));
+        let mut min: Option<f64> = None;
+        let mut max: Option<f64> = None;
+        for &(_, v) in &present {
+            if v.is_nan() {
+                continue;
+            }
+            if min.is_none_or(|m| v < m) {
+                min = Some(v);
+            }
+            if max.is_none_or(|m| v > m) {
+                max = Some(v);
+            }
+        }
+        Some((present.len() as u64, sum.value(), min, max))
+    }
+
+    fn bits(v: Option<f64>) -> Option<u64> {
+        v.map(f64::to_bits)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Written summaries round-trip through `index.bin` and hold what the values give;
+        /// blocks split where `BLOCK_ROWS` says.
+        #[test]
+        fn summaries_hold_what_the_values_give(
+            fs in prop::collection::vec(value(), 1..300),
+            is in prop::collection::vec(int(), 1..300),
+            gaps in prop::collection::vec(1i64..1000, 300),
+        ) {
+            let n = fs.len().min(is.len());
+            let mut t = -500_000i64;
+            let ts: Vec<i64> = gaps[..n].iter().map(|g| { t += g; t }).collect();
+            let rows = Rows {
+                ts: ts.clone(),
+                cols: vec![
+                    ("f".into(), Column::F64(fs[..n].to_vec())),
+                    ("i".into(), Column::I64(is[..n].to_vec())),
+                ],
+            };
+            let d = tempfile::tempdir().unwrap();
+            let dir = d.path().join("p");
+            let a = series("a");
+            write_part(&RealVfs, &dir, ident(1), vec![(&a, rows)]).unwrap().unwrap();
+            let p = PartReader::open(&RealVfs, &dir).unwrap();
+            prop_assert_eq!(p.format_version(), 2);
+            let idx = p.index().unwrap();
+            let b = &idx.series[0].blocks[0];
+            let f = b.fields.iter().find(|f| &*f.name == "f").unwrap();
+            match naive(&ts, &fs[..n]) {
+                None => prop_assert!(f.summary.is_none()),
+                Some((count, sum, min, max)) => {
+                    prop_assert_eq!(u64::from(f.present), count);
+                    let Some(FieldSummary::F64(s)) = &f.summary else {
+                        return Err(TestCaseError::fail("no f64 summary"));
+                    };
+                    prop_assert_eq!(s.sum.value().to_bits(), sum.to_bits());
+                    prop_assert_eq!(bits(s.min), bits(min));
+                    prop_assert_eq!(bits(s.max), bits(max));
+                    let present: Vec<(i64, f64)> = ts.iter().zip(&fs[..n])
+                        .filter_map(|(&t, v)| v.map(|v| (t, v))).collect();
+                    let (ft, fv) = present[0];
+                    let (lt, lv) = present[present.len() - 1];
+                    prop_assert_eq!((s.first.0, s.first.1.to_bits()), (ft, fv.to_bits()));
+                    prop_assert_eq!((s.last.0, s.last.1.to_bits()), (lt, lv.to_bits()));
+                }
+            }
+            let i = b.fields.iter().find(|f| &*f.name == "i").unwrap();
+            let present: Vec<(i64, i64)> = ts.iter().zip(&is[..n])
+                .filter_map(|(&t, v)| v.map(|v| (t, v))).collect();
+            match (&i.summary, present.is_empty()) {
+                (None, true) => {}
+                (Some(FieldSummary::I64(s)), false) => {
+                    prop_assert_eq!(s.sum, present.iter().map(|&(_, v)| i128::from(v)).sum::<i128>());
+                    // Compared as doubles, the earliest of equals kept.
+                    let mut min = present[0].1;
+                    let mut max = present[0].1;
+                    for &(_, v) in &present {
+                        if (v as f64) < (min as f64) { min = v; }
+                        if (v as f64) > (max as f64) { max = v; }
+                    }
+                    prop_assert_eq!((s.min, s.max), (min, max));
+                    prop_assert_eq!(s.first, present[0]);
+                    prop_assert_eq!(s.last, present[present.len() - 1]);
+                }
+                _ => return Err(TestCaseError::fail("i64 summary presence")),
+            }
+        }
+    }
+
+    #[test]
+    fn strings_and_bools_have_no_summary_and_many_blocks_each_have_theirs() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("p");
+        let a = series("a");
+        let big = rows(BLOCK_ROWS * 2 + 5);
+        write_part(&RealVfs, &dir, ident(7), vec![(&a, big.clone())]).unwrap();
+        let p = PartReader::open(&RealVfs, &dir).unwrap();
+        let idx = p.index().unwrap();
+        let blocks = &idx.series[0].blocks;
+        assert_eq!(blocks.len(), 3);
+        for (k, b) in blocks.iter().enumerate() {
+            let part = big.slice(k * BLOCK_ROWS, ((k + 1) * BLOCK_ROWS).min(big.len()));
+            let Column::F64(v) = &part.cols[0].1 else {
+                unreachable!()
+            };
+            let want = FieldSummary::of_f64(&part.ts, v);
+            let f = b.fields.iter().find(|f| &*f.name == "f").unwrap();
+            assert_eq!(f.summary, want);
+            let s = b.fields.iter().find(|f| &*f.name == "s").unwrap();
+            assert!(s.summary.is_none());
+        }
+    }
+}

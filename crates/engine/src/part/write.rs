@@ -13,9 +13,10 @@ use crate::rows::Rows;
 use crate::scan::Column;
 use crate::vfs::{Vfs, VfsFile};
 
+use super::summary::FieldSummary;
 use super::{
-    BLOCK_ROWS, DATA_FILE, DATA_MAGIC, INDEX_FILE, INDEX_MAGIC, META_FILE, META_MAGIC, MetaFile,
-    PartMeta, VERSION,
+    BLOCK_ROWS, DATA_FILE, DATA_MAGIC, DATA_VERSION, INDEX_FILE, INDEX_MAGIC, META_FILE,
+    META_FRAME_VERSION, META_MAGIC, MetaFile, PartMeta, VERSION,
 };
 
 /// Identity of the part being written.
@@ -72,7 +73,7 @@ impl<'v> PartWriter<'v> {
         };
         let mut header = Vec::with_capacity(16);
         header.extend_from_slice(DATA_MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&DATA_VERSION.to_le_bytes());
         header.extend_from_slice(&0u32.to_le_bytes());
         w.put(&header)?;
         Ok(w)
@@ -161,6 +162,14 @@ impl<'v> PartWriter<'v> {
             if count > 0 {
                 encode_values(col, &mut self.chunk);
                 self.flush_chunk()?;
+                let summary = match col {
+                    Column::F64(v) => FieldSummary::of_f64(&rows.ts, v),
+                    Column::I64(v) => FieldSummary::of_i64(&rows.ts, v),
+                    _ => None,
+                };
+                if let Some(s) = summary {
+                    s.encode(lo, &mut self.index);
+                }
             }
         }
         Ok(())
@@ -213,7 +222,7 @@ impl<'v> PartWriter<'v> {
         crate::format::write_new(
             self.vfs,
             &self.dir.join(META_FILE),
-            &frame(META_MAGIC, VERSION, &json),
+            &frame(META_MAGIC, META_FRAME_VERSION, &json),
         )?;
         fsync_dir(self.vfs, &self.dir)?;
         Ok(meta)

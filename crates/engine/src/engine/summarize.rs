@@ -1,0 +1,96 @@
+//! Which blocks of a scan are answered from their summaries (part format v2) instead of being
+//! decoded: a block that lies wholly inside the scanned range and inside one bucket, whose
+//! time span no other source of its series (another part, memtable rows) reaches, and whose
+//! every projected field with values carries a summary of the catalog's type.
+//!
+//! Such a block's points are exactly what last-write-wins resolution would give for its span
+//! (nothing else competes there), all in one bucket, so folding its summary gives the answer
+//! folding its decoded points gives. TTL needs no check here: it drops whole segments (and
+//! their parts) before any block is looked at, never points inside a part.
+
+use std::collections::BTreeMap;
+
+use crate::model::FieldType;
+use crate::part::{BlockRef, PartReader};
+use crate::scan::{BlockSummary, FieldAgg, SummaryRequest};
+
+use super::read::Source;
+
+pub(super) struct Plan<'a> {
+    pub buckets: SummaryRequest,
+    pub from: i64,
+    pub to: i64,
+    /// Projected fields, in [`crate::scan::SeriesData::columns`] order.
+    pub names: &'a [String],
+    pub types: &'a BTreeMap<String, FieldType>,
+}
+
+impl Plan<'_> {
+    /// `Some(answer)` when block `b` of source `si` can be answered from its summary (`answer`
+    /// is `None` when it holds no value of a projected field); `None` when it must be decoded.
+    pub fn block(
+        &self,
+        p: &PartReader,
+        b: &BlockRef,
+        si: usize,
+        sources: &[Source],
+    ) -> Option<Option<BlockSummary>> {
+        if p.format_version() < 2
+            || b.min_ts < self.from
+            || b.max_ts >= self.to
+            || self.buckets.bucket(b.min_ts) != self.buckets.bucket(b.max_ts)
+        {
+            return None;
+        }
+        let mut fields = Vec::with_capacity(self.names.len());
+        for n in self.names {
+            let Some(f) = b.fields.iter().find(|f| *f.name == **n) else {
+                fields.push(None);
+                continue;
+            };
+            if f.present == 0 {
+                fields.push(None);
+                continue;
+            }
+            let summary = f.summary.as_ref()?;
+            if type_code(self.types.get(n)?) != f.ty {
+                return None;
+            }
+            fields.push(Some(FieldAgg {
+                count: u64::from(f.present),
+                summary: summary.clone(),
+            }));
+        }
+        if overlapped(b, si, sources) {
+            return None;
+        }
+        Some(fields.iter().any(Option::is_some).then_some(BlockSummary {
+            min_ts: b.min_ts,
+            max_ts: b.max_ts,
+            fields,
+        }))
+    }
+}
+
+/// Whether any source of the series other than `si` has a point in `[b.min_ts, b.max_ts]`.
+fn overlapped(b: &BlockRef, si: usize, sources: &[Source]) -> bool {
+    sources.iter().enumerate().any(|(j, src)| {
+        j != si
+            && match src {
+                Source::Part(_, idx, i) => idx.series[*i]
+                    .blocks
+                    .iter()
+                    .any(|o| o.max_ts >= b.min_ts && o.min_ts <= b.max_ts),
+                Source::Rows(rows, _) => rows.ts.iter().any(|&t| t >= b.min_ts && t <= b.max_ts),
+            }
+    })
+}
+
+fn type_code(t: &FieldType) -> u8 {
+    match t {
+        FieldType::F64 => crate::record::TYPE_F64,
+        FieldType::I64 => crate::record::TYPE_I64,
+        FieldType::Bool => crate::record::TYPE_BOOL,
+        FieldType::Str => crate::record::TYPE_STR,
+    }
+}
