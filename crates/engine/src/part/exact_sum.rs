@@ -164,8 +164,8 @@ impl ExactSum {
         }
         // Magnitude as 32-bit words (the top chunk is below 2^62 here).
         let mut words = [0u32; NCHUNKS + 1];
-        for k in 0..TOP {
-            words[k] = c.chunks[k] as u32;
+        for (w, &x) in words.iter_mut().zip(&c.chunks[..TOP]) {
+            *w = x as u32;
         }
         words[TOP] = c.chunks[TOP] as u32;
         words[TOP + 1] = (c.chunks[TOP] >> 32) as u32;
