@@ -48,12 +48,14 @@ enum Size {
     /// ≈ 1.15 GB on disk in Strata, for backup and restore throughput (issue 16).
     ///
     /// Sizing: random 3-decimal values cost Strata 22.6 bytes per point (10 samples) at rest
-    /// at 100 hosts × 6 h and 23.1 at 1 000 hosts × 2 h (`disk_at_rest`, debug build, which
-    /// writes the same bytes as release), so 50 M points ≈ 1.13–1.16 GB: at least 1 GB with
-    /// a margin. Line protocol is 376 bytes per point (18.8 GB for the base set: more than
-    /// the disk can spare), so this size spools snappy-compressed bodies, 99 bytes per point:
-    /// ≈ 5.0 GB for the base set, ≈ 5.4 GB with the +1 % and the two paced loads (1.5 M
-    /// points each). Generation streams (constant memory). `memory_10x` is refused at this
+    /// at 100 hosts × 2 160 intervals and 23.1 at 1 000 × 720 (`disk_at_rest`, debug build,
+    /// which writes the same bytes as release); 29.4 at 10 000 × 60, where ≈ 400 bytes of
+    /// per-series overhead fall on only 60 points (on 5 000 points: < 0.1 byte each). So 50 M
+    /// points ≈ 1.13–1.16 GB: at least 1 GB with a margin. Line protocol is 377 bytes per
+    /// point at 10 000 hosts (18.9 GB for the base set: more than the disk can spare), so
+    /// this size spools snappy-compressed bodies, 112 bytes per point: ≈ 5.6 GB for the base
+    /// set, ≈ 6.0 GB with the +1 % and the two paced loads (1.5 M points each), under the
+    /// 10 GB budget. Generation streams (constant memory). `memory_10x` is refused at this
     /// size (ten times all of it).
     Large,
 }
