@@ -46,9 +46,11 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use model::{FieldType, FieldValue, GroupSettings, Point};
 pub use part::summary;
+/// Parts rewritten in format v1 for the previous release (`restore --format-version 1`).
+pub use part::{rewrite_part_v1, rewrite_parts_v1};
 pub use scan::{
-    BlockSummary, Column, FieldAgg, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
-    TagMatcher,
+    BlockSummary, Column, FieldAgg, Only, ScanRequest, ScanSink, SeriesData, SummaryRequest,
+    SummarySink, TagMatcher,
 };
 pub use snapshot::{
     FileInfo, FileSource, PartInfo, Snapshot, SnapshotFile, SnapshotFileKind, WalSegmentInfo,

@@ -71,6 +71,19 @@ pub struct SummaryRequest {
     /// Bucket width: a point at `ts` falls in the bucket starting at
     /// `ts - ts.rem_euclid(every)`; `None` is one bucket over the whole range.
     pub every: Option<i64>,
+    /// The aggregation needs only the first (or last) value of each field per bucket: a block
+    /// that straddles the range's end (or start) may come as a summary too, each field's
+    /// summary kept only when its first (last) value lies inside the range. Its other
+    /// figures (count, sum, min, max) then cover points outside the range: use only
+    /// `first` (`last`) of such a request's summaries.
+    pub only: Option<Only>,
+}
+
+/// See [`SummaryRequest::only`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    First,
+    Last,
 }
 
 impl SummaryRequest {

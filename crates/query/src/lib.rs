@@ -14,7 +14,7 @@ mod parse;
 mod result;
 
 use strata_engine::{
-    BlockSummary, Engine, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
+    BlockSummary, Engine, Only, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
 };
 
 pub use aggregate::AggFn;
@@ -144,7 +144,16 @@ pub fn execute_with(
     };
     match q.agg {
         Some(agg) => {
-            source.scan_summarized(&plan(q), SummaryRequest { every: agg.every }, &mut sink)
+            let only = match agg.func {
+                AggFn::First => Some(Only::First),
+                AggFn::Last => Some(Only::Last),
+                _ => None,
+            };
+            let summaries = SummaryRequest {
+                every: agg.every,
+                only,
+            };
+            source.scan_summarized(&plan(q), summaries, &mut sink)
         }
         None => source.scan_each(&plan(q), &mut PointsOnly(&mut sink)),
     }

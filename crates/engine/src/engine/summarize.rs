@@ -1,7 +1,10 @@
 //! Which blocks of a scan are answered from their summaries (part format v2) instead of being
 //! decoded: a block that lies wholly inside the scanned range and inside one bucket, whose
 //! time span no other source of its series (another part, memtable rows) reaches, and whose
-//! every projected field with values carries a summary of the catalog's type.
+//! every projected field with values carries a summary of the catalog's type. For `last`
+//! (`first`) a block cut by the range's start (end) qualifies too: its last (first) value is
+//! the last (first) one inside the range when it lies inside at all; a field whose value does
+//! not is left out (so the newest block of a series answers "last value" with no decoding).
 //!
 //! Such a block's points are exactly what last-write-wins resolution would give for its span
 //! (nothing else competes there), all in one bucket, so folding its summary gives the answer
@@ -12,7 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::model::FieldType;
 use crate::part::{BlockRef, PartReader};
-use crate::scan::{BlockSummary, FieldAgg, SummaryRequest};
+use crate::scan::{BlockSummary, FieldAgg, Only, SummaryRequest};
 
 use super::read::Source;
 
@@ -35,9 +38,15 @@ impl Plan<'_> {
         si: usize,
         sources: &[Source],
     ) -> Option<Option<BlockSummary>> {
+        let inside = b.min_ts >= self.from && b.max_ts < self.to;
+        // A block cut by one edge of the range still gives the value on its other side.
+        let edge_ok = match self.buckets.only {
+            Some(Only::Last) => b.max_ts < self.to,
+            Some(Only::First) => b.min_ts >= self.from,
+            None => false,
+        };
         if p.format_version() < 2
-            || b.min_ts < self.from
-            || b.max_ts >= self.to
+            || !(inside || edge_ok)
             || self.buckets.bucket(b.min_ts) != self.buckets.bucket(b.max_ts)
         {
             return None;
@@ -55,6 +64,19 @@ impl Plan<'_> {
             let summary = f.summary.as_ref()?;
             if type_code(self.types.get(n)?) != f.ty {
                 return None;
+            }
+            let (first, last) = summary.first_last_ts();
+            let in_range = |t: i64| t >= self.from && t < self.to;
+            let wanted = inside
+                || match self.buckets.only {
+                    Some(Only::Last) => in_range(last),
+                    Some(Only::First) => in_range(first),
+                    None => false,
+                };
+            if !wanted {
+                // Every value of the field in this block lies outside the range.
+                fields.push(None);
+                continue;
             }
             fields.push(Some(FieldAgg {
                 count: u64::from(f.present),

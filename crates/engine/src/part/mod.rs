@@ -6,12 +6,14 @@
 //! - `meta.bin`: framed JSON with the part's identity, ranges and the file table (size and
 //!   BLAKE3 of every other file). Written last: a part without a valid `meta.bin` is incomplete.
 
+mod downgrade;
 mod exact_sum;
 mod postings;
 mod read;
 pub mod summary;
 mod write;
 
+pub use downgrade::{rewrite_part_v1, rewrite_parts_v1};
 pub use postings::Postings;
 
 pub use read::{BlockRef, PartIndex, PartReader, read_series_table, verify_part_files};

@@ -444,13 +444,20 @@ fn read_index_frame(vfs: &dyn Vfs, dir: &Path) -> Result<(u32, Vec<u8>)> {
 /// The series a part directory lists in its series table, read from `index.bin` alone (the
 /// data file may be missing or damaged): what a restore that skipped the part reports.
 pub fn read_series_table(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<Arc<SeriesMeta>>> {
+    Ok(read_series_entries(vfs, dir)?
+        .into_iter()
+        .map(|e| e.meta)
+        .collect())
+}
+
+/// The series table of a part directory, read from `index.bin` alone.
+pub(super) fn read_series_entries(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SeriesEntry>> {
     let index_path = dir.join(INDEX_FILE);
     let (version, frame) = read_index_frame(vfs, dir)?;
     let body = zstd::bulk::decompress(&frame, MAX_INDEX_BYTES)
         .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
-    let series = parse_index(&body, version)
-        .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
-    Ok(series.into_iter().map(|e| e.meta).collect())
+    parse_index(&body, version)
+        .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))
 }
 
 fn spread<T>(present: &[bool], values: Vec<T>) -> Vec<Option<T>> {

@@ -189,7 +189,8 @@ impl FieldSummary {
         Ok(s)
     }
 
-    fn first_last_ts(&self) -> (i64, i64) {
+    /// Timestamps of the first and last values.
+    pub fn first_last_ts(&self) -> (i64, i64) {
         match self {
             FieldSummary::F64(s) => (s.first.0, s.last.0),
             FieldSummary::I64(s) => (s.first.0, s.last.0),
