@@ -6,6 +6,7 @@ pub(crate) mod adopt_journal;
 pub(crate) mod archive;
 mod background;
 mod commit;
+mod concat;
 mod durable;
 mod flush;
 mod merge;

@@ -214,9 +214,14 @@ pub fn scan_summarized(
                 loaded.push((rows, prio));
             }
         }
-        let refs: Vec<(&Rows, &[u64])> = loaded.iter().map(|(r, p)| (r, p.as_slice())).collect();
-        let rows = resolve(&refs);
-        drop(refs);
+        let rows = match super::concat::disjoint(&loaded) {
+            Some(rows) => rows,
+            None => {
+                let refs: Vec<(&Rows, &[u64])> =
+                    loaded.iter().map(|(r, p)| (r, p.as_slice())).collect();
+                resolve(&refs)
+            }
+        };
         drop(loaded);
         blocks.sort_by_key(|b| b.min_ts);
         let sd = project(&meta, rows, &names, &field_types);
