@@ -297,6 +297,16 @@ fn measure_kind(
             f64::from(u8::from(same_answer(&first.answer, &live_answer))),
         ),
     ];
+    if !classified.is_empty() {
+        // What the named whole objects do not account for was read by range (first frames
+        // read when a part is opened; counted again if the object is then fetched whole).
+        let whole: f64 = classified
+            .iter()
+            .filter(|(k, _)| k.starts_with("first_fetched_") && k.ends_with("_bytes"))
+            .map(|(_, v)| v)
+            .sum();
+        m.push(("first_fetched_by_range_bytes", fetched - whole));
+    }
     m.extend(classified);
     if t.s3.is_none() {
         m.extend(attached(s, t, http, q, &live_answer, live_ms, repo_bytes)?);

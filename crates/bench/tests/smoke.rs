@@ -190,6 +190,7 @@ fn smoke_run_reports_every_scenario() {
         assert!(median(g, "first_fetched_fraction") < 0.9, "{g}");
         assert_eq!(median(g, "first_fetched_other_groups_bytes"), 0.0, "{g}");
         assert_eq!(median(g, "first_unnamed_objects"), 0.0, "{g}");
+        assert!(median(g, "first_fetched_by_range_bytes") >= 0.0, "{g}");
     }
     let s3 = measured(&report, "query_repo_s3");
     assert!(median(s3, "backup_s3_puts") > 0.0, "{s3}");
