@@ -221,7 +221,7 @@ fn measure_groups(
         st,
         live_url: &r.base_url,
         group: QUERIED,
-        runs: plan.queries_per_kind.clamp(1, 5),
+        runs: crate::query_repo::runs(plan),
         live_cli: false,
         scratch: dir.join("query-repo"),
         classify: Some(&classify),

@@ -33,6 +33,12 @@ pub const LOCAL: &str = "query_repo_local";
 const CACHE_SIZE: &str = "64GiB";
 pub const S3_REPO: &str = "query_repo_s3";
 
+/// Warm and live repetitions per query kind: min(Q, 3). Each CLI run pays the key derivation,
+/// and a last-point query at the `large` size takes seconds on every path.
+pub fn runs(plan: &crate::pipeline::Plan) -> usize {
+    plan.queries_per_kind.clamp(1, 3)
+}
+
 /// The rows the pipeline reports for this family.
 pub fn expected() -> Vec<(String, &'static str)> {
     let mut v = Vec::new();
@@ -419,7 +425,7 @@ pub fn run(p: &Pipeline<'_>, st: &Strata, r: &Running, repo: &Path, dir: &Path, 
         st,
         live_url: &r.base_url,
         group: GROUP,
-        runs: p.plan.queries_per_kind.clamp(1, 5),
+        runs: runs(p.plan),
         live_cli: true,
         scratch: dir.join("query-repo"),
         classify: None,
