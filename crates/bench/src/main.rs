@@ -402,8 +402,23 @@ fn run(mut args: Args) -> Result<(), String> {
         keep_work: args.keep_work,
     };
 
+    let with_strata = args.systems.iter().any(|s| s == "strata");
+    // query_repo's S3 server runs from the start, so every Strata server can be told where
+    // it is (attachments of s3:// repositories read the usual AWS_* variables).
+    let s3 = if with_strata && sel.runs(Family::QueryRepo) && base.is_some() {
+        match s3server::S3::start(&work.join("s3")) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("in-process S3 server: {e}: query_repo_s3 skipped");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let strata = Strata {
         bin: std::path::absolute(&args.strata_bin).unwrap_or(args.strata_bin.clone()),
+        server_env: s3.as_ref().map(|s| s.server_env()).unwrap_or_default(),
     };
     let vm = VictoriaMetrics;
     let mut systems: Vec<&dyn Tsdb> = Vec::new();
@@ -430,7 +445,6 @@ fn run(mut args: Args) -> Result<(), String> {
         );
     }
     let restic = (use_restic && systems::restic::installed()).then_some(&restic);
-    let with_strata = args.systems.iter().any(|s| s == "strata");
 
     let mut records = Vec::new();
     for rep in 0..reps {
@@ -449,6 +463,7 @@ fn run(mut args: Args) -> Result<(), String> {
                 ds: &ds,
                 queries: &queries,
                 restic,
+                s3: s3.as_ref(),
             };
             // Alternate which system goes first, so drift on a shared machine hits both alike.
             let mut order = systems.clone();

@@ -233,6 +233,9 @@ pub struct Pipeline<'a> {
     pub queries: &'a [Query],
     /// restic, when installed and enabled; only paired with Strata.
     pub restic: Option<&'a Restic>,
+    /// The in-process S3 server of `query_repo` (started before any Strata server, whose
+    /// environment points at it), when that family runs.
+    pub s3: Option<&'a crate::s3server::S3>,
 }
 
 impl Pipeline<'_> {

@@ -314,9 +314,8 @@ fn measure_kind(
         m.push(("first_fetched_by_range_bytes", fetched - whole));
     }
     m.extend(classified);
-    if t.s3.is_none() {
-        m.extend(attached(s, t, http, q, &live_answer, live_ms, repo_bytes)?);
-    }
+    // The live server reaches the in-process S3 server through its environment.
+    m.extend(attached(s, t, http, q, &live_answer, live_ms, repo_bytes)?);
     if s.live_cli {
         let mut cli = Vec::new();
         for _ in 0..s.runs {
@@ -376,6 +375,7 @@ fn attached(
         return Err(format!("POST {url}: HTTP {status}: {v}"));
     }
     let attach_fetched = stat(&v, &["fetched", "bytes_fetched"]);
+    let s3_attach = t.s3.map(|s3| s3.take());
     let detach = || {
         let _ = http.delete(format!("{url}/{ATTACH_AS}")).send();
         let _ = std::fs::remove_dir_all(&cache);
@@ -404,9 +404,15 @@ fn attached(
             same_answer(&answer, live_answer),
         ))
     })();
+    let s3_queries = t.s3.map(|s3| s3.take());
     detach();
     let (first_ms, warm_ms, total, same) = measured?;
-    Ok(vec![
+    let mut m = Vec::new();
+    if let (Some(a), Some(q)) = (s3_attach, s3_queries) {
+        m.push(("attach_s3_requests", a.requests() as f64));
+        m.push(("attached_queries_s3_requests", q.requests() as f64));
+    }
+    m.extend([
         ("attach_ms", attach_ms),
         ("attach_bytes_fetched", attach_fetched),
         ("attached_first_ms", first_ms),
@@ -415,7 +421,8 @@ fn attached(
         ("attached_bytes_fetched", total),
         ("attached_fetched_fraction", total / repo_bytes),
         ("attached_answers_match_live", f64::from(u8::from(same))),
-    ])
+    ]);
+    Ok(m)
 }
 
 /// The pipeline's part: the full backup (`repo`, local) queried where it lies, then the same
@@ -438,23 +445,23 @@ pub fn run(p: &Pipeline<'_>, st: &Strata, r: &Running, repo: &Path, dir: &Path, 
     };
     measure(&setup, &local, p.queries, LOCAL, &[], ctx);
 
-    let s3_root = dir.join("s3");
-    let s3 = match S3::start(&s3_root) {
-        Ok(s) => s,
-        Err(e) => return skip_all(S3_REPO, &e, ctx),
+    let Some(s3) = p.s3 else {
+        let _ = std::fs::remove_dir_all(&setup.scratch);
+        return skip_all(S3_REPO, "the in-process S3 server did not start", ctx);
     };
+    // One repository per repetition in the shared bucket, removed afterwards.
+    let prefix = format!("rep-{}", ctx.rep);
     let target = Target {
-        url: s3.url("strata"),
+        url: s3.url(&prefix),
         flags: s3.flags(),
         env: s3.env().to_vec(),
-        s3: Some(&s3),
+        s3: Some(s3),
     };
     match backup_to(st, r, &target) {
         Ok(extra) => measure(&setup, &target, p.queries, S3_REPO, &extra, ctx),
         Err(e) => skip_all(S3_REPO, &e, ctx),
     }
-    drop(s3);
-    let _ = std::fs::remove_dir_all(&s3_root);
+    let _ = std::fs::remove_dir_all(s3.bucket_dir().join(&prefix));
     let _ = std::fs::remove_dir_all(&setup.scratch);
 }
 

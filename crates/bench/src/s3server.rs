@@ -4,7 +4,7 @@
 //! transfer, measured at the server rather than trusted from the client.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -37,6 +37,7 @@ impl Counts {
 pub struct S3 {
     pub addr: std::net::SocketAddr,
     counts: Arc<Mutex<Counts>>,
+    root: PathBuf,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -98,6 +99,7 @@ impl S3 {
         Ok(S3 {
             addr,
             counts,
+            root: root.to_path_buf(),
             _rt: rt,
         })
     }
@@ -108,6 +110,11 @@ impl S3 {
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default()
+    }
+
+    /// Where the bucket's objects are on disk.
+    pub fn bucket_dir(&self) -> PathBuf {
+        self.root.join(BUCKET)
     }
 
     /// The repository URL for `prefix` in the bucket.
@@ -133,6 +140,19 @@ impl S3 {
             ("AWS_ACCESS_KEY_ID", ACCESS),
             ("AWS_SECRET_ACCESS_KEY", SECRET),
         ]
+    }
+
+    /// Everything a process needs in its environment to reach this server without flags
+    /// (a `strata server` attaching an `s3://` repository): endpoint, region, plain http,
+    /// credentials (path-style requests are object_store's default).
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = vec![
+            ("AWS_ENDPOINT".into(), format!("http://{}", self.addr)),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ];
+        v.extend(self.env().map(|(k, x)| (k.to_string(), x.to_string())));
+        v
     }
 }
 

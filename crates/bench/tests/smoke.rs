@@ -180,7 +180,8 @@ fn smoke_run_reports_every_scenario() {
         assert!(median(local, "live_cli_ms") > 0.0, "{local}");
         // Attached to the live server: same answers, figures for the attach and the queries.
         let g = format!("query_repo_one_group_of_ten_{kind}");
-        for r in [local, measured(&report, &g)] {
+        assert!(median(s3, "attach_s3_requests") > 0.0, "{s3}");
+        for r in [local, s3, measured(&report, &g)] {
             assert_eq!(median(r, "attached_answers_match_live"), 1.0, "{r}");
             assert!(median(r, "attached_warm_ms") > 0.0, "{r}");
             assert!(median(r, "attached_bytes_fetched") > 0.0, "{r}");

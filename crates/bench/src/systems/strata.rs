@@ -14,6 +14,9 @@ pub const PASSWORD: &str = "strata-bench-password";
 
 pub struct Strata {
     pub bin: PathBuf,
+    /// More environment for the servers it starts (the in-process S3 server's endpoint and
+    /// credentials, so attachments can reach it).
+    pub server_env: Vec<(String, String)>,
 }
 
 impl Strata {
@@ -158,7 +161,12 @@ impl Tsdb for Strata {
             data_dir.to_string_lossy().into_owned(),
         ];
         // The password lets the server attach the benchmark's repositories (query_repo).
-        let env = [("STRATA_REPO_PASSWORD", PASSWORD)];
+        let mut env = vec![("STRATA_REPO_PASSWORD", PASSWORD)];
+        env.extend(
+            self.server_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         let mut server = Server::start_env("strata server", &self.bin(), &args, &env, log)
             .map_err(|e| e.to_string())?;
         let base_url = format!("http://{listen}");
