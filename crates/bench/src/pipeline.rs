@@ -1,6 +1,7 @@
 //! One repetition for one system: a fresh server fed the base data set, then every scenario
 //! in order on that data (ingest → disk → queries → full backups → nothing-new and +1 %
-//! incremental → restore → write latency during backup → 10× memory). A step the system
+//! incremental → restore → the backup queried where it lies, local and S3 (Strata,
+//! `query_repo`) → write latency during backup → 10× memory). A step the system
 //! cannot do (yet) records "skipped: reason" and the steps that need it are skipped too; the
 //! run itself goes on. `--scenarios` (a [`Selection`]) leaves out the families not asked for
 //! and not needed by one that was.
