@@ -218,7 +218,9 @@ impl Acc {
         match (self.func, &fa.summary) {
             (AggFn::Count, _) => self.count += fa.count,
             (AggFn::Sum | AggFn::Mean, FieldSummary::F64(s)) => {
-                self.sum_f.get_or_insert_with(Box::default).add_sum(&s.sum);
+                self.sum_f
+                    .get_or_insert_with(Box::default)
+                    .add_stored(&s.sum);
                 self.saw_float = true;
                 self.count += fa.count;
             }

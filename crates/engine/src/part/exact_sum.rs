@@ -207,47 +207,116 @@ impl ExactSum {
         }
     }
 
+    /// The compact form kept in part summaries.
+    pub fn to_stored(&self) -> StoredSum {
+        let mut c = self.clone();
+        c.normalize();
+        let flags = u8::from(c.nan) | (u8::from(c.pos_inf) << 1) | (u8::from(c.neg_inf) << 2);
+        let Some(lo) = c.chunks.iter().position(|&x| x != 0) else {
+            return StoredSum::new(flags, 0, &[]);
+        };
+        let hi = c.chunks.iter().rposition(|&x| x != 0).unwrap_or(lo);
+        StoredSum::new(flags, lo, &c.chunks[lo..=hi])
+    }
+
+    /// Add a stored sum (exactly).
+    pub fn add_stored(&mut self, s: &StoredSum) {
+        let lo = usize::from(s.lo);
+        for (k, &x) in s.chunks().iter().enumerate() {
+            self.chunks[lo + k] += x;
+        }
+        self.nan |= s.flags & 1 != 0;
+        self.pos_inf |= s.flags & 2 != 0;
+        self.neg_inf |= s.flags & 4 != 0;
+        self.bump();
+    }
+}
+
+/// Chunks kept inline in a [`StoredSum`]: sums of values of similar magnitude span a few.
+const INLINE: usize = 4;
+
+/// An exact sum as part summaries keep it: its non-finite flags and its normalized non-zero
+/// chunks `lo..lo+n`, inline when there are few (an [`ExactSum`] is 560 bytes; a part's
+/// series table holds one per float field and block).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSum {
+    flags: u8,
+    lo: u8,
+    n: u8,
+    inline: [i64; INLINE],
+    heap: Option<Box<[i64]>>,
+}
+
+impl std::fmt::Debug for StoredSum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredSum({})", self.value())
+    }
+}
+
+impl StoredSum {
+    fn new(flags: u8, lo: usize, chunks: &[i64]) -> StoredSum {
+        let mut inline = [0; INLINE];
+        let heap = if chunks.len() <= INLINE {
+            inline[..chunks.len()].copy_from_slice(chunks);
+            None
+        } else {
+            Some(chunks.into())
+        };
+        StoredSum {
+            flags,
+            lo: lo as u8,
+            n: chunks.len() as u8,
+            inline,
+            heap,
+        }
+    }
+
+    fn chunks(&self) -> &[i64] {
+        match &self.heap {
+            Some(h) => h,
+            None => &self.inline[..usize::from(self.n)],
+        }
+    }
+
+    /// The sum rounded to the nearest double.
+    pub fn value(&self) -> f64 {
+        let mut e = ExactSum::new();
+        e.add_stored(self);
+        e.value()
+    }
+
     /// Stored form (part format v2, `docs/format/part.md`): `u8 flags` (1 NaN, 2 +inf,
     /// 4 -inf), `uvarint n`, and when `n > 0`: `uvarint lo`, then `n` zigzag varints, the
     /// normalized chunks `lo..lo+n` (all but the top chunk in `[0, 2^32)`).
     pub fn encode(&self, w: &mut ByteWriter) {
-        let mut c = self.clone();
-        c.normalize();
-        w.u8(u8::from(c.nan) | (u8::from(c.pos_inf) << 1) | (u8::from(c.neg_inf) << 2));
-        let Some(lo) = c.chunks.iter().position(|&x| x != 0) else {
-            w.uvarint(0);
+        w.u8(self.flags);
+        w.uvarint(u64::from(self.n));
+        if self.n == 0 {
             return;
-        };
-        let hi = c.chunks.iter().rposition(|&x| x != 0).unwrap_or(lo);
-        w.uvarint((hi - lo + 1) as u64);
-        w.uvarint(lo as u64);
-        for &x in &c.chunks[lo..=hi] {
+        }
+        w.uvarint(u64::from(self.lo));
+        for &x in self.chunks() {
             w.ivarint(x);
         }
     }
 
-    pub fn decode(r: &mut ByteReader<'_>) -> Result<ExactSum, ReadError> {
+    pub fn decode(r: &mut ByteReader<'_>) -> Result<StoredSum, ReadError> {
         let flags = r.u8()?;
         if flags & !7 != 0 {
             return Err(ReadError("bad sum flags"));
         }
-        let mut s = ExactSum {
-            nan: flags & 1 != 0,
-            pos_inf: flags & 2 != 0,
-            neg_inf: flags & 4 != 0,
-            ..ExactSum::default()
-        };
         let n = r.uvarint()? as usize;
         if n == 0 {
-            return Ok(s);
+            return Ok(StoredSum::new(flags, 0, &[]));
         }
         let lo = r.uvarint()? as usize;
         if n > NCHUNKS || lo > NCHUNKS - n {
             return Err(ReadError("bad sum chunk range"));
         }
-        for k in lo..lo + n {
+        let mut chunks = [0i64; NCHUNKS];
+        for (k, c) in chunks[..n].iter_mut().enumerate() {
             let x = r.ivarint()?;
-            let ok = if k == TOP {
+            let ok = if lo + k == TOP {
                 x.abs() <= MAX_STORED_TOP
             } else {
                 (0..=LOW_MASK).contains(&x)
@@ -255,9 +324,9 @@ impl ExactSum {
             if !ok {
                 return Err(ReadError("bad sum chunk"));
             }
-            s.chunks[k] = x;
+            *c = x;
         }
-        Ok(s)
+        Ok(StoredSum::new(flags, lo, &chunks[..n]))
     }
 }
 
@@ -352,9 +421,10 @@ mod tests {
             xs[cut..].iter().for_each(|&x| b.add(x));
             // Through the stored form, as a part summary travels.
             let mut w = ByteWriter::new();
-            b.encode(&mut w);
-            let b = ExactSum::decode(&mut ByteReader::new(&w.buf)).unwrap();
-            a.add_sum(&b);
+            b.to_stored().encode(&mut w);
+            let b = StoredSum::decode(&mut ByteReader::new(&w.buf)).unwrap();
+            prop_assert!(same(b.value(), sum(&xs[cut..])));
+            a.add_stored(&b);
             prop_assert!(same(a.value(), whole), "{} vs {}", a.value(), whole);
             let mut shuffled = xs.clone();
             let n = shuffled.len();

@@ -9,7 +9,7 @@
 
 use crate::format::{ByteReader, ByteWriter, ReadError};
 
-pub use super::exact_sum::ExactSum;
+pub use super::exact_sum::{ExactSum, StoredSum};
 
 /// Summary of one numeric field of one block.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +20,7 @@ pub enum FieldSummary {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct F64Summary {
-    pub sum: Box<ExactSum>,
+    pub sum: StoredSum,
     /// `None` when every value is NaN.
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -65,7 +65,7 @@ impl FieldSummary {
             last = Some((t, v));
         }
         Some(FieldSummary::F64(F64Summary {
-            sum: Box::new(sum),
+            sum: sum.to_stored(),
             min,
             max,
             first: first?,
@@ -148,7 +148,7 @@ impl FieldSummary {
         };
         let s = match ty {
             crate::record::TYPE_F64 => {
-                let sum = Box::new(ExactSum::decode(r)?);
+                let sum = StoredSum::decode(r)?;
                 let (min, max) = match r.u8()? {
                     0 => (None, None),
                     1 => (Some(r.f64()?), Some(r.f64()?)),
