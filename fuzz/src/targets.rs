@@ -63,7 +63,7 @@ pub fn engine_decoders(data: &[u8]) {
     if data.len() < 2 {
         return;
     }
-    let (which, n, b) = (data[0] % 5, data[1] as usize * 4, &data[2..]);
+    let (which, n, b) = (data[0] % 6, data[1] as usize * 4, &data[2..]);
     match which {
         0 => {
             let mut out = Vec::new();
@@ -81,9 +81,29 @@ pub fn engine_decoders(data: &[u8]) {
             let mut out = Vec::new();
             let _ = enc::decode_bool(b, n, &mut out);
         }
-        _ => {
+        4 => {
             let mut out = Vec::new();
             let _ = enc::decode_str(b, n, &mut out);
+        }
+        _ => {
+            // A part v2 block summary: decoded, its sum rounded, and stored again the same.
+            use strata_engine::FieldType;
+            use strata_engine::summary::FieldSummary;
+            let ty = if data[1] % 2 == 0 {
+                FieldType::F64
+            } else {
+                FieldType::I64
+            };
+            let (lo, hi) = (0, 1i64 << 62);
+            if let Ok(s) = FieldSummary::from_bytes(b, ty, lo, hi) {
+                if let FieldSummary::F64(f) = &s {
+                    let _ = f.sum.value();
+                }
+                let canonical = s.to_bytes(lo);
+                let again = FieldSummary::from_bytes(&canonical, ty, lo, hi)
+                    .unwrap_or_else(|e| panic!("a summary's own bytes do not decode: {e}"));
+                assert_eq!(again.to_bytes(lo), canonical);
+            }
         }
     }
 }
@@ -361,6 +381,22 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             push(2, &|b| enc::encode_f64(&fv, b));
             push(3, &|b| enc::encode_bool(&bv, b));
             push(4, &|b| enc::encode_str(&sv, b));
+            {
+                use strata_engine::summary::FieldSummary;
+                let lo = 0;
+                let fo: Vec<Option<f64>> = fv.iter().map(|&v| Some(v)).collect();
+                let io: Vec<Option<i64>> = iv.iter().map(|&v| Some(v)).collect();
+                if let Some(s) = FieldSummary::of_f64(&ts, &fo) {
+                    let mut b = vec![5, 0];
+                    b.extend(s.to_bytes(lo));
+                    out.push(b);
+                }
+                if let Some(s) = FieldSummary::of_i64(&ts, &io) {
+                    let mut b = vec![5, 1];
+                    b.extend(s.to_bytes(lo));
+                    out.push(b);
+                }
+            }
             out
         }
         "engine_data_dir" => {

@@ -198,6 +198,36 @@ impl FieldSummary {
     }
 }
 
+impl FieldSummary {
+    /// The stored form of the summary of a block starting at `min_ts` (tools, fuzzing).
+    pub fn to_bytes(&self, min_ts: i64) -> Vec<u8> {
+        let mut w = ByteWriter::new();
+        self.encode(min_ts, &mut w);
+        w.buf
+    }
+
+    /// Decode a whole stored summary of a field of type `ty` (f64 or i64) in a block spanning
+    /// `[min_ts, max_ts]` (tools, fuzzing).
+    pub fn from_bytes(
+        bytes: &[u8],
+        ty: crate::model::FieldType,
+        min_ts: i64,
+        max_ts: i64,
+    ) -> Result<FieldSummary, ReadError> {
+        let code = match ty {
+            crate::model::FieldType::F64 => crate::record::TYPE_F64,
+            crate::model::FieldType::I64 => crate::record::TYPE_I64,
+            _ => return Err(ReadError("summary of a non-numeric field")),
+        };
+        let mut r = ByteReader::new(bytes);
+        let s = FieldSummary::decode(&mut r, code, min_ts, max_ts)?;
+        if !r.is_empty() {
+            return Err(ReadError("trailing bytes after summary"));
+        }
+        Ok(s)
+    }
+}
+
 /// Whether a field of type `ty` carries a summary in part format v2.
 pub fn summarized(ty: u8) -> bool {
     ty == crate::record::TYPE_F64 || ty == crate::record::TYPE_I64

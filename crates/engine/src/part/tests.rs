@@ -291,6 +291,22 @@ mod summaries {
     }
 
     #[test]
+    fn stored_summaries_round_trip_and_refuse_trailing_bytes() {
+        use crate::model::FieldType;
+        let ts: Vec<i64> = (0..64).map(|i| 1_700_000_000_000 + i * 1000).collect();
+        let f: Vec<Option<f64>> = (0..64).map(|i| Some(i as f64 * 0.25)).collect();
+        let s = FieldSummary::of_f64(&ts, &f).unwrap();
+        let b = s.to_bytes(0);
+        assert_eq!(FieldSummary::from_bytes(&b, FieldType::F64, 0, 1 << 62).unwrap(), s);
+        let mut long = b.clone();
+        long.push(0);
+        assert!(FieldSummary::from_bytes(&long, FieldType::F64, 0, 1 << 62).is_err());
+        // Timestamps outside the block are refused.
+        assert!(FieldSummary::from_bytes(&b, FieldType::F64, 0, 1000).is_err());
+        assert!(FieldSummary::from_bytes(&b, FieldType::Str, 0, 1 << 62).is_err());
+    }
+
+    #[test]
     fn strings_and_bools_have_no_summary_and_many_blocks_each_have_theirs() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("p");
