@@ -89,7 +89,7 @@ pub fn engine_decoders(data: &[u8]) {
             // A part v2 block summary: decoded, its sum rounded, and stored again the same.
             use strata_engine::FieldType;
             use strata_engine::summary::FieldSummary;
-            let ty = if data[1] % 2 == 0 {
+            let ty = if data[1].is_multiple_of(2) {
                 FieldType::F64
             } else {
                 FieldType::I64

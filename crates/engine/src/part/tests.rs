@@ -297,7 +297,10 @@ mod summaries {
         let f: Vec<Option<f64>> = (0..64).map(|i| Some(i as f64 * 0.25)).collect();
         let s = FieldSummary::of_f64(&ts, &f).unwrap();
         let b = s.to_bytes(0);
-        assert_eq!(FieldSummary::from_bytes(&b, FieldType::F64, 0, 1 << 62).unwrap(), s);
+        assert_eq!(
+            FieldSummary::from_bytes(&b, FieldType::F64, 0, 1 << 62).unwrap(),
+            s
+        );
         let mut long = b.clone();
         long.push(0);
         assert!(FieldSummary::from_bytes(&long, FieldType::F64, 0, 1 << 62).is_err());
