@@ -275,20 +275,41 @@ fn fold_agg(
         min_ts: i64::MAX,
     };
     let mut next_block = blocks.iter().peekable();
-    for (i, &ts) in s.timestamps.iter().enumerate() {
-        while let Some(b) = next_block.next_if(|b| b.max_ts < ts) {
+    let ts = &s.timestamps;
+    let mut i = 0;
+    while i < ts.len() {
+        while let Some(b) = next_block.next_if(|b| b.max_ts < ts[i]) {
             f.block(b, s, map, acct)?;
         }
-        let bucket = bucket_of(agg, ts);
-        for (c, (name, col)) in map.iter().zip(&s.columns) {
-            let (Some(fi), Some(cell)) = (*c, Cell::at(col, i)) else {
-                continue;
-            };
-            f.min_ts = f.min_ts.min(ts);
-            if let Some(acc) = f.acc(bucket, fi, acct)? {
-                acc.add(name, ts, cell)?;
+        // A run of points in one bucket (and before the next summarized block) shares its
+        // accumulators: one bucket lookup per run, not per point and field.
+        let bucket = bucket_of(agg, ts[i]);
+        let before = next_block.peek().map_or(i64::MAX, |b| b.min_ts);
+        let mut j = i + 1;
+        while j < ts.len() && ts[j] < before && bucket_of(agg, ts[j]) == bucket {
+            j += 1;
+        }
+        let mut min_ts = f.min_ts;
+        // As point by point: the bucket is made (or refused) at the run's first value.
+        let any = (i..j).any(|k| {
+            map.iter()
+                .zip(&s.columns)
+                .any(|(c, (_, col))| c.is_some() && Cell::at(col, k).is_some())
+        });
+        let mut accs = if any { f.accs(bucket, acct)? } else { None };
+        for (k, &t) in ts.iter().enumerate().take(j).skip(i) {
+            for (c, (name, col)) in map.iter().zip(&s.columns) {
+                let (Some(fi), Some(cell)) = (*c, Cell::at(col, k)) else {
+                    continue;
+                };
+                min_ts = min_ts.min(t);
+                if let Some(acc) = accs.as_deref_mut().and_then(|a| a.get_mut(fi)) {
+                    acc.add(name, t, cell)?;
+                }
             }
         }
+        f.min_ts = min_ts;
+        i = j;
     }
     for b in next_block {
         f.block(b, s, map, acct)?;
@@ -314,13 +335,12 @@ struct BucketFolder<'b, 'q> {
 }
 
 impl BucketFolder<'_, '_> {
-    /// The accumulator of field `fi` in `bucket`, made if the answer can show it.
-    fn acc(
+    /// The accumulators of `bucket`, made if the answer can show it.
+    fn accs(
         &mut self,
         bucket: i64,
-        fi: usize,
         acct: &mut Account,
-    ) -> Result<Option<&mut Acc>, QueryError> {
+    ) -> Result<Option<&mut Vec<Acc>>, QueryError> {
         if !self.buckets.contains_key(&bucket) {
             if !make_room(self.buckets, bucket, self.q, self.bucket_bytes, acct) {
                 return Ok(None);
@@ -332,7 +352,17 @@ impl BucketFolder<'_, '_> {
             let func = self.agg.func;
             accs.resize_with(self.width, || Acc::new(func));
         }
-        Ok(accs.get_mut(fi))
+        Ok(Some(accs))
+    }
+
+    /// The accumulator of field `fi` in `bucket`, made if the answer can show it.
+    fn acc(
+        &mut self,
+        bucket: i64,
+        fi: usize,
+        acct: &mut Account,
+    ) -> Result<Option<&mut Acc>, QueryError> {
+        Ok(self.accs(bucket, acct)?.and_then(|a| a.get_mut(fi)))
     }
 
     fn block(

@@ -292,14 +292,30 @@ fn project(
     names: &[String],
     types: &BTreeMap<String, FieldType>,
 ) -> Option<SeriesData> {
-    let by_name: HashMap<&str, &Column> = rows.cols.iter().map(|(n, c)| (n.as_str(), c)).collect();
-    let src: Vec<Option<&Column>> = names
+    let by_name: HashMap<&str, usize> = rows
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(k, (n, _))| (n.as_str(), k))
+        .collect();
+    let idx: Vec<Option<usize>> = names
         .iter()
         .map(|n| by_name.get(n.as_str()).copied())
         .collect();
-    let keep: Vec<usize> = (0..rows.ts.len())
-        .filter(|&i| src.iter().any(|c| c.is_some_and(|c| !is_null(c, i))))
-        .collect();
+    drop(by_name);
+    let src: Vec<Option<&Column>> = idx.iter().map(|k| k.map(|k| &rows.cols[k].1)).collect();
+    let kept = |i: usize| src.iter().any(|c| c.is_some_and(|c| !is_null(c, i)));
+    let n = rows.ts.len();
+    let distinct = idx
+        .iter()
+        .enumerate()
+        .all(|(a, k)| k.is_none() || !idx[..a].contains(k));
+    if distinct && (0..n).all(kept) {
+        // Every row stays: the columns move as they are (no copy of a value).
+        drop(src);
+        return Some(move_columns(meta, rows, names, &idx, types));
+    }
+    let keep: Vec<usize> = (0..n).filter(|&i| kept(i)).collect();
     if keep.is_empty() {
         return None;
     }
@@ -319,6 +335,46 @@ fn project(
         timestamps: keep.iter().map(|&i| rows.ts[i]).collect(),
         columns,
     })
+}
+
+/// [`project`] when every row stays and each source column is used once: columns of the
+/// projected type move, absent (or, as `push_from` does, mistyped) ones become nulls.
+fn move_columns(
+    meta: &SeriesMeta,
+    mut rows: Rows,
+    names: &[String],
+    idx: &[Option<usize>],
+    types: &BTreeMap<String, FieldType>,
+) -> SeriesData {
+    let n = rows.ts.len();
+    let columns = names
+        .iter()
+        .zip(idx)
+        .map(|(name, k)| {
+            let t = types[name];
+            let col = match k {
+                Some(k) if crate::rows::column_type(&rows.cols[*k].1) == t => {
+                    std::mem::replace(&mut rows.cols[*k].1, empty_column(t))
+                }
+                _ => nulls(t, n),
+            };
+            (name.clone(), col)
+        })
+        .collect();
+    SeriesData {
+        tags: meta.tags.clone(),
+        timestamps: rows.ts,
+        columns,
+    }
+}
+
+fn nulls(t: FieldType, n: usize) -> Column {
+    match t {
+        FieldType::F64 => Column::F64(vec![None; n]),
+        FieldType::I64 => Column::I64(vec![None; n]),
+        FieldType::Bool => Column::Bool(vec![None; n]),
+        FieldType::Str => Column::Str(vec![None; n]),
+    }
 }
 
 /// The series tables are derived from the parts' own `index.bin`; reloading them rebuilds
