@@ -421,6 +421,6 @@ fn ttl_leaves_out_the_same_points_with_and_without_summaries() {
     }
     // h0 holds 134 distinct timestamps (130 flushed, 4 more in the memtable); those in
     // segments past the TTL are left out, those of the last two days or so are kept.
-    assert!(total >= 4 + 24 && total < 134, "{total}");
+    assert!((4 + 24..134).contains(&total), "{total}");
     assert!(counting.1.get() > 0);
 }
