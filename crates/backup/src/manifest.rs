@@ -3,8 +3,8 @@
 //! one: [`Manifest::validate`] rejects paths that could escape a directory and sizes that do
 //! not add up before restore writes anything.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use strata_engine::backup_api::CatalogExport;
@@ -143,24 +143,16 @@ pub struct Manifest {
 
 /// A relative path that stays inside its base: no root, no `..`, no `.`, nothing empty.
 pub fn safe_rel_path(p: &str) -> Option<PathBuf> {
-    if p.is_empty() || p.contains('\0') || p.contains('\\') || p.ends_with('/') {
-        return None;
-    }
-    let mut out = PathBuf::new();
-    for seg in p.split('/') {
-        if seg.is_empty() || seg == "." || seg == ".." {
-            return None;
-        }
-        // `Component::Normal` also rules out a Windows prefix or root hiding in a segment.
-        match Path::new(seg).components().next() {
-            Some(Component::Normal(s)) if s == seg => out.push(s),
-            _ => return None,
-        }
-    }
-    if out.as_os_str().is_empty() {
-        return None;
-    }
-    Some(out)
+    is_safe_rel_path(p).then(|| PathBuf::from(p))
+}
+
+/// [`safe_rel_path`] without building the path (a manifest of 1,000 parts checks ~4,000).
+/// Every `/`-separated segment is non-empty, not `.` or `..`, and free of NUL and `\\`, so
+/// on Unix each is one `Component::Normal` and the path stays below its root.
+pub fn is_safe_rel_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.bytes().any(|b| b == 0 || b == b'\\')
+        && p.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 fn is_hex_id(s: &str) -> bool {
@@ -202,16 +194,21 @@ impl Manifest {
         if self.id != expected_id {
             return Err(self.hostile(format!("claims id {} under {expected_id}", self.id)));
         }
-        let mut seen = HashSet::new();
+        // FxHash: a manifest of 1,000 parts checks ~20,000 paths here on every backup.
+        let mut seen = rustc_hash::FxHashSet::default();
+        seen.reserve(self.files.len());
         let mut total = 0u64;
         for f in &self.files {
-            if safe_rel_path(&f.path).is_none() {
+            if !is_safe_rel_path(&f.path) {
                 return Err(self.hostile(format!("unsafe file path {:?}", f.path)));
             }
             if !seen.insert(f.path.as_str()) {
                 return Err(self.hostile(format!("file {:?} listed twice", f.path)));
             }
-            if !is_hex_id(&f.object) || f.digest.len() != 64 || hex::decode(&f.digest).is_err() {
+            if !is_hex_id(&f.object)
+                || f.digest.len() != 64
+                || !f.digest.bytes().all(|b| b.is_ascii_hexdigit())
+            {
                 return Err(self.hostile(format!("file {:?} has a malformed id", f.path)));
             }
             // The smallest object is a header and one empty frame; a plaintext can only grow
@@ -235,7 +232,7 @@ impl Manifest {
             .map(|p| (&p.dir, "part"))
             .chain(self.wal.iter().map(|w| (&w.path, "WAL")))
         {
-            if safe_rel_path(dir).is_none() {
+            if !is_safe_rel_path(dir) {
                 return Err(self.hostile(format!("unsafe {what} path {dir:?}")));
             }
         }
@@ -304,6 +301,7 @@ impl Manifest {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
+    use std::path::{Component, Path};
 
     pub fn sample() -> Manifest {
         Manifest {
@@ -364,6 +362,40 @@ pub(crate) mod tests {
             newer.validate("s1"),
             Err(Error::UnsupportedVersion { found: 2, .. })
         ));
+    }
+
+    /// The fast check agrees with the definition by path components on every string of up
+    /// to six characters over an alphabet of the characters that matter.
+    #[test]
+    fn fast_path_check_matches_the_component_definition() {
+        fn by_components(p: &str) -> bool {
+            if p.is_empty() || p.contains('\0') || p.contains('\\') || p.ends_with('/') {
+                return false;
+            }
+            p.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && matches!(Path::new(seg).components().next(),
+                        Some(Component::Normal(s)) if s == seg)
+            })
+        }
+        let alphabet = ['a', '.', '/', '\\', '\0'];
+        let mut words = vec![String::new()];
+        for _ in 0..6 {
+            let next: Vec<String> = words
+                .iter()
+                .filter(|w| w.len() < 6)
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(next);
+            words.sort();
+            words.dedup();
+        }
+        assert!(words.len() > 19_000);
+        for w in &words {
+            assert_eq!(is_safe_rel_path(w), by_components(w), "{w:?}");
+        }
     }
 
     #[test]

@@ -275,14 +275,42 @@ impl Repository {
     pub async fn upload_from<R: tokio::io::AsyncRead + Unpin>(
         &self,
         id: &str,
-        mut f: R,
+        f: R,
         file: &FsPath,
         size: u64,
         digest: &[u8; 32],
         overwrite: bool,
     ) -> Result<u64> {
+        self.upload_stream(id, f, file, (size, digest), overwrite, self.compression)
+            .await
+    }
+
+    /// [`Repository::upload_from`] of bytes that are compressed already (a part's files):
+    /// stored raw without trying zstd on them.
+    pub async fn upload_compressed<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        id: &str,
+        f: R,
+        file: &FsPath,
+        size: u64,
+        digest: &[u8; 32],
+        overwrite: bool,
+    ) -> Result<u64> {
+        self.upload_stream(id, f, file, (size, digest), overwrite, Compression::None)
+            .await
+    }
+
+    async fn upload_stream<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        id: &str,
+        mut f: R,
+        file: &FsPath,
+        (size, digest): (u64, &[u8; 32]),
+        overwrite: bool,
+        compression: Compression,
+    ) -> Result<u64> {
         let name = object_path(id);
-        let mut enc = Encoder::new(self.keys.as_ref(), name.as_ref(), self.compression);
+        let mut enc = Encoder::new(self.keys.as_ref(), name.as_ref(), compression);
         let frames = size.div_ceil(FRAME_SIZE as u64).max(1);
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; FRAME_SIZE];
@@ -429,16 +457,35 @@ impl Repository {
 
     /// Writes a manifest: the commit point of a backup.
     pub async fn save_manifest(&self, m: &Manifest) -> Result<()> {
-        let name = snapshot_path(&m.id);
-        let json = serde_json::to_vec(m)
-            .map_err(|e| Error::InvalidArgument(format!("encoding manifest: {e}")))?;
-        let bytes = format::encode_all(self.keys.as_ref(), name.as_ref(), self.compression, &json)?;
-        put_create(&self.store, &name, bytes).await?;
+        self.write_manifest(m).await?;
         // Only what a reader would accept serves as a parent (as `load_manifest` checks).
         if m.validate(&m.id).is_ok() {
             self.remember(Arc::new(m.clone()));
         }
         Ok(())
+    }
+
+    /// [`Self::save_manifest`] of a manifest the caller has just validated
+    /// ([`Manifest::validate`]): remembered as the next parent as it is.
+    pub async fn save_validated_manifest(&self, m: Arc<Manifest>) -> Result<()> {
+        self.write_manifest(&m).await?;
+        self.remember(m);
+        Ok(())
+    }
+
+    async fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let name = snapshot_path(&m.id);
+        let json = serde_json::to_vec(m)
+            .map_err(|e| Error::InvalidArgument(format!("encoding manifest: {e}")))?;
+        // Manifests are on every backup's critical path (about a megabyte of JSON for 1,000
+        // parts, even when nothing is new): zstd at level 1 at most, which shrinks JSON nearly
+        // as well as the repository's level and costs half the time.
+        let compression = match self.compression {
+            Compression::Zstd(l) => Compression::Zstd(l.min(1)),
+            c => c,
+        };
+        let bytes = format::encode_all(self.keys.as_ref(), name.as_ref(), compression, &json)?;
+        put_create(&self.store, &name, bytes).await
     }
 
     fn remember(&self, m: Arc<Manifest>) {

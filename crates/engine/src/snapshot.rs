@@ -84,6 +84,18 @@ pub struct SnapshotFile {
     pub source: FileSource,
 }
 
+impl SnapshotFile {
+    /// Whether the bytes are compressed already, so a backup gains nothing from compressing
+    /// them again: a part's `data.bin` (column encodings, zstd inside where it pays) and
+    /// `index.bin` (one zstd frame). WAL segments and metadata are not.
+    pub fn is_compressed(&self) -> bool {
+        self.kind == SnapshotFileKind::Part
+            && self.rel_path.file_name().is_some_and(|n| {
+                n == crate::part::DATA_FILE || n == crate::part::INDEX_FILE
+            })
+    }
+}
+
 /// Whether `p` is relative, non-empty and free of `..`, root and prefix components.
 pub fn is_safe_rel(p: &std::path::Path) -> bool {
     use std::path::Component;

@@ -102,7 +102,7 @@ impl Backups {
         repo: Arc<Repository>,
         spec: &BackupSpec,
         h: &JobHandle,
-    ) -> Result<(Manifest, PhaseTimings), String> {
+    ) -> Result<(Arc<Manifest>, PhaseTimings), String> {
         let source = EngineSource::new(self.engine.clone());
         let opts = BackupOptions {
             full: spec.full,

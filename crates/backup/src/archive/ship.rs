@@ -224,21 +224,21 @@ impl Shipper {
         s.archived_lsn.store(m.lsn, Ordering::Relaxed);
         tracing::info!(chain = %m.id, lsn = m.lsn, "archive chain started from snapshot");
         Ok(Step::NewChain {
-            chain: m.id,
+            chain: m.id.clone(),
             lsn: m.lsn,
         })
     }
 
     /// The manifest of `snap`: the one an earlier attempt wrote (its reply lost), or a new
     /// backup of it.
-    async fn back_up_base(&self, snap: &Snapshot, resumed: bool) -> Result<Manifest> {
+    async fn back_up_base(&self, snap: &Snapshot, resumed: bool) -> Result<Arc<Manifest>> {
         if resumed
             && let Some(m) = self.repo.newest_manifest_of(&snap.node_id).await?
             && m.lsn == snap.lsn
             && m.time == snap.taken_at
         {
             tracing::info!(snapshot = %m.id, "adopting the chain start's manifest written by a failed attempt");
-            return Ok((*m).clone());
+            return Ok(m);
         }
         let progress = Arc::new(Progress::default());
         backup(self.repo.clone(), snap, &BackupOptions::default(), progress).await

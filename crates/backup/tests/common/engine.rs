@@ -93,5 +93,5 @@ pub async fn back_up(
     .await
     .unwrap();
     e.release_snapshot(&snap.id).unwrap();
-    m
+    std::sync::Arc::unwrap_or_clone(m)
 }

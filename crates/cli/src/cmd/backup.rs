@@ -122,7 +122,7 @@ async fn from_data_dir(
     opts: &BackupOptions,
     progress: Arc<Progress>,
     t: &mut Timings,
-) -> anyhow::Result<Manifest> {
+) -> anyhow::Result<Arc<Manifest>> {
     let clock = Instant::now();
     if !dir.is_dir() {
         bail!("data directory {} does not exist", dir.display());
@@ -243,7 +243,7 @@ async fn from_server(
     opts: &BackupOptions,
     progress: Arc<Progress>,
     t: &mut Timings,
-) -> anyhow::Result<Manifest> {
+) -> anyhow::Result<Arc<Manifest>> {
     let source = ServerSource {
         client: reqwest::Client::new(),
         base: url.trim_end_matches('/').to_string(),

@@ -148,8 +148,9 @@ pub struct MetaFileDigest {
 }
 
 pub fn parse_digest(hex_str: &str) -> Option<[u8; 32]> {
-    let v = hex::decode(hex_str).ok()?;
-    v.try_into().ok()
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_str, &mut out).ok()?;
+    Some(out)
 }
 
 #[cfg(test)]
