@@ -477,8 +477,15 @@ async fn stage_and_swap(
             .await?;
             linked?;
             progress.set_phase("checking the restored files");
+            // Every file was checked against its digest as it was fetched: the check reads
+            // metadata and structure, and hashes no part file a second time.
+            let verified = plan
+                .fetch
+                .iter()
+                .map(|f| Ok((PathBuf::from(&f.path), parse_digest(&f.digest)?)))
+                .collect::<Result<std::collections::HashMap<_, _>>>()?;
             let (staged, found) = blocking(move || {
-                let r = staged.check();
+                let r = staged.check_verified(&verified);
                 (staged, r)
             })
             .await?;

@@ -8,6 +8,7 @@
 //! damaged file with what is wrong. Things that are not damage but that the next read-write open
 //! would remove (unpublished parts, scratch files) are reported as notes.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -48,6 +49,10 @@ impl CheckReport {
 struct Checker<'a> {
     root: &'a Path,
     report: CheckReport,
+    /// Files (by path under the root) whose content was already checked against a digest as
+    /// they were written (a restore verifies every file as it downloads it): a part file whose
+    /// recorded digest equals it is not read and hashed again.
+    verified: Option<&'a HashMap<PathBuf, [u8; 32]>>,
 }
 
 impl Checker<'_> {
@@ -115,6 +120,18 @@ fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
 /// Checks every file of the data directory (or snapshot) `dir` without modifying anything.
 /// Fails only when `dir` itself cannot be read; damage is reported in the [`CheckReport`].
 pub fn check_dir(dir: &Path) -> Result<CheckReport> {
+    check_dir_with(dir, None)
+}
+
+/// [`check_dir`] of a directory whose files were verified as they were written, each against
+/// the digest in `verified` (paths relative to `dir`). A part file is hashed again only when
+/// its digest in `meta.bin` differs from the verified one (or none was given); everything
+/// else is checked as by [`check_dir`].
+pub fn check_verified_dir(dir: &Path, verified: &HashMap<PathBuf, [u8; 32]>) -> Result<CheckReport> {
+    check_dir_with(dir, Some(verified))
+}
+
+fn check_dir_with(dir: &Path, verified: Option<&HashMap<PathBuf, [u8; 32]>>) -> Result<CheckReport> {
     if !dir.is_dir() {
         return Err(Error::InvalidInput(format!(
             "{} is not a directory",
@@ -127,6 +144,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
             dir: dir.to_path_buf(),
             ..Default::default()
         },
+        verified,
     };
     check_tree(&mut c, dir)?;
     Ok(c.report)
@@ -265,7 +283,11 @@ fn check_part(c: &mut Checker<'_>, pdir: &Path, id: u64, group: &str, segment: i
     for f in [part::META_FILE, part::INDEX_FILE, part::DATA_FILE] {
         c.counted(&pdir.join(f));
     }
-    match part::verify_part_files(&RealVfs, pdir) {
+    let checked = match verified_part(c, pdir) {
+        Some(meta) => Ok(meta),
+        None => part::verify_part_files(&RealVfs, pdir),
+    };
+    match checked {
         Ok(meta) => {
             if meta.part_id != id
                 || meta.group != group
@@ -471,4 +493,23 @@ mod tests {
             }
         }
     }
+}
+
+/// The part's metadata when every file it lists was verified as written against the very
+/// digest `meta.bin` records and has the recorded size (then nothing is read again but
+/// `meta.bin`; the series table is parsed when the engine opens the part). `None`: check it
+/// by reading.
+fn verified_part(c: &Checker<'_>, pdir: &Path) -> Option<part::PartMeta> {
+    let verified = c.verified?;
+    let meta = part::PartMeta::read(&RealVfs, pdir).ok()?;
+    let rel = c.rel(pdir);
+    let all = meta.files.iter().all(|f| {
+        !f.name.contains('/')
+            && matches!(
+                (verified.get(&rel.join(&f.name)), part::parse_digest(&f.blake3)),
+                (Some(v), Some(d)) if *v == d
+            )
+            && std::fs::metadata(pdir.join(&f.name)).is_ok_and(|m| m.len() == f.size)
+    });
+    all.then_some(meta)
 }

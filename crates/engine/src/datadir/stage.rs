@@ -101,6 +101,16 @@ impl StagedDir {
         check::check_dir(&self.path)
     }
 
+    /// [`Self::check`] of a staged copy whose files were each verified against `verified`
+    /// (path inside the data directory → BLAKE3) as they were fetched: part files whose
+    /// metadata records those digests are not read and hashed a second time.
+    pub fn check_verified(
+        &self,
+        verified: &std::collections::HashMap<std::path::PathBuf, [u8; 32]>,
+    ) -> Result<CheckReport> {
+        check::check_verified_dir(&self.path, verified)
+    }
+
     /// Opens the staged directory once (replays the WAL to the cut, removes nothing
     /// unpublished because there is nothing), rebuilds the series index, closes it (flush,
     /// fsync), records `node_id` if given, and makes the whole tree durable.
