@@ -9,7 +9,7 @@
 //! a 16-byte BLAKE3 checksum. The last frame carries a FINAL flag, so truncation is detected.
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::aead::{Aead, AeadInOut, Payload};
 
 use crate::crypto::{Keys, gcm_nonce, random_bytes};
 use crate::error::{Error, Result};
@@ -44,6 +44,8 @@ pub struct Encoder {
     /// Set once a frame did not compress: the rest of the object is stored raw without trying
     /// (parts are compressed already; zstd on them only burns CPU).
     gave_up: bool,
+    /// The frame being sealed (plaintext, then ciphertext in place).
+    scratch: Vec<u8>,
 }
 
 impl Encoder {
@@ -67,6 +69,7 @@ impl Encoder {
             compression,
             index: 0,
             gave_up: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -76,8 +79,17 @@ impl Encoder {
 
     /// Encodes one frame (length prefix included). `data` must be at most [`FRAME_SIZE`] bytes.
     pub fn frame(&mut self, data: &[u8], last: bool) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.frame_into(&mut out, data, last)?;
+        Ok(out)
+    }
+
+    /// [`Encoder::frame`] appended to `out`, through one scratch buffer the encoder keeps:
+    /// no allocation per frame once `out` has room (a backup writes thousands of frames).
+    pub fn frame_into(&mut self, out: &mut Vec<u8>, data: &[u8], last: bool) -> Result<()> {
         debug_assert!(data.len() <= FRAME_SIZE);
-        let mut plain = Vec::with_capacity(data.len() + 2);
+        let plain = &mut self.scratch;
+        plain.clear();
         plain.push(CODEC_RAW);
         plain.push(if last { FLAG_FINAL } else { 0 });
         let compressed = match self.compression {
@@ -97,27 +109,28 @@ impl Encoder {
                 plain.extend_from_slice(data);
             }
         }
-        let body = match &self.cipher {
-            Some(cipher) => cipher
-                .encrypt(
-                    &frame_nonce(self.index),
-                    Payload {
-                        msg: &plain,
-                        aad: &self.aad,
-                    },
-                )
-                .map_err(|_| Error::InvalidArgument("frame encryption failed".into()))?,
-            None => {
-                let sum = frame_checksum(&self.aad, self.index, &plain);
-                plain.extend_from_slice(&sum);
-                plain
+        let trailer: [u8; TAG_LEN] = match &self.cipher {
+            Some(cipher) => {
+                let tag = cipher
+                    .encrypt_inout_detached(
+                        &frame_nonce(self.index),
+                        &self.aad,
+                        plain.as_mut_slice().into(),
+                    )
+                    .map_err(|_| Error::InvalidArgument("frame encryption failed".into()))?;
+                let mut t = [0u8; TAG_LEN];
+                t.copy_from_slice(&tag);
+                t
             }
+            None => frame_checksum(&self.aad, self.index, plain),
         };
         self.index += 1;
-        let mut out = Vec::with_capacity(body.len() + 4);
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-        Ok(out)
+        let body = plain.len() + trailer.len();
+        out.reserve(4 + body);
+        out.extend_from_slice(&(body as u32).to_le_bytes());
+        out.extend_from_slice(plain);
+        out.extend_from_slice(&trailer);
+        Ok(())
     }
 }
 
@@ -308,14 +321,15 @@ pub fn encode_all(
     data: &[u8],
 ) -> Result<Vec<u8>> {
     let mut enc = Encoder::new(keys, name, compression);
-    let mut out = enc.header().to_vec();
+    let mut out = Vec::with_capacity(crate::manifest::max_stored_size(data.len() as u64) as usize);
+    out.extend_from_slice(enc.header());
     let mut chunks = data.chunks(FRAME_SIZE).peekable();
     if chunks.peek().is_none() {
-        out.extend(enc.frame(&[], true)?);
+        enc.frame_into(&mut out, &[], true)?;
     }
     while let Some(c) = chunks.next() {
         let last = chunks.peek().is_none();
-        out.extend(enc.frame(c, last)?);
+        enc.frame_into(&mut out, c, last)?;
     }
     Ok(out)
 }

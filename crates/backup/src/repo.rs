@@ -318,7 +318,8 @@ impl Repository {
             path: file.to_path_buf(),
             detail: detail.to_string(),
         };
-        let mut read_frame = async |i: u64, enc: &mut Encoder| -> Result<Vec<u8>> {
+        // Appends frame `i` to `out`.
+        let mut read_frame = async |i: u64, enc: &mut Encoder, out: &mut Vec<u8>| -> Result<()> {
             let n = (size - i * FRAME_SIZE as u64).min(FRAME_SIZE as u64) as usize;
             f.read_exact(&mut buf[..n])
                 .await
@@ -334,12 +335,14 @@ impl Repository {
                     return Err(changed("longer than recorded"));
                 }
             }
-            enc.frame(&buf[..n], last)
+            enc.frame_into(out, &buf[..n], last)
         };
         if max_stored_size(size) <= MULTIPART_CHUNK as u64 {
-            let mut out = enc.header().to_vec();
+            // Sized for the largest the object can be: the frames land in place, once.
+            let mut out = Vec::with_capacity(max_stored_size(size) as usize);
+            out.extend_from_slice(enc.header());
             for i in 0..frames {
-                out.extend(read_frame(i, &mut enc).await?);
+                read_frame(i, &mut enc, &mut out).await?;
             }
             if hasher.finalize().as_bytes() != digest {
                 return Err(changed("content digest differs from the recorded one"));
@@ -373,14 +376,13 @@ impl Repository {
         let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
         let mut stored = enc.header().len() as u64;
         w.write(enc.header());
+        let mut frame = Vec::with_capacity(max_stored_size(FRAME_SIZE as u64) as usize);
         for i in 0..frames {
-            let frame = match read_frame(i, &mut enc).await {
-                Ok(fr) => fr,
-                Err(e) => {
-                    let _ = w.abort().await;
-                    return Err(e);
-                }
-            };
+            frame.clear();
+            if let Err(e) = read_frame(i, &mut enc, &mut frame).await {
+                let _ = w.abort().await;
+                return Err(e);
+            }
             stored += frame.len() as u64;
             w.wait_for_capacity(2).await?;
             w.write(&frame);
