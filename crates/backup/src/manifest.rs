@@ -152,7 +152,8 @@ pub fn safe_rel_path(p: &str) -> Option<PathBuf> {
 pub fn is_safe_rel_path(p: &str) -> bool {
     !p.is_empty()
         && !p.bytes().any(|b| b == 0 || b == b'\\')
-        && p.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && p.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 fn is_hex_id(s: &str) -> bool {

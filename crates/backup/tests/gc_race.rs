@@ -51,7 +51,7 @@ async fn backup_engine(repo: &Arc<Repository>, e: &Engine) -> Manifest {
     .await
     .unwrap();
     e.release_snapshot(&snap.id).unwrap();
-    m
+    Arc::unwrap_or_clone(m)
 }
 
 async fn verify_all(repo: &Repository) {

@@ -46,7 +46,7 @@ async fn backup_engine(repo: &Arc<Repository>, e: &Engine, opts: &BackupOptions)
         .await
         .unwrap();
     e.release_snapshot(&snap.id).unwrap();
-    m
+    Arc::unwrap_or_clone(m)
 }
 
 async fn backup_dir(repo: &Arc<Repository>, dir: &Path, opts: &BackupOptions) -> Manifest {

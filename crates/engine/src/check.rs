@@ -127,11 +127,17 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
 /// the digest in `verified` (paths relative to `dir`). A part file is hashed again only when
 /// its digest in `meta.bin` differs from the verified one (or none was given); everything
 /// else is checked as by [`check_dir`].
-pub fn check_verified_dir(dir: &Path, verified: &HashMap<PathBuf, [u8; 32]>) -> Result<CheckReport> {
+pub fn check_verified_dir(
+    dir: &Path,
+    verified: &HashMap<PathBuf, [u8; 32]>,
+) -> Result<CheckReport> {
     check_dir_with(dir, Some(verified))
 }
 
-fn check_dir_with(dir: &Path, verified: Option<&HashMap<PathBuf, [u8; 32]>>) -> Result<CheckReport> {
+fn check_dir_with(
+    dir: &Path,
+    verified: Option<&HashMap<PathBuf, [u8; 32]>>,
+) -> Result<CheckReport> {
     if !dir.is_dir() {
         return Err(Error::InvalidInput(format!(
             "{} is not a directory",
@@ -407,6 +413,25 @@ fn check_wal(c: &mut Checker<'_>, dir: &Path, ckpt: Option<&Checkpoint>) -> Resu
     Ok(())
 }
 
+/// The part's metadata when every file it lists was verified as written against the very
+/// digest `meta.bin` records and has the recorded size (then nothing is read again but
+/// `meta.bin`; the series table is parsed when the engine opens the part). `None`: check it
+/// by reading.
+fn verified_part(c: &Checker<'_>, pdir: &Path) -> Option<part::PartMeta> {
+    let verified = c.verified?;
+    let meta = part::PartMeta::read(&RealVfs, pdir).ok()?;
+    let rel = c.rel(pdir);
+    let all = meta.files.iter().all(|f| {
+        !f.name.contains('/')
+            && matches!(
+                (verified.get(&rel.join(&f.name)), part::parse_digest(&f.blake3)),
+                (Some(v), Some(d)) if *v == d
+            )
+            && std::fs::metadata(pdir.join(&f.name)).is_ok_and(|m| m.len() == f.size)
+    });
+    all.then_some(meta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,23 +518,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The part's metadata when every file it lists was verified as written against the very
-/// digest `meta.bin` records and has the recorded size (then nothing is read again but
-/// `meta.bin`; the series table is parsed when the engine opens the part). `None`: check it
-/// by reading.
-fn verified_part(c: &Checker<'_>, pdir: &Path) -> Option<part::PartMeta> {
-    let verified = c.verified?;
-    let meta = part::PartMeta::read(&RealVfs, pdir).ok()?;
-    let rel = c.rel(pdir);
-    let all = meta.files.iter().all(|f| {
-        !f.name.contains('/')
-            && matches!(
-                (verified.get(&rel.join(&f.name)), part::parse_digest(&f.blake3)),
-                (Some(v), Some(d)) if *v == d
-            )
-            && std::fs::metadata(pdir.join(&f.name)).is_ok_and(|m| m.len() == f.size)
-    });
-    all.then_some(meta)
 }

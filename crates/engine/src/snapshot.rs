@@ -90,9 +90,10 @@ impl SnapshotFile {
     /// `index.bin` (one zstd frame). WAL segments and metadata are not.
     pub fn is_compressed(&self) -> bool {
         self.kind == SnapshotFileKind::Part
-            && self.rel_path.file_name().is_some_and(|n| {
-                n == crate::part::DATA_FILE || n == crate::part::INDEX_FILE
-            })
+            && self
+                .rel_path
+                .file_name()
+                .is_some_and(|n| n == crate::part::DATA_FILE || n == crate::part::INDEX_FILE)
     }
 }
 
