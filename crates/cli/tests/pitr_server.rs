@@ -232,6 +232,26 @@ fn restore_at_gives_exactly_the_batches_acknowledged_before_the_instant() {
             "a v2 WAL segment in a v1 restore"
         );
     }
+    // Parts too: the previous release reads part format 1 only (index.bin frame version 1).
+    let mut indexes = 0;
+    let mut stack = vec![v1.join("data")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap() == "index.bin" {
+                let bytes = std::fs::read(&p).unwrap();
+                assert_eq!(
+                    &bytes[8..12],
+                    &1u32.to_le_bytes(),
+                    "a v2 part in a v1 restore: {p:?}"
+                );
+                indexes += 1;
+            }
+        }
+    }
+    assert!(indexes > 0, "the test needs parts in the snapshot");
     assert_eq!(batches(&v1), got);
     let bad_v = t.path().join("bad-version");
     let e = fails(&[

@@ -1,11 +1,12 @@
 //! `restore --format-version N`: the data directory a restore writes, for the release that
 //! will open it. 2 (default) is this release. 1 is the previous release (rollback after a
-//! failed upgrade): everything but the WAL is unchanged between the two, and the WAL is
-//! rewritten in format 1 (the same records without their commit times). A snapshot holds
-//! nothing else v1 cannot represent; a future format change adds its refusals here.
+//! failed upgrade): the WAL is rewritten in format 1 (the same records without their commit
+//! times) and every part in part format 1 (without the per-block summaries of part format 2,
+//! which are derived data; `data.bin` is untouched). A snapshot holds nothing else v1 cannot
+//! represent; a future format change adds its refusals here.
 
 use strata_engine::backup_api::StagedDir;
-use strata_engine::backup_api::archive::rewrite_wal_v1;
+use strata_engine::backup_api::archive::{rewrite_parts_v1, rewrite_wal_v1};
 
 use crate::error::{Error, Result};
 
@@ -29,7 +30,7 @@ pub async fn convert(staged: StagedDir, version: Option<u32>) -> Result<StagedDi
         return Ok(staged);
     }
     tokio::task::spawn_blocking(move || {
-        let r = rewrite_wal_v1(staged.path());
+        let r = rewrite_wal_v1(staged.path()).and_then(|_| rewrite_parts_v1(staged.path()));
         (staged, r)
     })
     .await

@@ -65,6 +65,14 @@ pub fn append_wal_segment(data_dir: &Path, records: &[WalRecord]) -> Result<()> 
     crate::format::fsync_dir(&vfs, &dir)
 }
 
+/// Rewrite every part of a (staged, not running) data directory in part format v1, for the
+/// previous release (`restore --format-version 1`): the block summaries of format v2 are
+/// dropped (they are derived data), `data.bin` is untouched (see `part/downgrade.rs`).
+/// Returns how many parts were rewritten.
+pub fn rewrite_parts_v1(data_dir: &Path) -> Result<usize> {
+    crate::part::rewrite_parts_v1(&crate::vfs::RealVfs, data_dir)
+}
+
 /// Rewrite every WAL segment of a (staged, not running) data directory in format v1, for the
 /// previous release (`restore --format-version 1`): the same records without commit times.
 /// Each segment is replaced atomically (temp file, fsync, rename, fsync the directory).
