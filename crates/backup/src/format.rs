@@ -77,15 +77,9 @@ impl Encoder {
         &self.header
     }
 
-    /// Encodes one frame (length prefix included). `data` must be at most [`FRAME_SIZE`] bytes.
-    pub fn frame(&mut self, data: &[u8], last: bool) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.frame_into(&mut out, data, last)?;
-        Ok(out)
-    }
-
-    /// [`Encoder::frame`] appended to `out`, through one scratch buffer the encoder keeps:
-    /// no allocation per frame once `out` has room (a backup writes thousands of frames).
+    /// Encodes one frame (length prefix included) and appends it to `out`, through one scratch
+    /// buffer the encoder keeps: no allocation per frame once `out` has room (a backup writes
+    /// thousands of frames). `data` must be at most [`FRAME_SIZE`] bytes.
     pub fn frame_into(&mut self, out: &mut Vec<u8>, data: &[u8], last: bool) -> Result<()> {
         debug_assert!(data.len() <= FRAME_SIZE);
         let plain = &mut self.scratch;

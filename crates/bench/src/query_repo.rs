@@ -23,7 +23,7 @@ use crate::procs::run_measured;
 use crate::queries::{Kind, Query};
 use crate::s3server::S3;
 use crate::stats::median;
-use crate::systems::strata::{GROUP, PASSWORD, Strata};
+use crate::systems::strata::{GROUP, PASSWORD, Strata, post_query};
 use crate::systems::{Running, http_client};
 
 pub const LOCAL: &str = "query_repo_local";
@@ -98,30 +98,6 @@ fn cli_query_repo(st: &Strata, t: &Target<'_>, cache: &Path, q: &Value) -> Resul
         answer,
         stats,
     })
-}
-
-/// `POST /api/v1/query` on the live server: (ms, answer).
-fn live_query(
-    http: &reqwest::blocking::Client,
-    base_url: &str,
-    q: &Value,
-) -> Result<(f64, Value), String> {
-    let url = format!("{base_url}/api/v1/query");
-    let t0 = Instant::now();
-    let resp = http
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body(q.to_string())
-        .send()
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    let status = resp.status();
-    let text = resp.text().map_err(|e| format!("POST {url}: {e}"))?;
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
-    if !status.is_success() {
-        return Err(format!("POST {url}: HTTP {status}"));
-    }
-    let v = serde_json::from_str(&text).map_err(|e| format!("POST {url}: not JSON ({e})"))?;
-    Ok((ms, v))
 }
 
 /// `strata query --server URL`: the live answer through a process, as the CLI pays it.
@@ -274,7 +250,7 @@ fn measure_kind(
     let (mut live, mut live_answer) = (Vec::new(), Value::Null);
     // One unmeasured run first: the live server's caches are as warm as the repository's.
     for i in 0..=s.runs {
-        let (ms, v) = live_query(http, s.live_url, q)?;
+        let (ms, v) = post_query(http, s.live_url, q)?;
         if i > 0 {
             live.push(ms);
         }
@@ -383,10 +359,10 @@ fn attached(
     let mut aq = q.clone();
     aq["group"] = Value::String(format!("{ATTACH_AS}{}", s.group));
     let measured = (|| {
-        let (first_ms, answer) = live_query(http, s.live_url, &aq)?;
+        let (first_ms, answer) = post_query(http, s.live_url, &aq)?;
         let mut warm = Vec::new();
         for _ in 0..s.runs {
-            warm.push(live_query(http, s.live_url, &aq)?.0);
+            warm.push(post_query(http, s.live_url, &aq)?.0);
         }
         let listed: Value = http
             .get(&url)

@@ -132,6 +132,31 @@ fn unhex(h: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// `POST /api/v1/query` of `body` to the server at `base_url`: how long the request took (ms,
+/// until the whole answer was read) and the answer.
+pub fn post_query(
+    http: &reqwest::blocking::Client,
+    base_url: &str,
+    body: &serde_json::Value,
+) -> Result<(f64, serde_json::Value), String> {
+    let url = format!("{base_url}/api/v1/query");
+    let t0 = std::time::Instant::now();
+    let resp = http
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().map_err(|e| format!("POST {url}: {e}"))?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    if !status.is_success() {
+        return Err(format!("POST {url}: HTTP {status}: {}", first_line(&text)));
+    }
+    let v = serde_json::from_str(&text).map_err(|e| format!("POST {url}: not JSON ({e})"))?;
+    Ok((ms, v))
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(200).collect()
 }
@@ -215,25 +240,13 @@ impl Tsdb for Strata {
         http: &reqwest::blocking::Client,
         q: &Query,
     ) -> Result<u64, String> {
-        let url = format!("{}/api/v1/query", r.base_url);
-        let body = q.strata_json(GROUP);
-        let resp = http
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .map_err(|e| format!("POST {url}: {e}"))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| format!("POST {url}: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("POST {url}: HTTP {status}: {}", first_line(&text)));
-        }
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("query answer not JSON: {e}"))?;
-        let series = v
-            .get("series")
-            .and_then(|s| s.as_array())
-            .ok_or_else(|| format!("query answer has no \"series\": {}", first_line(&text)))?;
+        let (_, v) = post_query(http, &r.base_url, &q.strata_json(GROUP))?;
+        let series = v.get("series").and_then(|s| s.as_array()).ok_or_else(|| {
+            format!(
+                "query answer has no \"series\": {}",
+                first_line(&v.to_string())
+            )
+        })?;
         // Cells, not rows: a row holds one value per requested field (VM counts per series).
         Ok(series
             .iter()
