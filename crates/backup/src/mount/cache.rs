@@ -82,6 +82,15 @@ impl ObjectCache {
         Ok(self)
     }
 
+    /// Where this repository's verified manifests are kept ([`super::manifests`]); `None` for
+    /// a private temporary cache, which no later mount reads.
+    pub(crate) fn manifests_dir(&self) -> Option<PathBuf> {
+        match (&self._temp, self.objects.parent()) {
+            (None, Some(base)) if self.objects != self.root => Some(base.join("manifests")),
+            _ => None,
+        }
+    }
+
     fn path(&self, id: &str) -> PathBuf {
         self.objects.join(id)
     }
@@ -120,6 +129,30 @@ impl ObjectCache {
         } else {
             let _ = std::fs::remove_file(&tmp);
         }
+    }
+
+    /// The kept stored bytes (header and first frame, as read from the repository, not yet
+    /// decoded) of object `id`; see [`ObjectCache::put_frame0`].
+    pub(crate) fn get_frame0(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.objects.join(format!("{id}.frame0"))).ok()
+    }
+
+    /// Keeps the stored bytes of object `id`'s header and first frame, read by range, so that
+    /// fetching the object whole later reads only the rest. They are kept as stored (sealed):
+    /// the whole object's decoding checks them again. Best effort, like [`Self::put_head`];
+    /// the caller's next `put_head` or `insert` evicts down to the limit.
+    pub(crate) fn put_frame0(&self, id: &str, stored: &[u8]) {
+        let tmp = self.tmp_path(id);
+        if std::fs::write(&tmp, stored).is_err()
+            || std::fs::rename(&tmp, self.objects.join(format!("{id}.frame0"))).is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    /// Forgets the kept first frame of `id` (the whole object is cached now).
+    pub(crate) fn drop_frame0(&self, id: &str) {
+        let _ = std::fs::remove_file(self.objects.join(format!("{id}.frame0")));
     }
 
     /// A fresh temporary path to download `id` into.

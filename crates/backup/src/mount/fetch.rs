@@ -1,13 +1,21 @@
 //! Reading repository objects for a mount: whole objects into the cache (decrypted, every
 //! frame checked, size and digest compared with the manifest), or just an object's first
 //! frame by two ranged reads (a part's data header, read when the engine opens the part).
+//!
+//! The stored bytes of a first frame read by range are kept in the cache (`<id>.frame0`):
+//! when the object is then needed whole, only the rest is fetched (one ranged read from the
+//! end of the first frame) and the kept bytes are decoded in front of it, so every frame is
+//! checked and the digest of the whole plaintext compared exactly as a full download does,
+//! but no byte of the object crosses the network twice.
 
 use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use object_store::ObjectStoreExt;
+use futures::TryStreamExt;
+use object_store::{GetOptions, GetRange, ObjectStoreExt};
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 
 use super::bridge::Bridge;
 use super::cache::ObjectCache;
@@ -76,19 +84,43 @@ impl Fetcher {
         }
         let digest = digest_of(f)?;
         let tmp = self.cache.tmp_path(&f.object);
-        let (repo, id, size, path) = (self.repo.clone(), f.object.clone(), f.size, tmp.clone());
+        // A first frame read by range earlier (this mount or a previous one sharing the
+        // cache): only what follows it is fetched.
+        let prefix = self
+            .cache
+            .get_frame0(&f.object)
+            .filter(|p| (p.len() as u64) < f.stored_size);
+        let (repo, entry, path) = (self.repo.clone(), f.clone(), tmp.clone());
         let res = self.bridge.run(async move {
-            let mut out = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| Error::io(&path, e))?;
-            repo.download(&id, size, &digest, Some(&mut out), &path)
-                .await
+            let create = async || {
+                tokio::fs::File::create(&path)
+                    .await
+                    .map_err(|e| Error::io(&path, e))
+            };
+            let mut fetched = 0;
+            if let Some(p) = prefix {
+                fetched = entry.stored_size - p.len() as u64;
+                let mut out = create().await?;
+                match download_rest(&repo, &entry, &digest, &p, &mut out, &path).await {
+                    Ok(()) => return Ok(fetched),
+                    // The kept frame may be what is damaged (it is a local file): the whole
+                    // object is fetched before anything is reported.
+                    Err(e) => tracing::debug!(error = %e, "reading after a kept first frame"),
+                }
+            }
+            let mut out = create().await?;
+            repo.download(&entry.object, entry.size, &digest, Some(&mut out), &path)
+                .await?;
+            Ok::<_, Error>(fetched + entry.stored_size)
         });
         match res.and_then(|r| r) {
-            Ok(()) => {
+            Ok(fetched) => {
                 self.stats.objects.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes.fetch_add(f.stored_size, Ordering::Relaxed);
-                self.cache.insert(&tmp, &f.object)
+                self.stats.bytes.fetch_add(fetched, Ordering::Relaxed);
+                let file = self.cache.insert(&tmp, &f.object);
+                // The whole object serves its first frame from now on.
+                self.cache.drop_frame0(&f.object);
+                file
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -133,7 +165,7 @@ impl Fetcher {
             f.stored_size,
         );
         let head_len = (HEADER_LEN as u64 + 4).min(stored);
-        let (frame, fetched) = self.bridge.run(async move {
+        let (frame, raw) = self.bridge.run(async move {
             let head = store.get_range(&name, 0..head_len).await?;
             let mut dec = Decoder::new(keys.as_ref(), name.as_ref());
             dec.push(&head);
@@ -150,17 +182,293 @@ impl Fetcher {
             }
             let body = store.get_range(&name, head_len..end).await?;
             dec.push(&body);
-            let fetched = head.len() as u64 + body.len() as u64;
+            let mut raw = Vec::with_capacity(head.len() + body.len());
+            raw.extend_from_slice(&head);
+            raw.extend_from_slice(&body);
             match dec.next_frame()? {
-                Some(frame) => Ok::<_, Error>((frame, fetched)),
+                Some(frame) => Ok::<_, Error>((frame, raw)),
                 None => Err(Error::corrupt(name.to_string(), "truncated first frame")),
             }
         })??;
         self.stats.ranged.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(fetched, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(raw.len() as u64, Ordering::Relaxed);
         let mut head = frame;
         head.truncate(HEAD_BYTES);
+        self.cache.put_frame0(&f.object, &raw);
         self.cache.put_head(&f.object, &head);
         Ok(head)
+    }
+}
+
+/// Fetches object `f` after its first `prefix.len()` stored bytes (its header and first frame,
+/// kept from a ranged read) and decodes the kept bytes and the rest as one object into `out`:
+/// every frame authenticated (or checksummed), the plaintext's size and BLAKE3 digest
+/// compared with the manifest's, as [`Repository::download`] does for a whole object.
+async fn download_rest(
+    repo: &Repository,
+    f: &FileEntry,
+    digest: &[u8; 32],
+    prefix: &[u8],
+    out: &mut tokio::fs::File,
+    out_path: &std::path::Path,
+) -> Result<()> {
+    let name = object_path(&f.object);
+    let opts = GetOptions {
+        range: Some(GetRange::Bounded(prefix.len() as u64..f.stored_size)),
+        ..Default::default()
+    };
+    let r = match repo.store().get_opts(&name, opts).await {
+        Ok(r) => r,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(Error::corrupt(name.to_string(), "object is missing"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut dec = Decoder::new(repo.keys(), name.as_ref());
+    let mut hasher = blake3::Hasher::new();
+    let mut written = 0u64;
+    let mut put = async |dec: &mut Decoder<'_>| -> Result<()> {
+        while let Some(frame) = dec.next_frame()? {
+            written += frame.len() as u64;
+            if written > f.size {
+                return Err(Error::corrupt(name.to_string(), "longer than recorded"));
+            }
+            hasher.update(&frame);
+            out.write_all(&frame)
+                .await
+                .map_err(|e| Error::io(out_path, e))?;
+        }
+        Ok(())
+    };
+    dec.push(prefix);
+    put(&mut dec).await?;
+    let mut stream = r.into_stream();
+    while let Some(chunk) = stream.try_next().await? {
+        dec.push(&chunk);
+        put(&mut dec).await?;
+    }
+    dec.finish()?;
+    out.flush().await.map_err(|e| Error::io(out_path, e))?;
+    if written != f.size {
+        return Err(Error::corrupt(
+            name.to_string(),
+            format!("holds {written} bytes, the manifest says {}", f.size),
+        ));
+    }
+    if hasher.finalize().as_bytes() != digest {
+        return Err(Error::corrupt(name.to_string(), "content digest mismatch"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Read;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use object_store::path::Path;
+    use object_store::{GetResult, memory::InMemory};
+
+    use super::*;
+    use crate::crypto::KdfParams;
+    use crate::manifest::FileKind;
+    use crate::repo::InitOptions;
+    use crate::store::DynStore;
+    use crate::store::decorate::{Decorated, Decorator};
+
+    /// Every get of a data object: (path, byte range served).
+    type Log = Arc<Mutex<Vec<(String, std::ops::Range<u64>)>>>;
+
+    /// Records what every get of a data object served.
+    #[derive(Debug)]
+    struct Served {
+        inner: DynStore,
+        log: Log,
+    }
+
+    #[async_trait]
+    impl Decorator for Served {
+        const NAME: &'static str = "Served";
+
+        fn inner(&self) -> &DynStore {
+            &self.inner
+        }
+
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            let r = self.inner.get_opts(location, options).await?;
+            if location.as_ref().starts_with("data/") {
+                let mut g = self.log.lock().unwrap();
+                g.push((location.to_string(), r.range.clone()));
+            }
+            Ok(r)
+        }
+    }
+
+    struct Setup {
+        fetcher: Fetcher,
+        entry: FileEntry,
+        data: Vec<u8>,
+        log: Log,
+        inner: DynStore,
+        _dir: tempfile::TempDir,
+    }
+
+    /// An encrypted repository holding one incompressible object of 2.5 frames, behind a
+    /// store that records every byte range it serves.
+    fn setup() -> Setup {
+        let inner: DynStore = Arc::new(InMemory::new());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let store: DynStore = Arc::new(Decorated(Served {
+            inner: inner.clone(),
+            log: log.clone(),
+        }));
+        let bridge = Bridge::new().unwrap();
+        let mut data = vec![0u8; crate::format::FRAME_SIZE * 5 / 2];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut data);
+        let digest = *blake3::hash(&data).as_bytes();
+        let bytes = data.clone();
+        let (repo, entry) = bridge
+            .run(async move {
+                let opts = InitOptions {
+                    password: Some("pw".into()),
+                    kdf: KdfParams {
+                        m_cost: 64,
+                        t_cost: 1,
+                        p_cost: 1,
+                    },
+                    ..Default::default()
+                };
+                let repo = Repository::init(store, "mem://", opts).await.unwrap();
+                let id = repo.object_id(&digest);
+                let size = bytes.len() as u64;
+                let stored = repo
+                    .upload_compressed(
+                        &id,
+                        &bytes[..],
+                        std::path::Path::new("data.bin"),
+                        size,
+                        &digest,
+                        false,
+                    )
+                    .await
+                    .unwrap();
+                let entry = FileEntry {
+                    path: "g/seg/0/1/data.bin".into(),
+                    size,
+                    digest: hex::encode(digest),
+                    kind: FileKind::Part,
+                    object: id,
+                    stored_size: stored,
+                };
+                (repo, entry)
+            })
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ObjectCache::open(Some(dir.path()), 1 << 30)
+            .unwrap()
+            .for_repository(&repo.config().id)
+            .unwrap();
+        let fetcher = Fetcher {
+            bridge,
+            repo,
+            cache,
+            stats: Arc::default(),
+        };
+        log.lock().unwrap().clear();
+        Setup {
+            fetcher,
+            entry,
+            data,
+            log,
+            inner,
+            _dir: dir,
+        }
+    }
+
+    fn whole_bytes(s: &Setup) -> Result<Vec<u8>> {
+        let mut f = s.fetcher.whole(&s.entry)?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).unwrap();
+        Ok(out)
+    }
+
+    #[test]
+    fn a_first_frame_read_by_range_is_not_fetched_again_with_the_whole_object() {
+        let s = setup();
+        let head = s.fetcher.head(&s.entry).unwrap();
+        assert_eq!(head, s.data[..HEAD_BYTES]);
+        assert_eq!(whole_bytes(&s).unwrap(), s.data);
+        // Every stored byte of the object was served exactly once.
+        let log = s.log.lock().unwrap().clone();
+        let mut covered = vec![0u8; s.entry.stored_size as usize];
+        for (path, r) in &log {
+            assert_eq!(path, &object_path(&s.entry.object).to_string());
+            for b in &mut covered[r.start as usize..r.end as usize] {
+                *b += 1;
+            }
+        }
+        assert!(covered.iter().all(|&n| n == 1), "ranges served: {log:?}");
+        let st = s.fetcher.stats.snapshot();
+        assert_eq!(st.bytes_fetched, s.entry.stored_size);
+        assert_eq!((st.ranged_reads, st.objects_fetched), (1, 1));
+        // The kept first frame is gone once the whole object is cached; it serves again.
+        assert!(s.fetcher.cache.get_frame0(&s.entry.object).is_none());
+        assert_eq!(whole_bytes(&s).unwrap(), s.data);
+        assert_eq!(s.log.lock().unwrap().len(), log.len());
+    }
+
+    #[test]
+    fn damage_after_a_kept_first_frame_fails_naming_the_object_and_damage_inside_it_refetches() {
+        let s = setup();
+        s.fetcher.head(&s.entry).unwrap();
+        let name = object_path(&s.entry.object);
+        // A byte of the second frame flipped in the repository.
+        let stored = s
+            .fetcher
+            .bridge
+            .run({
+                let (inner, name) = (s.inner.clone(), name.clone());
+                async move { inner.get(&name).await.unwrap().bytes().await.unwrap() }
+            })
+            .unwrap();
+        let mut bad = stored.to_vec();
+        let at = bad.len() - 1000;
+        bad[at] ^= 1;
+        s.fetcher
+            .bridge
+            .run({
+                let (inner, name) = (s.inner.clone(), name.clone());
+                async move { inner.put(&name, bad.into()).await.unwrap() }
+            })
+            .unwrap();
+        let err = whole_bytes(&s).unwrap_err().to_string();
+        assert!(err.contains(name.as_ref()), "{err}");
+        assert!(s.fetcher.cache.get(&s.entry.object, s.entry.size).is_none());
+
+        // The repository intact again, the kept first frame damaged in the cache.
+        s.fetcher
+            .bridge
+            .run({
+                let (inner, name) = (s.inner.clone(), name.clone());
+                async move { inner.put(&name, stored.into()).await.unwrap() }
+            })
+            .unwrap();
+        let mut kept = s.fetcher.cache.get_frame0(&s.entry.object).unwrap();
+        let at = kept.len() - 100;
+        kept[at] ^= 1;
+        s.fetcher.cache.put_frame0(&s.entry.object, &kept);
+        // A damaged cache costs a full download, never an error or a wrong answer.
+        let before = s.fetcher.stats.snapshot().bytes_fetched;
+        assert_eq!(whole_bytes(&s).unwrap(), s.data);
+        let after = s.fetcher.stats.snapshot().bytes_fetched;
+        assert!(after - before >= s.entry.stored_size, "{before} {after}");
     }
 }

@@ -13,10 +13,12 @@
 mod bridge;
 mod cache;
 mod fetch;
+mod manifests;
 mod vfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use strata_engine::backup_api::{self, Engine};
 
@@ -47,6 +49,21 @@ impl Default for MountOptions {
     }
 }
 
+/// Where a mount's time went, milliseconds (`strata query --repo --stats`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct MountTimings {
+    /// Reading the config and unlocking the key (the password's key derivation, or the agent).
+    pub open_ms: f64,
+    /// Resolving the snapshot and loading its manifest (listing, fetch or cache, decode).
+    pub manifest_ms: f64,
+    /// Opening the read-only engine over it (catalog, WAL replay, part headers).
+    pub engine_ms: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// A snapshot mounted read-only: query [`Mounted::engine`] like any engine.
 pub struct Mounted {
     engine: Engine,
@@ -55,6 +72,7 @@ pub struct Mounted {
     groups: Vec<String>,
     stored_bytes: u64,
     stats: Arc<MountStats>,
+    timings: MountTimings,
 }
 
 impl std::fmt::Debug for Mounted {
@@ -96,6 +114,11 @@ impl Mounted {
     pub fn stats(&self) -> MountStatsSnapshot {
         self.stats.snapshot()
     }
+
+    /// Where mounting spent its time (zero for a point-in-time mount).
+    pub fn timings(&self) -> MountTimings {
+        self.timings
+    }
 }
 
 /// Mount snapshot `spec` (`latest`, an id or a unique prefix) of the repository `settings`
@@ -103,16 +126,24 @@ impl Mounted {
 /// the repository's own errors (no repository, wrong password, unknown snapshot, damage).
 /// Synchronous: call it from a thread that may block.
 pub fn mount(settings: &RepoSettings, spec: &str, opts: MountOptions) -> Result<Mounted> {
+    let t0 = Instant::now();
     let cache = cache::ObjectCache::open(opts.cache_dir.as_deref(), opts.cache_bytes)?;
     let bridge = bridge::Bridge::new()?;
-    let (s, spec) = (settings.clone(), spec.to_string());
-    let (repo, manifest) = bridge.run(async move {
-        let repo = s.open().await?;
-        let id = repo.resolve(&spec).await?;
-        let m = repo.load_manifest(&id).await?;
-        Ok::<_, Error>((repo, m))
-    })??;
-    mount_manifest(bridge, cache, repo, manifest, Vec::new(), opts)
+    let s = settings.clone();
+    let repo = bridge.run(async move { s.open().await })??;
+    let t1 = Instant::now();
+    let cache = cache.for_repository(&repo.config().id)?;
+    let kept = manifests::KeptManifests::new(cache.manifests_dir());
+    let (r, spec) = (repo.clone(), spec.to_string());
+    let manifest = bridge.run(async move { kept.resolve(&r, &spec).await })??;
+    let t2 = Instant::now();
+    let mut m = mount_manifest(bridge, cache, repo, manifest, Vec::new(), opts)?;
+    m.timings = MountTimings {
+        open_ms: ms(t1 - t0),
+        manifest_ms: ms(t2 - t1),
+        engine_ms: ms(t2.elapsed()),
+    };
+    Ok(m)
 }
 
 /// The state of the data as of `at_ns` (ns since the epoch), read-only: the snapshot a
@@ -130,12 +161,15 @@ pub fn mount_at(
     let bridge = bridge::Bridge::new()?;
     let (s, node) = (settings.clone(), node.map(str::to_string));
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let (repo, manifest, plan, records) = bridge.run(async move {
-        let repo = s.open().await?;
+    let repo = bridge.run(async move { s.open().await })??;
+    let cache = cache.for_repository(&repo.config().id)?;
+    let r = repo.clone();
+    let (manifest, plan, records) = bridge.run(async move {
+        let repo = r;
         let plan = crate::archive::pitr::plan(&repo, at_ns, now, node.as_deref()).await?;
         let m = repo.load_manifest(&plan.snapshot).await?;
         let records = crate::archive::pitr::records(&repo, &plan).await?;
-        Ok::<_, Error>((repo, m, plan, records))
+        Ok::<_, Error>((m, plan, records))
     })??;
     // The archived records as one more WAL segment after the snapshot's own.
     let next = manifest
@@ -159,6 +193,7 @@ pub fn mount_at(
     Ok((m, plan))
 }
 
+/// `cache`: scoped to `repo` already ([`cache::ObjectCache::for_repository`]).
 fn mount_manifest(
     bridge: bridge::Bridge,
     cache: cache::ObjectCache,
@@ -190,7 +225,6 @@ fn mount_manifest(
         }
         None => present,
     };
-    let cache = cache.for_repository(&repo.config().id)?;
     let stats = Arc::new(MountStats::default());
     let fetcher = Arc::new(fetch::Fetcher {
         bridge,
@@ -227,5 +261,6 @@ fn mount_manifest(
         groups,
         stored_bytes: manifest.files.iter().map(|f| f.stored_size).sum(),
         stats,
+        timings: MountTimings::default(),
     })
 }
