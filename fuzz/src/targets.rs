@@ -261,6 +261,23 @@ pub fn backup_docs(data: &[u8]) {
     }
 }
 
+/// `strata agent`'s wire protocol: a frame, then the body as a request and as a response.
+/// Whatever decodes encodes back to the very same bytes (the encoding is canonical).
+pub fn agent_proto(data: &[u8]) {
+    use strata_backup::agent::proto::{Request, Response, read_frame};
+    let mut wire = data;
+    if let Ok(body) = read_frame(&mut wire) {
+        let _ = Request::decode(&body);
+        let _ = Response::decode(&body);
+    }
+    if let Ok(r) = Request::decode(data) {
+        assert_eq!(r.encode(), data, "request re-encodes differently");
+    }
+    if let Ok(r) = Response::decode(data) {
+        assert_eq!(r.encode(), data, "response re-encodes differently");
+    }
+}
+
 /// The server's TOML config file, then resolving it to a config.
 pub fn server_config(data: &[u8]) {
     use strata_server::ConfigLayer;
@@ -293,6 +310,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("backup_docs", backup_docs),
     ("server_config", server_config),
     ("archive", crate::archive_window::archive),
+    ("agent_proto", agent_proto),
 ];
 
 /// Valid inputs for `target`: the seed corpus (also written to `fuzz/corpus/<target>/`).
@@ -410,6 +428,48 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     Some(b)
                 })
                 .collect()
+        }
+        "agent_proto" => {
+            use strata_backup::agent::proto::{KeyEntry, Listed, Request, Response, write_frame};
+            let key = KeyEntry {
+                repo_id: "0123456789abcdef0123456789abcdef".into(),
+                key_file: "keys/0123456789abcdef".into(),
+                kek: [7u8; 32].into(),
+            };
+            let mut out = vec![
+                Request::Add {
+                    key: key.clone(),
+                    url: "s3://bucket/prefix".into(),
+                    lifetime_secs: 3600,
+                }
+                .encode(),
+                Request::Get {
+                    repo_id: key.repo_id.clone(),
+                }
+                .encode(),
+                Request::List.encode(),
+                Request::Remove {
+                    selector: "/srv/repo".into(),
+                }
+                .encode(),
+                Request::Stop.encode(),
+                Response::Keys(vec![key.clone(), key]).encode(),
+                Response::Listed(vec![Listed {
+                    repo_id: "r".into(),
+                    key_file: "keys/k".into(),
+                    url: "/srv/repo".into(),
+                    added: 1_700_000_000,
+                    expires: 1_700_003_600,
+                }])
+                .encode(),
+                Response::Removed(2).encode(),
+                Response::Error("bad request".into()).encode(),
+                Response::Ok.encode(),
+            ];
+            let mut framed = Vec::new();
+            let _ = write_frame(&mut framed, &Request::List.encode());
+            out.push(framed);
+            out
         }
         "backup_docs" => {
             use strata_backup::config::{KeyFile, RepoConfig, seal_doc};

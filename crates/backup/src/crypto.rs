@@ -9,6 +9,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
@@ -37,6 +38,13 @@ impl Default for KdfParams {
 pub struct Keys {
     data_key: [u8; 32],
     id_key: [u8; 32],
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        self.data_key.zeroize();
+        self.id_key.zeroize();
+    }
 }
 
 impl std::fmt::Debug for Keys {
@@ -166,10 +174,16 @@ pub fn wrap(keys: &Keys, password: &[u8], repo_id: &str, params: KdfParams) -> R
 /// Unwraps with `password`. A failed tag means a wrong password: the key file's own checksum
 /// (checked by the caller) has already ruled out damage.
 pub fn unwrap(w: &WrappedKey, password: &[u8], repo_id: &str, name: &str) -> Result<Keys> {
+    let kek = password_kek(w, password, name)?;
+    unwrap_with_kek(w, &kek, repo_id, name)
+}
+
+/// The key-encryption key `password` derives for key file `w` (the costly Argon2id step),
+/// for [`unwrap_with_kek`] now or later (`strata agent` holds it in memory).
+pub fn password_kek(w: &WrappedKey, password: &[u8], name: &str) -> Result<Zeroizing<[u8; 32]>> {
     if w.kdf != "argon2id" {
         return Err(Error::corrupt(name, format!("unknown KDF '{}'", w.kdf)));
     }
-    let bad = |what: &str| Error::corrupt(name, format!("bad {what}"));
     // The parameters come from a file anyone with write access to the repository can edit:
     // bound them so a hostile key file cannot make unlocking eat all memory or run for ever.
     let p = w.params;
@@ -184,23 +198,31 @@ pub fn unwrap(w: &WrappedKey, password: &[u8], repo_id: &str, name: &str) -> Res
             ),
         ));
     }
-    let salt = hex::decode(&w.salt).map_err(|_| bad("salt"))?;
+    let salt = hex::decode(&w.salt).map_err(|_| Error::corrupt(name, "bad salt"))?;
+    Ok(Zeroizing::new(derive_kek(password, &salt, w.params)?))
+}
+
+/// Opens key file `w` with a key-encryption key: a failed tag is [`Error::WrongPassword`]
+/// (the key does not belong to this key file, or to this repository).
+pub fn unwrap_with_kek(w: &WrappedKey, kek: &[u8; 32], repo_id: &str, name: &str) -> Result<Keys> {
+    let bad = |what: &str| Error::corrupt(name, format!("bad {what}"));
     let nonce: [u8; 12] = hex::decode(&w.nonce)
         .ok()
         .and_then(|n| n.try_into().ok())
         .ok_or_else(|| bad("nonce"))?;
     let ct = hex::decode(&w.ciphertext).map_err(|_| bad("ciphertext"))?;
-    let kek = derive_kek(password, &salt, w.params)?;
     let aad = wrap_aad(repo_id);
-    let material = aes_cipher(&kek)
-        .decrypt(
-            &gcm_nonce(nonce),
-            Payload {
-                msg: &ct,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| Error::WrongPassword)?;
+    let material = Zeroizing::new(
+        aes_cipher(kek)
+            .decrypt(
+                &gcm_nonce(nonce),
+                Payload {
+                    msg: &ct,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| Error::WrongPassword)?,
+    );
     Keys::from_bytes(&material).ok_or_else(|| bad("key length"))
 }
 

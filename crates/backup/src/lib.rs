@@ -6,6 +6,7 @@
 //! objects and snapshot manifests), then the procedures on top. The engine is reached only
 //! through `strata_engine::backup_api` ([`source`] takes and releases snapshots).
 
+pub mod agent;
 pub mod archive;
 pub mod backup;
 pub mod config;

@@ -18,6 +18,7 @@ use object_store::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::agent::proto::KeyEntry;
 use crate::config::{self, KeyFile, REPO_MAGIC, REPO_VERSION, RepoConfig};
 use crate::crypto::{self, KdfParams, Keys};
 use crate::error::{Error, Result};
@@ -161,6 +162,21 @@ impl Repository {
     }
 
     pub async fn open(store: DynStore, url: &str, password: Option<&str>) -> Result<Repository> {
+        let how = Unlock {
+            password,
+            agent: None,
+        };
+        Ok(Repository::open_with(store, url, how).await?.0)
+    }
+
+    /// [`Repository::open`], asking a `strata agent` first when `how.agent` names one (see
+    /// [`crate::agent`]). Also returns, when the password unlocked it, the key the password
+    /// derived for the key file it opened (what `strata agent add` hands to the agent).
+    pub async fn open_with(
+        store: DynStore,
+        url: &str,
+        how: Unlock<'_>,
+    ) -> Result<(Repository, Option<KeyEntry>)> {
         let bytes = match store.get(&Path::from("config")).await {
             Ok(r) => r.bytes().await?,
             Err(e) if not_found(&e) => return Err(Error::NoRepository(url.into())),
@@ -168,9 +184,14 @@ impl Repository {
         };
         let cfg: RepoConfig = config::open_doc("config", &bytes)?;
         cfg.check()?;
+        let mut grant = None;
         let keys = if cfg.encrypted() {
-            let password = password.ok_or(Error::PasswordRequired)?;
-            Some(unlock(&store, &cfg, password).await?)
+            if how.password.is_none() && how.agent.is_none() {
+                return Err(Error::PasswordRequired);
+            }
+            let (keys, g) = unlock(&store, &cfg, how).await?;
+            grant = g;
+            Some(keys)
         } else {
             // The config's checksum is unkeyed, so anyone who can write to the repository can
             // flip it to `none`; key files beside it show the repository was created encrypted.
@@ -188,14 +209,15 @@ impl Repository {
             }
             None
         };
-        Ok(Repository {
+        let repo = Repository {
             store,
             url: url.into(),
             compression: cfg.compression()?,
             config: cfg,
             keys,
             recent: Arc::default(),
-        })
+        };
+        Ok((repo, grant))
     }
 
     pub fn store(&self) -> &DynStore {
@@ -634,8 +656,23 @@ pub(crate) async fn put_create(store: &DynStore, path: &Path, bytes: Vec<u8>) ->
     }
 }
 
-/// Tries every key file; a damaged one is reported only if no other key opens the repository.
-async fn unlock(store: &DynStore, cfg: &RepoConfig, password: &str) -> Result<Keys> {
+/// How an encrypted repository is unlocked: by a `strata agent` first when one is named,
+/// else (or when the agent has no key for it) by the password.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unlock<'a> {
+    pub password: Option<&'a str>,
+    /// The agent's socket.
+    pub agent: Option<&'a FsPath>,
+}
+
+/// Asks the agent, then tries the password on every key file; a damaged key file is reported
+/// only if no other key opens the repository. With the keys: what the password derived for
+/// the key file it opened (none when the agent's key did).
+async fn unlock(
+    store: &DynStore,
+    cfg: &RepoConfig,
+    how: Unlock<'_>,
+) -> Result<(Keys, Option<KeyEntry>)> {
     let mut names = Vec::new();
     let mut s = store.list(Some(&Path::from("keys")));
     while let Some(m) = s.try_next().await? {
@@ -645,6 +682,14 @@ async fn unlock(store: &DynStore, cfg: &RepoConfig, password: &str) -> Result<Ke
         return Err(Error::corrupt("keys/", "the repository has no key files"));
     }
     names.sort();
+    if let Some(sock) = how.agent
+        && let Some(keys) =
+            crate::agent::unlock_with_agent(store, cfg, &names, sock, how.password.is_some())
+                .await?
+    {
+        return Ok((keys, None));
+    }
+    let password = how.password.ok_or(Error::PasswordRequired)?;
     let mut damage = None;
     for name in names {
         let bytes = store.get(&name).await?.bytes().await?;
@@ -655,8 +700,20 @@ async fn unlock(store: &DynStore, cfg: &RepoConfig, password: &str) -> Result<Ke
                 continue;
             }
         };
-        match crypto::unwrap(&kf.wrapped, password.as_bytes(), &cfg.id, name.as_ref()) {
-            Ok(k) => return Ok(k),
+        let opened = crypto::password_kek(&kf.wrapped, password.as_bytes(), name.as_ref())
+            .and_then(|kek| {
+                let keys = crypto::unwrap_with_kek(&kf.wrapped, &kek, &cfg.id, name.as_ref())?;
+                Ok((keys, kek))
+            });
+        match opened {
+            Ok((keys, kek)) => {
+                let grant = KeyEntry {
+                    repo_id: cfg.id.clone(),
+                    key_file: name.to_string(),
+                    kek,
+                };
+                return Ok((keys, Some(grant)));
+            }
             Err(Error::WrongPassword) => {}
             Err(e) => damage = Some(e),
         }

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::agent::proto::KeyEntry;
 use crate::error::{Error, Result};
-use crate::repo::{InitOptions, Repository};
+use crate::repo::{InitOptions, Repository, Unlock};
 use crate::store::{self, StoreOptions};
 
 /// Environment variable holding the repository password when no password file is given.
@@ -39,6 +40,10 @@ pub struct RepoSettings {
     pub limit_upload: Option<String>,
     /// Download bandwidth limit per second.
     pub limit_download: Option<String>,
+    /// A `strata agent` socket to ask for the key before using the password; unset:
+    /// `STRATA_AGENT_SOCK`. Not part of the server's configuration file.
+    #[serde(skip)]
+    pub agent: Option<PathBuf>,
 }
 
 impl Default for RepoSettings {
@@ -55,6 +60,7 @@ impl Default for RepoSettings {
             concurrency: StoreOptions::default().concurrency,
             limit_upload: None,
             limit_download: None,
+            agent: None,
         }
     }
 }
@@ -109,10 +115,23 @@ impl RepoSettings {
         Ok(std::env::var(PASSWORD_ENV).ok().filter(|s| !s.is_empty()))
     }
 
-    /// Open (and unlock) the repository.
+    /// Open (and unlock) the repository: with the key a `strata agent` holds when one is
+    /// named ([`RepoSettings::agent`] or `STRATA_AGENT_SOCK`), else with the password.
     pub async fn open(&self) -> Result<Repository> {
+        Ok(self.open_granting().await?.0)
+    }
+
+    /// [`RepoSettings::open`], also returning the key the password derived when the password
+    /// unlocked the repository (`strata agent add` hands it over).
+    pub async fn open_granting(&self) -> Result<(Repository, Option<KeyEntry>)> {
         let store = store::open(&self.url, &self.store_options()?, false)?;
-        Repository::open(store, &self.url, self.password()?.as_deref()).await
+        let password = self.password()?;
+        let agent = crate::agent::socket_from(self.agent.as_deref());
+        let how = Unlock {
+            password: password.as_deref(),
+            agent: agent.as_deref(),
+        };
+        Repository::open_with(store, &self.url, how).await
     }
 
     /// Create the repository. `opts.password` is filled from the settings when unset. Bad

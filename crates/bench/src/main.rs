@@ -14,6 +14,7 @@ mod promwrite;
 mod queries;
 mod query_groups;
 mod query_repo;
+mod query_repo_agent;
 mod report;
 mod rng;
 mod s3server;

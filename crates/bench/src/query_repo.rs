@@ -66,7 +66,14 @@ struct RepoRun {
     stats: Value,
 }
 
-fn cli_query_repo(st: &Strata, t: &Target<'_>, cache: &Path, q: &Value) -> Result<RepoRun, String> {
+/// With `agent`: the key from that `strata agent`, no password in the environment.
+fn cli_query_repo(
+    st: &Strata,
+    t: &Target<'_>,
+    cache: &Path,
+    q: &Value,
+    agent: Option<&Path>,
+) -> Result<RepoRun, String> {
     let mut args: Vec<String> = vec!["query".into(), "--repo".into(), t.url.clone()];
     args.extend(t.flags.iter().cloned());
     args.extend([
@@ -79,8 +86,12 @@ fn cli_query_repo(st: &Strata, t: &Target<'_>, cache: &Path, q: &Value) -> Resul
         "--stats".into(),
         q.to_string(),
     ]);
+    let sock = agent.map(|a| a.to_string_lossy().into_owned());
     let mut env = t.env.clone();
-    env.push(("STRATA_REPO_PASSWORD", PASSWORD));
+    match &sock {
+        Some(a) => env.push((crate::query_repo_agent::SOCKET_ENV, a)),
+        None => env.push(("STRATA_REPO_PASSWORD", PASSWORD)),
+    }
     let m = run_measured(&st.bin.to_string_lossy(), &args, &env).map_err(|e| e.to_string())?;
     if !m.status.success() {
         return Err(format!("strata query --repo: {}", m.reason()));
@@ -184,7 +195,7 @@ pub fn measure(
     let mut fixed = Vec::new();
     let mut repo_bytes = f64::NAN;
     for _ in 0..s.runs + 1 {
-        match cli_query_repo(s.st, t, &cache, &empty) {
+        match cli_query_repo(s.st, t, &cache, &empty, None) {
             Ok(r) => {
                 fixed.push(r.ms);
                 repo_bytes = stat(&r.stats, &["repository_bytes"]);
@@ -193,6 +204,17 @@ pub fn measure(
         }
     }
     fixed.remove(0);
+    // The same with the key from a `strata agent` (no key derivation per run).
+    let agent = crate::query_repo_agent::Agent::start(s.st, &s.scratch, t);
+    let mut agent_fixed = Vec::new();
+    if let Ok(a) = &agent {
+        for _ in 0..s.runs {
+            match cli_query_repo(s.st, t, &cache, &empty, Some(a.socket())) {
+                Ok(r) => agent_fixed.push(r.ms),
+                Err(e) => return skip_all(prefix, &e, ctx),
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&cache);
     if let Some(s3) = t.s3 {
         s3.take();
@@ -201,8 +223,14 @@ pub fn measure(
         ("repository_bytes", repo_bytes),
         ("fixed_ms", median(&fixed)),
     ];
+    match &agent {
+        Ok(_) => summary.push(("agent_fixed_ms", median(&agent_fixed))),
+        Err(e) => eprintln!("{prefix}: no agent figures: {e}"),
+    }
     summary.extend_from_slice(extra);
     ctx.record(prefix, "strata", &summary);
+    let agent = agent.ok();
+    let agent_sock = agent.as_ref().map(|a| a.socket());
 
     for kind in Kind::ALL {
         let sc = format!("{prefix}_{}", kind.name());
@@ -210,7 +238,7 @@ pub fn measure(
             ctx.skip(&sc, "strata", "no query of this kind");
             continue;
         };
-        match measure_kind(s, t, &http, &q.strata_json(s.group), repo_bytes) {
+        match measure_kind(s, t, &http, &q.strata_json(s.group), repo_bytes, agent_sock) {
             Ok(m) => ctx.record(&sc, "strata", &m),
             Err(e) => ctx.skip(&sc, "strata", &e),
         }
@@ -230,22 +258,34 @@ fn measure_kind(
     http: &reqwest::blocking::Client,
     q: &Value,
     repo_bytes: f64,
+    agent: Option<&Path>,
 ) -> Result<Vec<(&'static str, f64)>, String> {
     let cache = s.scratch.join("cache-kind");
     let _ = std::fs::remove_dir_all(&cache);
     let s3_take = || t.s3.map(|s3| s3.take()).unwrap_or_default();
     s3_take();
-    let first = cli_query_repo(s.st, t, &cache, q)?;
+    let first = cli_query_repo(s.st, t, &cache, q, None)?;
     let s3_first = s3_take();
     let classified = s.classify.map(|f| f(&cache)).unwrap_or_default();
     let mut warm = Vec::new();
     let mut warm_fetched = 0.0;
     for _ in 0..s.runs {
-        let r = cli_query_repo(s.st, t, &cache, q)?;
+        let r = cli_query_repo(s.st, t, &cache, q, None)?;
         warm.push(r.ms);
         warm_fetched += stat(&r.stats, &["fetched", "bytes_fetched"]);
     }
     let s3_warm = s3_take();
+    // Warm again, the key from the agent: what an operator with `strata agent` pays.
+    let mut agent_warm = Vec::new();
+    let mut agent_same = true;
+    if let Some(a) = agent {
+        for _ in 0..s.runs {
+            let r = cli_query_repo(s.st, t, &cache, q, Some(a))?;
+            agent_warm.push(r.ms);
+            agent_same &= same_answer(&r.answer, &first.answer);
+        }
+    }
+    s3_take();
     let _ = std::fs::remove_dir_all(&cache);
     let (mut live, mut live_answer) = (Vec::new(), Value::Null);
     // One unmeasured run first: the live server's caches are as warm as the repository's.
@@ -279,6 +319,12 @@ fn measure_kind(
             f64::from(u8::from(same_answer(&first.answer, &live_answer))),
         ),
     ];
+    let agent_ms = median(&agent_warm);
+    if agent.is_some() {
+        m.push(("agent_warm_ms", agent_ms));
+        m.push(("agent_warm_to_live", agent_ms / live_ms));
+        m.push(("agent_answers_match", f64::from(u8::from(agent_same))));
+    }
     if !classified.is_empty() {
         // What the named whole objects do not account for was read by range (first frames
         // read when a part is opened; counted again if the object is then fetched whole).
@@ -300,6 +346,9 @@ fn measure_kind(
         let cli_ms = median(&cli);
         m.push(("live_cli_ms", cli_ms));
         m.push(("warm_to_live_cli", warm_ms / cli_ms));
+        if agent.is_some() {
+            m.push(("agent_warm_to_live_cli", agent_ms / cli_ms));
+        }
     }
     if t.s3.is_some() {
         let n = s.runs.max(1) as f64;

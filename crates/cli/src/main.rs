@@ -54,12 +54,17 @@ enum Command {
     Forget(cmd::pin::ForgetArgs),
     /// Check every file of a data directory or snapshot without opening it for writing
     Check(cmd::check::Args),
+    /// Hold unlocked repository keys in memory for the commands that follow (add, list, remove, stop)
+    Agent(cmd::agent::Args),
 }
 
 fn main() {
     epipe::exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Server(_)));
+    init_logging(matches!(
+        cli.command,
+        Command::Server(_) | Command::Agent(_)
+    ));
     let result = match cli.command {
         Command::Server(a) => cmd::server::run(a),
         Command::Query(a) => cmd::query::run(a),
@@ -77,6 +82,7 @@ fn main() {
         Command::Unpin(a) => cmd::pin::unpin(a),
         Command::Forget(a) => cmd::pin::forget(a),
         Command::Check(a) => cmd::check::run(a),
+        Command::Agent(a) => cmd::agent::run(a),
     };
     if let Err(e) = result {
         if epipe::is_broken_pipe(&e) {

@@ -145,6 +145,11 @@ fn fuzz_smoke_archive() {
 }
 
 #[test]
+fn fuzz_smoke_agent_proto() {
+    run_target("agent_proto", 20_000, false);
+}
+
+#[test]
 fn fuzz_smoke_server_config() {
     run_target("server_config", 2_000, false);
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod backup;
 pub mod check;
 pub mod copy;

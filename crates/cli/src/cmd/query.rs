@@ -34,6 +34,10 @@ pub struct Args {
     /// File whose first line is the repository password [default: $STRATA_REPO_PASSWORD]
     #[arg(long, requires = "repo")]
     password_file: Option<PathBuf>,
+    /// Ask the `strata agent` on this socket for the repository's key first
+    /// [default: $STRATA_AGENT_SOCK]
+    #[arg(long, requires = "repo")]
+    agent: Option<PathBuf>,
     /// S3 endpoint URL (S3 compatibles such as MinIO) [default: $AWS_ENDPOINT]
     #[arg(long, requires = "repo")]
     endpoint: Option<String>,
@@ -113,6 +117,7 @@ fn from_repo(url: &str, a: &Args, query: &str) -> anyhow::Result<QueryResult> {
         region: a.region.clone(),
         path_style: a.path_style,
         allow_http: a.allow_http,
+        agent: a.agent.clone(),
         ..strata_backup::settings::RepoSettings::default()
     };
     let cache_bytes = strata_backup::store::parse_rate(&a.cache_size)
@@ -136,6 +141,7 @@ fn from_repo(url: &str, a: &Args, query: &str) -> anyhow::Result<QueryResult> {
             None,
         ),
     };
+    let started = std::time::Instant::now();
     let result = strata_query::execute(m.engine(), &q)?;
     if a.stats {
         let v = serde_json::json!({
@@ -143,6 +149,8 @@ fn from_repo(url: &str, a: &Args, query: &str) -> anyhow::Result<QueryResult> {
             "point_in_time": at,
             "repository_bytes": m.stored_bytes(),
             "fetched": m.stats(),
+            "timings": m.timings(),
+            "query_ms": started.elapsed().as_secs_f64() * 1e3,
         });
         eprintln!("{v}");
     }

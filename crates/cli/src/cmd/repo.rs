@@ -48,6 +48,10 @@ pub struct RepoArgs {
     /// Concurrent requests to the repository at most
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Ask the `strata agent` on this socket for the key before using the password
+    /// [default: $STRATA_AGENT_SOCK]
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
 }
 
 impl RepoArgs {
@@ -63,6 +67,7 @@ impl RepoArgs {
             concurrency: self.concurrency,
             limit_upload: self.limit_upload.clone(),
             limit_download: self.limit_download.clone(),
+            agent: self.agent.clone(),
             ..Default::default()
         }
     }
