@@ -278,11 +278,13 @@ fn measure_kind(
     // Warm again, the key from the agent: what an operator with `strata agent` pays.
     let mut agent_warm = Vec::new();
     let mut agent_same = true;
+    let mut agent_stats = Value::Null;
     if let Some(a) = agent {
         for _ in 0..s.runs {
             let r = cli_query_repo(s.st, t, &cache, q, Some(a))?;
             agent_warm.push(r.ms);
             agent_same &= same_answer(&r.answer, &first.answer);
+            agent_stats = r.stats;
         }
     }
     s3_take();
@@ -324,6 +326,15 @@ fn measure_kind(
         m.push(("agent_warm_ms", agent_ms));
         m.push(("agent_warm_to_live", agent_ms / live_ms));
         m.push(("agent_answers_match", f64::from(u8::from(agent_same))));
+        // Where a warm run's time goes inside the process (its last repetition).
+        for (k, path) in [
+            ("agent_warm_open_ms", ["timings", "open_ms"]),
+            ("agent_warm_manifest_ms", ["timings", "manifest_ms"]),
+            ("agent_warm_engine_ms", ["timings", "engine_ms"]),
+        ] {
+            m.push((k, stat(&agent_stats, &path)));
+        }
+        m.push(("agent_warm_query_ms", stat(&agent_stats, &["query_ms"])));
     }
     if !classified.is_empty() {
         // What the named whole objects do not account for was read by range (first frames

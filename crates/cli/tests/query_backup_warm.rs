@@ -87,6 +87,7 @@ fn start_agent(socket: &Path, extra: &[&str]) -> AgentProc {
 struct Repo {
     url: String,
     id: String,
+    data: PathBuf,
     _t: tempfile::TempDir,
 }
 
@@ -116,6 +117,7 @@ fn repo() -> Repo {
     Repo {
         url,
         id: cfg["id"].as_str().unwrap().to_string(),
+        data,
         _t: t,
     }
 }
@@ -405,7 +407,44 @@ fn a_warm_run_reads_its_manifest_from_the_cache_and_the_listing_stays_authoritat
     assert!(again.ok, "{}", again.stderr);
     assert_eq!(again.stdout, first.stdout);
 
+    // A newer snapshot: `latest` is it (the older one picked by its kept header, the new one
+    // fetched and kept), then both answer from the cache.
+    let b = run(&["backup", "--repo", &r.url, "--data-dir", s(&r.data)], &pw);
+    assert!(b.ok, "{}", b.stderr);
+    let snapshot_of = |o: &Out| -> String {
+        let line = o.stderr.lines().last().unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["snapshot"].as_str().unwrap().to_string()
+    };
+    let stats = |env: &[(&str, &str)]| {
+        run(
+            &[
+                "query",
+                "--repo",
+                &r.url,
+                "--snapshot",
+                "latest",
+                "--cache-dir",
+                s(&cache),
+                "--stats",
+                QUERY,
+            ],
+            env,
+        )
+    };
+    let newer = stats(&pw);
+    assert!(newer.ok, "{}", newer.stderr);
+    let newest = snapshot_of(&newer);
+    assert_ne!(newest, id);
+    assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 2);
+    let warm = stats(&pw);
+    assert_eq!(snapshot_of(&warm), newest);
+
     // Forgotten in the repository: the kept copy does not resurrect it.
+    std::fs::remove_file(Path::new(&r.url).join("snapshots").join(&newest)).unwrap();
+    let older = stats(&pw);
+    assert!(older.ok, "{}", older.stderr);
+    assert_eq!(snapshot_of(&older), id);
     std::fs::remove_file(&stored).unwrap();
     let gone = q(&pw);
     assert!(!gone.ok);
