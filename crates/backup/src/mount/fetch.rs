@@ -324,12 +324,17 @@ mod tests {
     /// An encrypted repository holding one incompressible object of 2.5 frames, behind a
     /// store that records every byte range it serves.
     fn setup() -> Setup {
+        setup_with(|s| s)
+    }
+
+    /// [`setup`] with `layer` over the recording store (the fault layer).
+    fn setup_with(layer: impl FnOnce(DynStore) -> DynStore) -> Setup {
         let inner: DynStore = Arc::new(InMemory::new());
         let log = Arc::new(Mutex::new(Vec::new()));
-        let store: DynStore = Arc::new(Decorated(Served {
+        let store: DynStore = layer(Arc::new(Decorated(Served {
             inner: inner.clone(),
             log: log.clone(),
-        }));
+        })));
         let bridge = Bridge::new().unwrap();
         let mut data = vec![0u8; crate::format::FRAME_SIZE * 5 / 2];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut data);
@@ -470,5 +475,42 @@ mod tests {
         assert_eq!(whole_bytes(&s).unwrap(), s.data);
         let after = s.fetcher.stats.snapshot().bytes_fetched;
         assert!(after - before >= s.entry.stored_size, "{before} {after}");
+    }
+
+    #[test]
+    fn a_download_broken_after_a_kept_first_frame_fails_cleanly_and_the_next_reads_only_the_rest() {
+        use crate::store::fault::FaultStore;
+        let faults = std::sync::OnceLock::new();
+        let s = setup_with(|inner| {
+            let f = FaultStore::new(inner);
+            let _ = faults.set(f.faults.clone());
+            Arc::new(f)
+        });
+        let faults = faults.get().unwrap();
+        s.fetcher.head(&s.entry).unwrap();
+        // The ranged read of the rest fails, and the whole object's download then breaks after
+        // 1,000 bytes: the attempt reports it, nothing enters the cache.
+        faults
+            .cut_after
+            .store(1000, std::sync::atomic::Ordering::SeqCst);
+        faults
+            .cut_bodies
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        faults
+            .fail_gets
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(whole_bytes(&s).is_err());
+        assert!(s.fetcher.cache.get(&s.entry.object, s.entry.size).is_none());
+        // Next time it works, from the kept first frame, and every byte checks out.
+        let before = s.fetcher.stats.snapshot().bytes_fetched;
+        assert_eq!(whole_bytes(&s).unwrap(), s.data);
+        let kept = s
+            .fetcher
+            .cache
+            .get_frame0(&s.entry.object)
+            .map_or(0, |k| k.len());
+        assert_eq!(kept, 0, "dropped once the whole object is cached");
+        let rest = s.fetcher.stats.snapshot().bytes_fetched - before;
+        assert!(rest < s.entry.stored_size, "only the rest: {rest}");
     }
 }
