@@ -673,6 +673,14 @@ async fn unlock(
     cfg: &RepoConfig,
     how: Unlock<'_>,
 ) -> Result<(Keys, Option<KeyEntry>)> {
+    // The agent names its key file: read directly, without listing `keys/`.
+    if let Some(sock) = how.agent
+        && let Some(keys) =
+            crate::agent::unlock_with_agent(store, cfg, sock, how.password.is_some()).await?
+    {
+        return Ok((keys, None));
+    }
+    let password = how.password.ok_or(Error::PasswordRequired)?;
     let mut names = Vec::new();
     let mut s = store.list(Some(&Path::from("keys")));
     while let Some(m) = s.try_next().await? {
@@ -682,14 +690,6 @@ async fn unlock(
         return Err(Error::corrupt("keys/", "the repository has no key files"));
     }
     names.sort();
-    if let Some(sock) = how.agent
-        && let Some(keys) =
-            crate::agent::unlock_with_agent(store, cfg, &names, sock, how.password.is_some())
-                .await?
-    {
-        return Ok((keys, None));
-    }
-    let password = how.password.ok_or(Error::PasswordRequired)?;
     let mut damage = None;
     for name in names {
         let bytes = store.get(&name).await?.bytes().await?;

@@ -450,3 +450,32 @@ fn a_warm_run_reads_its_manifest_from_the_cache_and_the_listing_stays_authoritat
     assert!(!gone.ok);
     assert!(gone.stderr.contains("not found"), "{}", gone.stderr);
 }
+
+#[test]
+fn a_key_whose_key_file_is_gone_falls_back_to_the_password_with_one_warning() {
+    let r = repo();
+    let d = tempfile::tempdir().unwrap();
+    let sock = d.path().join("agent.sock");
+    let _agent = start_agent(&sock, &[]);
+    let pw = [("STRATA_REPO_PASSWORD", PASSWORD)];
+    let add = run(
+        &["agent", "add", "--repo", &r.url, "--socket", s(&sock)],
+        &pw,
+    );
+    assert!(add.ok, "{}", add.stderr);
+    // The key file replaced (as a password change does): same key, another name.
+    let keys = Path::new(&r.url).join("keys");
+    let old = std::fs::read_dir(&keys)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::rename(&old, keys.join("00ff00ff00ff00ff")).unwrap();
+    let via = [("STRATA_AGENT_SOCK", s(&sock))];
+    assert!(!query(&r, &via).ok, "without the password it stays locked");
+    let out = query(&r, &[via[0], pw[0]]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("key file is gone"), "{}", out.stderr);
+}

@@ -66,14 +66,13 @@ pub fn socket_from(explicit: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// The repository's keys from the agent at `socket`, opened from the key file the agent's key
-/// belongs to (`key_files`: the repository's, as listed). `Ok(None)`: the agent holds no key
-/// for this repository, or only for key files that are gone, or cannot be reached (a one-line
+/// belongs to (read by name, under `keys/`). `Ok(None)`: the agent holds no key for this
+/// repository, or only for key files that are gone, or cannot be reached (a one-line
 /// warning; the caller falls back to the password). An agent key that does not open its key
 /// file is an error.
 pub(crate) async fn unlock_with_agent(
     store: &DynStore,
     cfg: &RepoConfig,
-    key_files: &[ObjPath],
     socket: &Path,
     have_password: bool,
 ) -> Result<Option<Keys>> {
@@ -92,10 +91,18 @@ pub(crate) async fn unlock_with_agent(
         }
     };
     for k in &held {
-        let Some(name) = key_files.iter().find(|n| n.as_ref() == k.key_file) else {
+        let Some(id) = k.key_file.strip_prefix("keys/") else {
             continue;
         };
-        let bytes = store.get(name).await?.bytes().await?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let name = ObjPath::from(k.key_file.as_str());
+        let bytes = match store.get(&name).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
         let kf: KeyFile = config::open_doc(name.as_ref(), &bytes)?;
         return match crypto::unwrap_with_kek(&kf.wrapped, &k.kek, &cfg.id, name.as_ref()) {
             Ok(keys) => Ok(Some(keys)),
