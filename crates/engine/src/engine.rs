@@ -10,6 +10,7 @@ mod concat;
 mod durable;
 mod flush;
 mod merge;
+mod newest;
 mod open;
 mod options;
 mod pins;
@@ -19,6 +20,7 @@ mod route;
 mod snap;
 pub(crate) mod state;
 mod summarize;
+mod tables;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -176,6 +176,10 @@ impl<'a> ByteReader<'a> {
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         let end = self
             .pos

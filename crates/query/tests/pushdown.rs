@@ -327,7 +327,8 @@ fn whole_range_aggregations_use_summaries_and_overlaps_are_decoded() {
         }
     }
     // Per query: h1 and h2 in part 1 and h2 in part 2 have no competitor; h0 in parts 1 and 3
-    // overlap each other, h0 and h1 in part 2 overlap memtable rows.
+    // overlap each other, h0 and h1 in part 2 overlap memtable rows. (No range start: `last`
+    // visits every block, the answer is stamped with the first point's time.)
     assert_eq!(counting.1.get(), 7 * 3 * 3);
     for (host, whole) in [("h0", 0), ("h1", 1), ("h2", 2)] {
         let before = counting.1.get();
@@ -338,9 +339,11 @@ fn whole_range_aggregations_use_summaries_and_overlaps_are_decoded() {
         assert_eq!(answer(&counting, &q), answer(&PointsOnly(&e), &q));
         assert_eq!(counting.1.get() - before, whole, "{host}");
     }
-    // A range starting inside part 1's blocks: `last` still takes h1's and h2's blocks there
-    // from their summaries (their last values lie inside), `sum` must decode them.
-    for (func, whole) in [("last", 3), ("first", 1), ("sum", 1)] {
+    // A range starting inside part 1's blocks: `first` takes h2's part 2 block from its summary
+    // and `sum` must decode part 1's; `last` takes h2's part 2 block from its summary and
+    // leaves part 1's out (later values are known). Cut blocks answered by `last` from their
+    // summaries: `last_takes_blocks_cut_by_the_start_from_summaries` below.
+    for (func, whole) in [("last", 1), ("first", 1), ("sum", 1)] {
         let before = counting.1.get();
         let json = format!(
             r#"{{"group":"g","measure":"m","agg":{{"fn":"{func}"}},"fields":["f","i"],"from":{},"to":{},"group_by":["host"]}}"#,
@@ -423,4 +426,153 @@ fn ttl_leaves_out_the_same_points_with_and_without_summaries() {
     // segments past the TTL are left out, those of the last two days or so are kept.
     assert!((4 + 24..134).contains(&total), "{total}");
     assert!(counting.1.get() > 0);
+}
+
+/// `last` over a range that starts inside the newest blocks still answers them from their
+/// summaries (their last values lie inside).
+#[test]
+fn last_takes_blocks_cut_by_the_start_from_summaries() {
+    let d = tempfile::tempdir().unwrap();
+    let ws: Vec<Write> = (0..100)
+        .flat_map(|t| {
+            (0..3).map(move |h| Write {
+                host: h,
+                ts: t * STEP,
+                f: Some(t as usize % 30),
+                i: Some(t as usize % 9),
+                s: false,
+            })
+        })
+        .collect();
+    let e = engine(d.path(), &[Step::Write(ws), Step::Flush]);
+    let counting = Counting(&e, Cell::new(0));
+    let json = format!(
+        r#"{{"group":"g","measure":"m","agg":{{"fn":"last"}},"fields":["f","i"],"from":{},"to":{},"group_by":["host"]}}"#,
+        30 * STEP,
+        250 * STEP
+    );
+    let q = Query::from_json(json.as_bytes()).unwrap();
+    assert_eq!(answer(&counting, &q), answer(&PointsOnly(&e), &q), "{json}");
+    assert_eq!(counting.1.get(), 3);
+}
+
+const SEC: i64 = 1_000_000_000;
+const HOUR: i64 = 3600 * SEC;
+
+/// A run of one host's points every 10 s from `start` seconds (hour-scale data, so merged
+/// blocks end on hour boundaries), values drawn from the same special floats and integers.
+fn run() -> impl Strategy<Value = Vec<Write>> {
+    (0u8..3, 0i64..4 * 360, 1usize..1500, any::<usize>()).prop_map(|(host, start, len, seed)| {
+        (0..len)
+            .map(|k| {
+                let r = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9));
+                Write {
+                    host,
+                    ts: (start + k as i64) * 10 * SEC,
+                    f: (r % 23 != 0).then_some((r >> 5) % (FLOATS.len() * 4)),
+                    i: (r % 17 != 0).then_some((r >> 9) % (INTS.len() * 4)),
+                    s: r % 97 == 0,
+                }
+            })
+            .collect()
+    })
+}
+
+fn hour_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => run().prop_map(Step::Write),
+        3 => Just(Step::Flush),
+        2 => Just(Step::Compact),
+    ]
+}
+
+fn hour_query() -> impl Strategy<Value = Q> {
+    (
+        prop::sample::select(vec!["count", "sum", "min", "max", "mean", "first", "last"]),
+        prop::option::of(prop::sample::select(vec![
+            60 * SEC,
+            7 * 60 * SEC,
+            HOUR,
+            2 * HOUR,
+            DAY,
+        ])),
+        prop::option::of(-10i64..300),
+        prop::option::of(0i64..300),
+        prop::sample::select(vec![r#"["f"]"#, r#"["i"]"#, r#"["f","i"]"#, "null"]),
+        any::<bool>(),
+        prop::option::weighted(0.3, 0u8..3),
+    )
+        .prop_map(|(func, every, from, to, fields, group_by, host)| Q {
+            func,
+            every,
+            // Minutes, sometimes off the minute by a few seconds.
+            from: from.map(|m| m * 60 * SEC + (m % 3) * 7 * SEC),
+            to: to.map(|m| m * 60 * SEC + 1),
+            fields,
+            group_by,
+            host,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("STRATA_PUSHDOWN_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
+        ..ProptestConfig::default()
+    })]
+
+    /// The same property on data spanning hours at 10 s, whose merged blocks end on hour
+    /// boundaries, with buckets of minutes, hours and a day.
+    #[test]
+    fn summaries_of_hour_blocks_never_change_an_answer(
+        steps in prop::collection::vec(hour_step(), 1..8),
+        queries in prop::collection::vec(hour_query(), 30),
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let e = engine(d.path(), &steps);
+        let counting = Counting(&e, Cell::new(0));
+        for q in &queries {
+            let json = q.json();
+            let Ok(parsed) = Query::from_json(json.as_bytes()) else { continue };
+            let with = answer(&counting, &parsed);
+            let without = answer(&PointsOnly(&e), &parsed);
+            prop_assert_eq!(with, without, "{}", json);
+        }
+    }
+}
+
+/// Merged 10 s data: a max per host in 1 h buckets takes every whole hour from summaries.
+#[test]
+fn hour_buckets_take_merged_blocks_whole() {
+    let d = tempfile::tempdir().unwrap();
+    // Three hosts, 00:30 to 05:00 at 10 s, written in two halves and merged.
+    let ws = |from: i64, to: i64| -> Vec<Write> {
+        (from..to)
+            .flat_map(|k| {
+                (0..3).map(move |h| Write {
+                    host: h,
+                    ts: k * 10 * SEC,
+                    f: Some(k as usize % 40),
+                    i: Some(k as usize % 11),
+                    s: false,
+                })
+            })
+            .collect()
+    };
+    let steps = vec![
+        Step::Write(ws(180, 1000)),
+        Step::Flush,
+        Step::Write(ws(1000, 1800)),
+        Step::Flush,
+        Step::Compact,
+    ];
+    let e = engine(d.path(), &steps);
+    let counting = Counting(&e, Cell::new(0));
+    let json = format!(
+        r#"{{"group":"g","measure":"m","agg":{{"fn":"max","every":{HOUR}}},"fields":["f"],"group_by":["host"]}}"#
+    );
+    let q = Query::from_json(json.as_bytes()).unwrap();
+    assert_eq!(answer(&counting, &q), answer(&PointsOnly(&e), &q), "{json}");
+    // Blocks per host: 00:30-02:00 (cut at the second boundary: 180 rows at the first), then
+    // 02:00-03:00, 03:00-04:00, 04:00-05:00; the first spans two buckets and is decoded.
+    assert_eq!(counting.1.get(), 3 * 3);
 }

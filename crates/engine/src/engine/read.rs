@@ -9,7 +9,7 @@ use crate::memtable::SeriesMeta;
 use crate::model::FieldType;
 use crate::rows::{Rows, empty_column, is_null, push_from, resolve};
 use crate::scan::{
-    BlockSummary, Column, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
+    BlockSummary, Column, Only, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
     TagMatcher,
 };
 
@@ -30,9 +30,10 @@ pub fn matches(meta: &SeriesMeta, matchers: &[TagMatcher]) -> bool {
 /// Where one series' rows come from: a part's series entry (read when the series' turn comes)
 /// or rows already copied out of a memtable, each row with its priority (LSN).
 pub(super) enum Source {
+    /// A part, its series table and the series' position in it (its blocks parsed already).
     Part(
         Arc<crate::part::PartReader>,
-        Arc<crate::part::PartIndex>,
+        Arc<crate::part::SeriesTable>,
         usize,
     ),
     Rows(Rows, Vec<u64>),
@@ -102,6 +103,7 @@ pub fn scan_summarized(
     let now = now_ns();
     let mut per_series: BTreeMap<Arc<SeriesMeta>, Vec<Source>> = BTreeMap::new();
     let wanted = req.fields.as_deref();
+    let mut parts = Vec::new();
     for (k, s) in &version.shards {
         if k.group != req.group || expired(s.segment_end, settings.ttl_ns, now) {
             continue;
@@ -117,24 +119,27 @@ pub fn scan_summarized(
             if !p.meta.measures.contains(&req.measure) {
                 continue;
             }
-            if !sink.keep_going() {
-                return Ok(());
+            parts.push(p.clone());
+        }
+    }
+    if !sink.keep_going() {
+        return Ok(());
+    }
+    let tables = super::tables::load_all(&parts, req)?;
+    for (p, (idx, selected)) in parts.iter().zip(tables) {
+        for i in selected {
+            let i = i as usize;
+            if !idx
+                .blocks(i)?
+                .iter()
+                .any(|b| b.max_ts >= req.from && b.min_ts < req.to)
+            {
+                continue;
             }
-            let idx = p.index()?;
-            for i in idx.postings.select(&req.measure, &req.matchers) {
-                let e = &idx.series[i as usize];
-                if !e
-                    .blocks
-                    .iter()
-                    .any(|b| b.max_ts >= req.from && b.min_ts < req.to)
-                {
-                    continue;
-                }
-                per_series
-                    .entry(e.meta.clone())
-                    .or_default()
-                    .push(Source::Part(p.clone(), idx.clone(), i as usize));
-            }
+            per_series
+                .entry(idx.metas[i].clone())
+                .or_default()
+                .push(Source::Part(p.clone(), idx.clone(), i));
         }
     }
     for m in &mems {
@@ -172,43 +177,78 @@ pub fn scan_summarized(
         names: &names,
         types: &field_types,
     });
+    // `last` over the whole range: blocks newest first, those that cannot hold a last value
+    // left out (`newest.rs`). Not when the range has no start: the answer is then stamped with
+    // the earliest point's time, which the left-out blocks hold.
+    let newest_first = req.from != i64::MIN
+        && plan
+            .as_ref()
+            .is_some_and(|p| p.buckets.only == Some(Only::Last) && p.buckets.every.is_none());
     while let Some((meta, sources)) = per_series.pop_first() {
         if !sink.keep_going() {
             return Ok(());
         }
-        let mut loaded: Vec<(Rows, Vec<u64>)> = Vec::new();
+        // Decoded blocks with their (source, block) position, put back in that order below.
+        let mut decoded: Vec<((usize, usize), Rows, Vec<u64>)> = Vec::new();
         let mut blocks: Vec<BlockSummary> = Vec::new();
+        let mut order: Vec<(usize, usize)> = Vec::new();
         for (si, src) in sources.iter().enumerate() {
-            match src {
-                Source::Part(p, idx, i) => {
-                    for b in &idx.series[*i].blocks {
-                        if b.max_ts < req.from || b.min_ts >= req.to {
-                            continue;
-                        }
-                        if let Some(plan) = &plan
-                            && let Some(answer) = plan.block(p, b, si, &sources)
-                        {
-                            // `None`: no value of a projected field, nothing to give.
-                            blocks.extend(answer);
-                            continue;
-                        }
-                        let r = p.read_block(b, wanted)?;
-                        let rows = if b.min_ts >= req.from && b.max_ts < req.to {
-                            r
-                        } else {
-                            r.slice_time(req.from, req.to)
-                        };
-                        let prio = vec![p.meta.max_lsn; rows.len()];
-                        loaded.push((rows, prio));
-                    }
-                    if !sink.keep_going() {
-                        return Ok(());
+            if let Source::Part(_, idx, i) = src {
+                for (bi, b) in idx.blocks(*i)?.iter().enumerate() {
+                    if b.max_ts >= req.from && b.min_ts < req.to {
+                        order.push((si, bi));
                     }
                 }
-                // Moved out below, once no block needs them for its overlap check.
-                Source::Rows(..) => {}
             }
         }
+        let mut latest = None;
+        if newest_first {
+            let mut l = super::newest::Latest::new(req.from, req.to, &names, &field_types);
+            for src in &sources {
+                if let Source::Rows(rows, _) = src {
+                    l.note_rows(rows);
+                }
+            }
+            let max_ts = |&(si, bi): &(usize, usize)| match &sources[si] {
+                Source::Part(_, idx, i) => idx.blocks(*i).map_or(i64::MAX, |b| b[bi].max_ts),
+                Source::Rows(..) => i64::MIN,
+            };
+            order.sort_by_key(|k| std::cmp::Reverse(max_ts(k)));
+            latest = Some(l);
+        }
+        for &(si, bi) in &order {
+            let Source::Part(p, idx, i) = &sources[si] else {
+                continue;
+            };
+            let b = &idx.blocks(*i)?[bi];
+            if let Some(l) = &mut latest {
+                if l.covers(b) {
+                    continue;
+                }
+                l.note_block(b);
+            }
+            if let Some(plan) = &plan
+                && let Some(answer) = plan.block(p, b, si, &sources)
+            {
+                // `None`: no value of a projected field, nothing to give.
+                blocks.extend(answer);
+                continue;
+            }
+            let r = p.read_block(b, wanted)?;
+            let rows = if b.min_ts >= req.from && b.max_ts < req.to {
+                r
+            } else {
+                r.slice_time(req.from, req.to)
+            };
+            let prio = vec![p.meta.max_lsn; rows.len()];
+            decoded.push(((si, bi), rows, prio));
+            if !sink.keep_going() {
+                return Ok(());
+            }
+        }
+        decoded.sort_by_key(|(k, _, _)| *k);
+        let mut loaded: Vec<(Rows, Vec<u64>)> =
+            decoded.into_iter().map(|(_, r, p)| (r, p)).collect();
         for src in sources {
             if let Source::Rows(rows, prio) = src {
                 loaded.push((rows, prio));

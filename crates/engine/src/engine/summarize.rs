@@ -99,16 +99,18 @@ fn overlapped(b: &BlockRef, si: usize, sources: &[Source]) -> bool {
     sources.iter().enumerate().any(|(j, src)| {
         j != si
             && match src {
-                Source::Part(_, idx, i) => idx.series[*i]
-                    .blocks
-                    .iter()
-                    .any(|o| o.max_ts >= b.min_ts && o.min_ts <= b.max_ts),
+                // Parsed when the series was gathered; an error counts as an overlap (decode).
+                Source::Part(_, idx, i) => idx.blocks(*i).map_or(true, |blocks| {
+                    blocks
+                        .iter()
+                        .any(|o| o.max_ts >= b.min_ts && o.min_ts <= b.max_ts)
+                }),
                 Source::Rows(rows, _) => rows.ts.iter().any(|&t| t >= b.min_ts && t <= b.max_ts),
             }
     })
 }
 
-fn type_code(t: &FieldType) -> u8 {
+pub(super) fn type_code(t: &FieldType) -> u8 {
     match t {
         FieldType::F64 => crate::record::TYPE_F64,
         FieldType::I64 => crate::record::TYPE_I64,

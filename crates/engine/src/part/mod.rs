@@ -11,12 +11,14 @@ mod exact_sum;
 mod postings;
 mod read;
 pub mod summary;
+mod table;
 mod write;
 
 pub use downgrade::{rewrite_part_v1, rewrite_parts_v1};
 pub use postings::Postings;
 
 pub use read::{BlockRef, PartIndex, PartReader, read_series_table, verify_part_files};
+pub use table::SeriesTable;
 pub use write::{PartIdentity, PartWriter, write_part};
 
 use std::path::Path;

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use roaring::RoaringBitmap;
 
+#[cfg(test)]
 use super::read::SeriesEntry;
+use crate::memtable::SeriesMeta;
 use crate::scan::TagMatcher;
 
 #[derive(Debug, Default)]
@@ -26,13 +28,19 @@ pub struct Postings {
 }
 
 impl Postings {
+    #[cfg(test)]
     pub fn build(series: &[SeriesEntry]) -> Postings {
+        Self::build_from(series.iter().map(|s| &*s.meta))
+    }
+
+    /// Postings of a table's series keys, in table order.
+    pub fn build_from<'a>(series: impl Iterator<Item = &'a SeriesMeta>) -> Postings {
         let mut p = Postings::default();
-        for (i, s) in series.iter().enumerate() {
-            let m = p.measures.entry(s.meta.measure.clone()).or_default();
+        for (i, s) in series.enumerate() {
+            let m = p.measures.entry(s.measure.clone()).or_default();
             let i = i as u32;
             m.all.insert(i);
-            for (k, v) in &s.meta.tags {
+            for (k, v) in &s.tags {
                 m.tags
                     .entry(k.clone())
                     .or_default()

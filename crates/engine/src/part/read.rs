@@ -63,12 +63,10 @@ pub struct SeriesEntry {
     pub blocks: Vec<BlockRef>,
 }
 
-/// A part's series table.
+/// A part's whole series table, parsed at once (merges, checks, backups).
 pub struct PartIndex {
     /// Sorted by (measure, tags).
     pub series: Vec<SeriesEntry>,
-    /// Tag → series postings over `series`.
-    pub postings: super::Postings,
 }
 
 impl PartIndex {
@@ -91,8 +89,8 @@ pub struct PartReader {
     pub meta: PartMeta,
     /// Size and digest of `meta.bin` (listed by snapshots without reading the file).
     pub meta_file: super::MetaFileDigest,
-    /// The series table once a scan needed it.
-    index: OnceLock<Arc<PartIndex>>,
+    /// The series table once a scan needed it (block lists parsed per series on demand).
+    index: OnceLock<Arc<super::table::SeriesTable>>,
     /// `index.bin`'s checked, still compressed payload (about 1 % of the part's size): the
     /// table is parsed from it, never from the file, because a merge may delete the file while
     /// a reader of an older version still needs the table (a 500 on a query found by
@@ -128,65 +126,13 @@ fn chunk_ref(r: &mut ByteReader<'_>) -> Result<ChunkRef, ReadError> {
 fn parse_index(body: &[u8], version: u32) -> Result<Vec<SeriesEntry>, ReadError> {
     let mut r = ByteReader::new(body);
     let n = r.count()?;
-    let mut names: HashMap<String, Arc<str>> = HashMap::new();
+    let mut names = Names::default();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let measure = r.string()?;
-        let nt = r.count()?;
-        let mut tags = Vec::with_capacity(nt);
-        for _ in 0..nt {
-            tags.push((r.string()?, r.string()?));
-        }
-        let nb = r.count()?;
-        let mut blocks = Vec::with_capacity(nb);
-        for _ in 0..nb {
-            let rows = r.uvarint()?;
-            if rows == 0 || rows > super::BLOCK_ROWS as u64 {
-                return Err(ReadError("bad block row count"));
-            }
-            let min_ts = r.i64()?;
-            let max_ts = r.i64()?;
-            let ts = chunk_ref(&mut r)?;
-            let nf = r.count()?;
-            let mut fields = Vec::with_capacity(nf);
-            for _ in 0..nf {
-                let name = r.string()?;
-                let name = names
-                    .entry(name)
-                    .or_insert_with_key(|k| Arc::from(k.as_str()))
-                    .clone();
-                let ty = r.u8()?;
-                if !(TYPE_F64..=TYPE_STR).contains(&ty) {
-                    return Err(ReadError("bad field type"));
-                }
-                let present = r.uvarint()?;
-                if present > rows {
-                    return Err(ReadError("bad present count"));
-                }
-                let presence = (present < rows).then(|| chunk_ref(&mut r)).transpose()?;
-                let values = (present > 0).then(|| chunk_ref(&mut r)).transpose()?;
-                let summary = (version >= 2 && present > 0 && summarized(ty))
-                    .then(|| FieldSummary::decode(&mut r, ty, min_ts, max_ts))
-                    .transpose()?;
-                fields.push(FieldRef {
-                    name,
-                    ty,
-                    present: present as u32,
-                    presence,
-                    values,
-                    summary,
-                });
-            }
-            blocks.push(BlockRef {
-                rows: rows as u32,
-                min_ts,
-                max_ts,
-                ts,
-                fields,
-            });
-        }
+        let meta = series_key(&mut r)?;
+        let blocks = parse_blocks(&mut r, version, &mut names)?;
         out.push(SeriesEntry {
-            meta: Arc::new(SeriesMeta { measure, tags }),
+            meta: Arc::new(meta),
             blocks,
         });
     }
@@ -194,6 +140,132 @@ fn parse_index(body: &[u8], version: u32) -> Result<Vec<SeriesEntry>, ReadError>
         return Err(ReadError("trailing bytes in series table"));
     }
     Ok(out)
+}
+
+/// A series' measure and tags, as the table stores them before its blocks.
+pub(super) fn series_key(r: &mut ByteReader<'_>) -> Result<SeriesMeta, ReadError> {
+    let measure = r.string()?;
+    let nt = r.count()?;
+    let mut tags = Vec::with_capacity(nt);
+    for _ in 0..nt {
+        tags.push((r.string()?, r.string()?));
+    }
+    Ok(SeriesMeta { measure, tags })
+}
+
+/// Field names of a table, each allocated once (blocks repeat them).
+#[derive(Default)]
+pub(super) struct Names {
+    map: HashMap<Box<str>, Arc<str>>,
+}
+
+impl Names {
+    /// `name`'s shared copy; `prev` (the previous block's fields, same order as a rule) is
+    /// tried first, so the common case neither hashes nor allocates.
+    fn get(&mut self, prev: Option<&Arc<str>>, name: &[u8]) -> Result<Arc<str>, ReadError> {
+        if let Some(p) = prev
+            && p.as_bytes() == name
+        {
+            return Ok(p.clone());
+        }
+        let name = std::str::from_utf8(name).map_err(|_| ReadError("invalid UTF-8"))?;
+        if let Some(a) = self.map.get(name) {
+            return Ok(a.clone());
+        }
+        let a: Arc<str> = Arc::from(name);
+        self.map.insert(Box::from(name), a.clone());
+        Ok(a)
+    }
+}
+
+/// A series' block list (after its key).
+pub(super) fn parse_blocks(
+    r: &mut ByteReader<'_>,
+    version: u32,
+    names: &mut Names,
+) -> Result<Vec<BlockRef>, ReadError> {
+    let nb = r.count()?;
+    let mut blocks: Vec<BlockRef> = Vec::with_capacity(nb);
+    for _ in 0..nb {
+        let rows = r.uvarint()?;
+        if rows == 0 || rows > super::BLOCK_ROWS as u64 {
+            return Err(ReadError("bad block row count"));
+        }
+        let min_ts = r.i64()?;
+        let max_ts = r.i64()?;
+        let ts = chunk_ref(r)?;
+        let nf = r.count()?;
+        let mut fields = Vec::with_capacity(nf);
+        for k in 0..nf {
+            let prev = blocks.last().and_then(|b| b.fields.get(k)).map(|f| &f.name);
+            let name = names.get(prev, r.bytes()?)?;
+            let ty = r.u8()?;
+            if !(TYPE_F64..=TYPE_STR).contains(&ty) {
+                return Err(ReadError("bad field type"));
+            }
+            let present = r.uvarint()?;
+            if present > rows {
+                return Err(ReadError("bad present count"));
+            }
+            let presence = (present < rows).then(|| chunk_ref(r)).transpose()?;
+            let values = (present > 0).then(|| chunk_ref(r)).transpose()?;
+            let summary = (version >= 2 && present > 0 && summarized(ty))
+                .then(|| FieldSummary::decode(r, ty, min_ts, max_ts))
+                .transpose()?;
+            fields.push(FieldRef {
+                name,
+                ty,
+                present: present as u32,
+                presence,
+                values,
+                summary,
+            });
+        }
+        blocks.push(BlockRef {
+            rows: rows as u32,
+            min_ts,
+            max_ts,
+            ts,
+            fields,
+        });
+    }
+    Ok(blocks)
+}
+
+/// Step over a series' block list without building it: the bounds and field types are
+/// checked as [`parse_blocks`] checks them, the summaries fully parsed when the table is.
+pub(super) fn skip_blocks(r: &mut ByteReader<'_>, version: u32) -> Result<(), ReadError> {
+    let nb = r.count()?;
+    for _ in 0..nb {
+        let rows = r.uvarint()?;
+        if rows == 0 || rows > super::BLOCK_ROWS as u64 {
+            return Err(ReadError("bad block row count"));
+        }
+        r.take(16)?;
+        chunk_ref(r)?;
+        let nf = r.count()?;
+        for _ in 0..nf {
+            r.bytes()?;
+            let ty = r.u8()?;
+            if !(TYPE_F64..=TYPE_STR).contains(&ty) {
+                return Err(ReadError("bad field type"));
+            }
+            let present = r.uvarint()?;
+            if present > rows {
+                return Err(ReadError("bad present count"));
+            }
+            if present < rows {
+                chunk_ref(r)?;
+            }
+            if present > 0 {
+                chunk_ref(r)?;
+                if version >= 2 && summarized(ty) {
+                    FieldSummary::skip(r, ty)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl PartReader {
@@ -247,23 +319,23 @@ impl PartReader {
         })
     }
 
-    /// The series table, loaded on first use and kept (scans).
-    pub fn index(&self) -> Result<Arc<PartIndex>> {
+    /// The series table, loaded on first use and kept (scans): keys and postings at once,
+    /// each series' blocks when first asked for ([`super::table::SeriesTable`]).
+    pub fn index(&self) -> Result<Arc<super::table::SeriesTable>> {
         if let Some(i) = self.index.get() {
             return Ok(i.clone());
         }
-        let loaded = Arc::new(self.load_index()?);
+        let index_path = self.dir.join(INDEX_FILE);
+        let body = self.decompress_index()?;
+        let table = super::table::SeriesTable::parse(body, self.version, index_path.clone())?;
+        self.check_keys(table.metas.iter().map(|m| &**m), table.metas.len())?;
         // A concurrent scan may have loaded it too: either copy is the same table.
-        Ok(self.index.get_or_init(|| loaded).clone())
+        Ok(self.index.get_or_init(|| Arc::new(table)).clone())
     }
 
-    /// The series table, kept if it was loaded already, else parsed and not kept (merges and
-    /// checks read each part once).
+    /// The whole series table, parsed and not kept (merges and checks read each part once).
     pub fn index_once(&self) -> Result<Arc<PartIndex>> {
-        match self.index.get() {
-            Some(i) => Ok(i.clone()),
-            None => self.load_index().map(Arc::new),
-        }
+        self.load_index().map(Arc::new)
     }
 
     /// The part's series as a distinct-count sketch (`group` is the part's group), parsed from
@@ -273,8 +345,17 @@ impl PartReader {
             return Ok(s.clone());
         }
         let mut s = crate::sketch::Sketch::default();
-        for e in &self.index_once()?.series {
-            s.add(crate::sketch::series_hash(group, e.meta.sid()));
+        match self.index.get() {
+            Some(t) => {
+                for m in &t.metas {
+                    s.add(crate::sketch::series_hash(group, m.sid()));
+                }
+            }
+            None => {
+                for e in &self.index_once()?.series {
+                    s.add(crate::sketch::series_hash(group, e.meta.sid()));
+                }
+            }
         }
         Ok(self.sketch.get_or_init(|| Arc::new(s)).clone())
     }
@@ -289,20 +370,36 @@ impl PartReader {
         self.index.get().is_some()
     }
 
+    /// The series table if a scan loaded it already.
+    pub fn loaded_index(&self) -> Option<&Arc<super::table::SeriesTable>> {
+        self.index.get()
+    }
+
+    fn decompress_index(&self) -> Result<Vec<u8>> {
+        zstd::bulk::decompress(&self.index_compressed, MAX_INDEX_BYTES)
+            .map_err(|e| Error::corrupt(self.dir.join(INDEX_FILE), format!("series table: {e}")))
+    }
+
     fn load_index(&self) -> Result<PartIndex> {
         let index_path = self.dir.join(INDEX_FILE);
-        let body = zstd::bulk::decompress(&self.index_compressed, MAX_INDEX_BYTES)
-            .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
+        let body = self.decompress_index()?;
         let series = parse_index(&body, self.version)
             .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
-        if series.len() as u64 != self.meta.series {
+        self.check_keys(series.iter().map(|e| &*e.meta), series.len())?;
+        Ok(PartIndex { series })
+    }
+
+    /// The table's series must agree with the part's metadata: their count, and the measures
+    /// (scans skip a part whose metadata does not list the measure).
+    fn check_keys<'a>(&self, keys: impl Iterator<Item = &'a SeriesMeta>, n: usize) -> Result<()> {
+        let index_path = self.dir.join(INDEX_FILE);
+        if n as u64 != self.meta.series {
             return Err(Error::corrupt(
                 &index_path,
                 "series table does not match the part metadata's series count",
             ));
         }
-        // Scans skip a part whose metadata does not list the measure: the two must agree.
-        let mut measures: Vec<&str> = series.iter().map(|e| e.meta.measure.as_str()).collect();
+        let mut measures: Vec<&str> = keys.map(|m| m.measure.as_str()).collect();
         measures.dedup();
         if !measures.iter().eq(self.meta.measures.iter()) {
             return Err(Error::corrupt(
@@ -310,10 +407,7 @@ impl PartReader {
                 "series table does not match the part metadata's measures",
             ));
         }
-        Ok(PartIndex {
-            postings: super::Postings::build(&series),
-            series,
-        })
+        Ok(())
     }
 
     fn chunk(&self, c: ChunkRef, what: &str) -> Result<Vec<u8>> {

@@ -189,6 +189,12 @@ impl FieldSummary {
         Ok(s)
     }
 
+    /// Step over a stored summary of a field of type `ty` (its timestamps unchecked: the
+    /// series table's first pass; the block's own parse checks them).
+    pub fn skip(r: &mut ByteReader<'_>, ty: u8) -> Result<(), ReadError> {
+        Self::decode(r, ty, i64::MIN, i64::MAX).map(drop)
+    }
+
     /// Timestamps of the first and last values.
     pub fn first_last_ts(&self) -> (i64, i64) {
         match self {

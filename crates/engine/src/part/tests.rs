@@ -58,8 +58,16 @@ fn part_round_trips_with_nulls_and_many_blocks() {
     assert_eq!(meta.blocks, 4);
     let p = PartReader::open(&RealVfs, &dir).unwrap();
     assert!(!p.index_loaded(), "the series table loads on first use");
-    let idx = p.index().unwrap();
+    let table = p.index().unwrap();
     assert!(p.index_loaded());
+    // Block lists are parsed per series, when asked for.
+    assert_eq!(table.parsed_count(), 0);
+    let idx = p.index_once().unwrap();
+    assert_eq!(table.blocks(1).unwrap().len(), idx.series[1].blocks.len());
+    assert_eq!(table.parsed_count(), 1);
+    assert_eq!(table.blocks(0).unwrap().len(), 3);
+    assert_eq!(table.parsed_count(), 2);
+    assert_eq!(table.metas[0], idx.series[0].meta);
     assert_eq!(idx.measure_range("cpu"), 0..2);
     assert_eq!(idx.measure_range("mem"), 2..2);
     let got: Vec<Rows> = p
@@ -96,7 +104,7 @@ fn every_flipped_byte_of_data_is_caught_naming_the_file() {
         b[i] ^= 0x40;
         std::fs::write(&data, &b).unwrap();
         let res = PartReader::open(&RealVfs, &dir).and_then(|p| {
-            let idx = p.index()?;
+            let idx = p.index_once()?;
             p.read_series(&idx.series[0], i64::MIN, i64::MAX, None)
                 .map(|_| ())
         });
@@ -147,10 +155,79 @@ fn an_open_part_reads_after_its_directory_is_deleted() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(!p.index_loaded());
     let idx = p.index().unwrap();
+    let mut n = 0;
+    for b in idx.blocks(0).unwrap() {
+        n += p.read_block(b, None).unwrap().ts.len();
+    }
+    assert_eq!(n, 50);
+}
+
+/// A series sampled every 10 s from the middle of an hour: the first block runs to the second
+/// hour boundary (it holds fewer than `ALIGNED_MIN_ROWS` rows at the first), every later block
+/// is one clock hour, and the rows read back are the rows written.
+#[test]
+fn blocks_end_on_hour_boundaries() {
+    const S: i64 = 1_000_000_000;
+    let hour = write::BLOCK_ALIGN_NS;
+    let t0 = 1_700_000_000 * S; // 22:13:20 UTC
+    let n = 5 * 360 + 17;
+    let big = Rows {
+        ts: (0..n as i64).map(|i| t0 + i * 10 * S).collect(),
+        cols: vec![(
+            "f".into(),
+            Column::F64((0..n).map(|i| Some(i as f64)).collect()),
+        )],
+    };
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("p");
+    let a = series("a");
+    write_part(&RealVfs, &dir, ident(7), vec![(&a, big.clone())]).unwrap();
+    let p = PartReader::open(&RealVfs, &dir).unwrap();
+    let idx = p.index_once().unwrap();
+    let blocks = &idx.series[0].blocks;
+    assert_eq!(blocks.len(), 6);
+    // 22:13:20 -> 23:00 is 280 rows (>= 256): the first block ends at 23:00.
+    assert_eq!(blocks[0].rows, 280);
+    for b in &blocks[1..] {
+        assert_eq!(b.min_ts.rem_euclid(hour), 0);
+        assert_eq!(b.min_ts.div_euclid(hour), b.max_ts.div_euclid(hour));
+    }
+    assert!(blocks[1..5].iter().all(|b| b.rows == 360));
     let got = p
         .read_series(&idx.series[0], i64::MIN, i64::MAX, None)
         .unwrap();
-    assert_eq!(got.iter().map(|r| r.ts.len()).sum::<usize>(), 50);
+    let ts: Vec<i64> = got.iter().flat_map(|r| r.ts.iter().copied()).collect();
+    assert_eq!(ts, big.ts);
+}
+
+proptest::proptest! {
+    /// `block_ends` cuts every series into blocks of 1..=BLOCK_ROWS rows, and a block crosses
+    /// an hour boundary only before its `ALIGNED_MIN_ROWS`-th row.
+    #[test]
+    fn block_ends_cover_the_rows_and_respect_hours(
+        start in -10_000_000_000_000i64..10_000_000_000_000,
+        gaps in proptest::collection::vec(1i64..60_000_000_000, 1..20_000),
+    ) {
+        let mut t = start;
+        let ts: Vec<i64> = gaps.iter().map(|g| { t += g; t }).collect();
+        let ends = write::block_ends(&ts);
+        let hour = |t: i64| t.div_euclid(write::BLOCK_ALIGN_NS);
+        let mut a = 0;
+        for &e in &ends {
+            proptest::prop_assert!(e > a && e - a <= BLOCK_ROWS);
+            let m = a + write::ALIGNED_MIN_ROWS;
+            if m < e {
+                proptest::prop_assert_eq!(hour(ts[m - 1]), hour(ts[e - 1]));
+            }
+            if e < ts.len() && e - a < BLOCK_ROWS {
+                // Cut short: at an hour boundary, after the minimum.
+                proptest::prop_assert!(e - a >= write::ALIGNED_MIN_ROWS);
+                proptest::prop_assert!(hour(ts[e]) > hour(ts[e - 1]));
+            }
+            a = e;
+        }
+        proptest::prop_assert_eq!(a, ts.len());
+    }
 }
 
 mod summaries {
@@ -246,7 +323,7 @@ mod summaries {
             write_part(&RealVfs, &dir, ident(1), vec![(&a, rows)]).unwrap().unwrap();
             let p = PartReader::open(&RealVfs, &dir).unwrap();
             prop_assert_eq!(p.format_version(), 2);
-            let idx = p.index().unwrap();
+            let idx = p.index_once().unwrap();
             let b = &idx.series[0].blocks[0];
             let f = b.fields.iter().find(|f| &*f.name == "f").unwrap();
             match naive(&ts, &fs[..n]) {
@@ -317,7 +394,7 @@ mod summaries {
         let big = rows(BLOCK_ROWS * 2 + 5);
         write_part(&RealVfs, &dir, ident(7), vec![(&a, big.clone())]).unwrap();
         let p = PartReader::open(&RealVfs, &dir).unwrap();
-        let idx = p.index().unwrap();
+        let idx = p.index_once().unwrap();
         let blocks = &idx.series[0].blocks;
         assert_eq!(blocks.len(), 3);
         for (k, b) in blocks.iter().enumerate() {

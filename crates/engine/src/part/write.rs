@@ -1,5 +1,6 @@
 //! Building a part: series in (measure, tags) order, split into blocks of at most
-//! [`BLOCK_ROWS`] rows, each column chunk CRC-framed in `data.bin`.
+//! [`BLOCK_ROWS`] rows that end at an hour boundary once they hold [`ALIGNED_MIN_ROWS`] rows
+//! (see [`block_ends`]), each column chunk CRC-framed in `data.bin`.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -120,17 +121,17 @@ impl<'v> PartWriter<'v> {
             self.index.str(k);
             self.index.str(v);
         }
-        let nblocks = rows.len().div_ceil(BLOCK_ROWS);
-        self.index.uvarint(nblocks as u64);
-        for b in 0..nblocks {
-            let a = b * BLOCK_ROWS;
-            let e = ((b + 1) * BLOCK_ROWS).min(rows.len());
-            let block = if nblocks == 1 {
+        let ends = block_ends(&rows.ts);
+        self.index.uvarint(ends.len() as u64);
+        let mut a = 0;
+        for &e in &ends {
+            let block = if ends.len() == 1 {
                 std::borrow::Cow::Borrowed(rows)
             } else {
                 std::borrow::Cow::Owned(rows.slice(a, e))
             };
             self.add_block(&block)?;
+            a = e;
         }
         self.last = Some(meta.clone());
         Ok(())
@@ -231,6 +232,37 @@ impl<'v> PartWriter<'v> {
     pub fn is_empty(&self) -> bool {
         self.series == 0
     }
+}
+
+/// Blocks are aligned to this (one hour, from the epoch, like the query layer's buckets).
+pub const BLOCK_ALIGN_NS: i64 = 3_600_000_000_000;
+/// A block ends at the first [`BLOCK_ALIGN_NS`] boundary after it holds this many rows.
+pub const ALIGNED_MIN_ROWS: usize = 256;
+
+/// Where the blocks of a series with timestamps `ts` (strictly increasing) end: a block ends
+/// at [`BLOCK_ROWS`] rows, or before its first point past an hour boundary once it holds at
+/// least [`ALIGNED_MIN_ROWS`] rows. So a series sampled every 10 s has one block per clock
+/// hour, which an aggregation in buckets of a whole number of hours takes from the block's
+/// summary, and a scan of a short range decodes only the hours it touches; sparse series keep
+/// blocks of at least [`ALIGNED_MIN_ROWS`] rows (small per-block overhead) that still start
+/// and end on hour boundaries.
+pub fn block_ends(ts: &[i64]) -> Vec<usize> {
+    let hour = |t: i64| t.div_euclid(BLOCK_ALIGN_NS);
+    let mut ends = Vec::with_capacity(ts.len().div_ceil(BLOCK_ROWS).max(1));
+    let mut a = 0;
+    while a < ts.len() {
+        let limit = (a + BLOCK_ROWS).min(ts.len());
+        let m = a + ALIGNED_MIN_ROWS;
+        let e = if m >= limit {
+            limit
+        } else {
+            let h = hour(ts[m - 1]);
+            m + ts[m..limit].partition_point(|&t| hour(t) == h)
+        };
+        ends.push(e);
+        a = e;
+    }
+    ends
 }
 
 fn presence(col: &Column) -> (u8, Vec<bool>) {
