@@ -259,6 +259,18 @@ pub fn backup_docs(data: &[u8]) {
     {
         let _ = m.validate("fuzz");
     }
+    // The server's snapshot answer, versions 1 and 2: a snapshot that checks out survives
+    // the compact form unchanged (up to file order).
+    if let Ok(doc) = strata_backup::snapshot_doc::AnyDoc::from_json(data)
+        && let Ok(snap) = doc.into_snapshot()
+        && let Some(compact) = strata_backup::snapshot_doc::CompactDoc::of(&snap)
+    {
+        let mut back = compact.into_snapshot().expect("a compact form of a valid snapshot");
+        let mut want = snap;
+        back.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+        want.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+        assert_eq!(back, want);
+    }
 }
 
 /// `strata agent`'s wire protocol: a frame, then the body as a request and as a response.

@@ -224,7 +224,21 @@ pub async fn run(
     progress.set_phase("taking snapshot");
     let snap = source.take().await?;
     let snapshot_s = clock.elapsed().as_secs_f64();
-    let result = backup_timed(repo, &snap, opts, progress).await;
+    run_taken(source, &snap, snapshot_s, repo, opts, progress).await
+}
+
+/// [`run`] from its second step, for a caller that took `snap` from `source` itself (in
+/// `snapshot_s` seconds), e.g. while the repository key was being derived: backs it up and
+/// releases it (also when the backup failed).
+pub async fn run_taken(
+    source: &dyn SnapshotSource,
+    snap: &Snapshot,
+    snapshot_s: f64,
+    repo: Arc<Repository>,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<(Arc<Manifest>, PhaseTimings)> {
+    let result = backup_timed(repo, snap, opts, progress).await;
     let clock = std::time::Instant::now();
     if let Err(e) = source.release(&snap.id).await {
         tracing::warn!(snapshot = %snap.id, error = %e, "could not release the backup snapshot");

@@ -7,6 +7,12 @@
 //! Each file names the path it takes in the data directory the snapshot describes (`path`)
 //! and where to read it: `local_path`, a path on the server's host (pinned part files, the
 //! copied WAL cut), or `inline_hex`, the bytes themselves (small metadata).
+//!
+//! Version 2 ([`compact`]) lists each part file once; a server writes it when asked
+//! (`?version=2`), version 1 otherwise, so that older readers keep working. [`AnyDoc`] reads
+//! both.
+
+pub mod compact;
 
 use std::path::PathBuf;
 
@@ -19,6 +25,58 @@ use strata_engine::backup_api::{
 use crate::error::{Error, Result};
 
 pub const SNAPSHOT_DOC_VERSION: u32 = 1;
+
+pub use compact::{COMPACT_VERSION, CompactDoc};
+
+/// A snapshot document of a version this build reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyDoc {
+    V1(SnapshotDoc),
+    V2(CompactDoc),
+}
+
+impl AnyDoc {
+    /// Parses a document of version 1 or 2 (the version is read first).
+    pub fn from_json(body: &[u8]) -> Result<AnyDoc> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+        match v.version {
+            SNAPSHOT_DOC_VERSION => serde_json::from_slice(body).map(AnyDoc::V1),
+            COMPACT_VERSION => serde_json::from_slice(body).map(AnyDoc::V2),
+            n => {
+                return Err(bad(format!(
+                    "version {n} (this build reads {SNAPSHOT_DOC_VERSION} and {COMPACT_VERSION}); use the server's own strata binary"
+                )));
+            }
+        }
+        .map_err(|e| bad(e.to_string()))
+    }
+
+    /// The snapshot's id (to release it when the document does not check out).
+    pub fn id(&self) -> &str {
+        match self {
+            AnyDoc::V1(d) => &d.id,
+            AnyDoc::V2(d) => &d.id,
+        }
+    }
+
+    pub fn into_snapshot(self) -> Result<Snapshot> {
+        match self {
+            AnyDoc::V1(d) => d.into_snapshot(),
+            AnyDoc::V2(d) => d.into_snapshot(),
+        }
+    }
+}
+
+/// A 64-digit hex BLAKE3 digest.
+fn parse_hex_digest(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotDoc {
@@ -140,10 +198,7 @@ impl FileDoc {
         if !is_safe_rel(&self.path) {
             return Err(bad(format!("unsafe path {}", self.path.display())));
         }
-        let digest: [u8; 32] = hex::decode(&self.digest)
-            .ok()
-            .and_then(|d| d.try_into().ok())
-            .ok_or_else(|| bad(format!("bad digest for {}", self.path.display())))?;
+        let digest = parse_hex_digest(&self.digest).ok_or_else(|| bad(format!("bad digest for {}", self.path.display())))?;
         let source = match (self.local_path, self.inline_hex) {
             (Some(p), None) if p.is_absolute() => FileSource::Path(p),
             (None, Some(h)) => {

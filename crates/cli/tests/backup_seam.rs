@@ -1,6 +1,8 @@
 //! The backup seam through the real binary: `repo init` that fails leaves nothing, every error
 //! of the HTTP API is JSON, a backup job accepts a JSON body without `Content-Type`, and a
-//! server backup job honours the repository settings of its config file (an S3 endpoint).
+//! server backup job honours the repository settings of its config file (an S3 endpoint), and
+//! `backup --server`, which takes the snapshot while the key is derived, releases it when the
+//! repository does not open.
 #![allow(clippy::unwrap_used)]
 
 mod backup_support;
@@ -243,4 +245,110 @@ fn a_server_backup_job_uses_the_configured_s3_endpoint() {
     let text = v.to_string();
     assert!(text.contains(done["snapshot"].as_str().unwrap()), "{text}");
     assert!(server.stop().success());
+}
+
+/// Pinned snapshots the server holds: the directories under `data/snapshots/` (each keeps its
+/// WAL cut until released).
+fn pinned_dirs(data: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(data.join("snapshots"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn backup_server_with_a_wrong_password_releases_the_snapshot_it_took_meanwhile() {
+    let t = tempfile::tempdir().unwrap();
+    let (data, repo) = (t.path().join("data"), t.path().join("repo"));
+    init_repo(&repo);
+    let server = Server::start_with(Opts {
+        args: &[],
+        env: &[],
+        data_dir: Some(&data),
+        token: None,
+    });
+    server.write_ok("g", "s", &format!("m v=1 {}", base_secs()));
+    let o = strata()
+        .env("STRATA_REPO_PASSWORD", "not the password")
+        .args(["backup", "--repo", s(&repo), "--server", &server.url])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("password"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(pinned_dirs(&data).is_empty(), "{:?}", pinned_dirs(&data));
+    assert_eq!(std::fs::read_dir(repo.join("snapshots")).unwrap().count(), 0);
+
+    // The right password: a backup, and again nothing stays pinned.
+    let o = strata()
+        .env("STRATA_REPO_PASSWORD", PASSWORD)
+        .args(["backup", "--repo", s(&repo), "--server", &server.url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(pinned_dirs(&data).is_empty(), "{:?}", pinned_dirs(&data));
+}
+
+#[test]
+fn the_snapshot_api_answers_versions_1_and_2_and_refuses_others() {
+    use strata_backup::snapshot_doc::AnyDoc;
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let server = Server::start(&data);
+    let base = base_secs();
+    // Snapshots flush first: the data is in parts.
+    for i in 0..3 {
+        server.write_ok("g", "s", &format!("m,host=h{i} v={i} {}", base + i));
+    }
+    let take = |q: &str| {
+        let r = server
+            .request(M::POST, &format!("/api/v1/snapshots{q}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let body = r.bytes().unwrap();
+        let doc = AnyDoc::from_json(&body).unwrap();
+        let id = doc.id().to_string();
+        let snap = doc.clone().into_snapshot().unwrap();
+        let r = server
+            .request(M::DELETE, &format!("/api/v1/snapshots/{id}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        (doc, snap, body.len())
+    };
+    let (d1, mut s1, n1) = take("");
+    let (d2, mut s2, n2) = take("?version=2");
+    assert!(matches!(d1, AnyDoc::V1(_)));
+    assert!(matches!(d2, AnyDoc::V2(_)));
+    assert!(!s2.parts.is_empty());
+    for s in [&mut s1, &mut s2] {
+        s.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    }
+    let paths = |s: &strata_engine::backup_api::Snapshot| {
+        s.files
+            .iter()
+            .map(|f| (f.rel_path.clone(), f.size, f.kind))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(paths(&s1), paths(&s2));
+    assert_eq!(s1.parts.len(), s2.parts.len());
+    assert!(n2 < n1, "version 2 ({n2} B) is smaller than version 1 ({n1} B)");
+
+    for bad in ["?version=7", "?version=x", "?version=2&version=2"] {
+        let (st, body) = json_answer(
+            server
+                .request(M::POST, &format!("/api/v1/snapshots{bad}"))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(st, 400, "{bad}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("version"), "{body}");
+    }
+    assert!(pinned_dirs(&data).is_empty(), "{:?}", pinned_dirs(&data));
 }

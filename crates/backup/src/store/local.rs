@@ -8,14 +8,20 @@
 //! pruned manifest could reappear after a crash while the objects only it referenced stay
 //! deleted (a later put into their directory makes those removals durable), and the
 //! repository would hold a snapshot that claims data it does not have.
+//!
+//! Reads: `LocalFileSystem` hands back an open file that `GetResult::into_stream` reads in
+//! 8 KiB chunks, each on the blocking pool (a 1 GB restore made some 130,000 such hops:
+//! 30 % of its wall time in futex and `sched_yield`). [`DurableLocal`] streams it in
+//! [`READ_CHUNK`] pieces instead.
 
 use std::path::{Path as FsPath, PathBuf};
 
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
+use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, Result};
+use object_store::{GetOptions, GetResult, GetResultPayload, ObjectStore, Result};
 
 use super::DynStore;
 use super::decorate::{Decorated, Decorator};
@@ -78,6 +84,65 @@ fn fsync_dir(dir: &FsPath) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Bytes read from a local object per blocking call (a frame and its overhead fit).
+pub const READ_CHUNK: usize = 1 << 20;
+
+/// `r`'s body as a stream of [`READ_CHUNK`] pieces when it is a local file (others as they
+/// are).
+fn large_chunks(r: GetResult) -> GetResult {
+    let GetResultPayload::File(file, path) = r.payload else {
+        return r;
+    };
+    let (start, len) = (r.range.start, r.range.end - r.range.start);
+    let stream = futures::stream::try_unfold(
+        (Some(file), path, start, len),
+        |(file, path, at, left)| async move {
+            let Some(file) = file.filter(|_| left > 0) else {
+                return Ok(None);
+            };
+            let want = left.min(READ_CHUNK as u64) as usize;
+            let (file, path, buf) = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                let mut got = 0;
+                while got < want {
+                    match file.read_at(&mut buf[got..], at + got as u64) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(read_error(&path, e)),
+                    }
+                }
+                buf.truncate(got);
+                Ok((file, path, buf))
+            })
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "local",
+                source: Box::new(e),
+            })??;
+            if buf.is_empty() {
+                // Shorter than its metadata said (truncated meanwhile): the reader's size
+                // and digest checks report it.
+                return Ok(None);
+            }
+            let n = buf.len() as u64;
+            Ok(Some((Bytes::from(buf), (Some(file), path, at + n, left - n))))
+        },
+    );
+    GetResult {
+        payload: GetResultPayload::Stream(stream.boxed()),
+        ..r
+    }
+}
+
+fn read_error(path: &FsPath, e: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "local",
+        source: format!("reading {}: {e}", path.display()).into(),
+    }
+}
+
 /// Fsync the nearest existing ancestor of a deleted file (automatic cleanup may have removed
 /// its now empty parent directories too).
 fn sync_after_delete(file: PathBuf) -> std::io::Result<()> {
@@ -97,6 +162,10 @@ impl Decorator for DurableLocal {
 
     fn inner(&self) -> &DynStore {
         &self.inner
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.fs.get_opts(location, options).await.map(large_chunks)
     }
 
     fn delete_stream(

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use strata_backup::backup::{BackupOptions, PhaseTimings, parse_labels, run as run_backup};
-use strata_backup::snapshot_doc::SnapshotDoc;
+use strata_backup::backup::{
+    BackupOptions, PhaseTimings, parse_labels, run as run_backup, run_taken,
+};
+use strata_backup::snapshot_doc::AnyDoc;
 use strata_backup::source::{EngineSource, SnapshotSource};
 use strata_backup::{Manifest, Progress, Repository};
 use strata_engine::backup_api::{FileSource, Snapshot};
@@ -79,23 +81,43 @@ async fn run_async(a: Args) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     // Opening the repository derives its key from the password (Argon2id): reported apart,
-    // it is a fixed cost per invocation that has nothing to do with the data.
-    let repo = Arc::new(a.repo.open().await?);
-    let mut t = Timings {
-        unlock_s: started.elapsed().as_secs_f64(),
-        ..Default::default()
-    };
+    // it is a fixed cost per invocation that has nothing to do with the data. With --server
+    // the snapshot is taken meanwhile (the server does that work); a stopped data directory
+    // is opened only once the repository opened, so that a wrong password touches nothing.
+    let settings = a.repo.settings();
+    let opening = tokio::spawn(async move {
+        let repo = settings.open().await;
+        (repo, started.elapsed().as_secs_f64())
+    });
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(progress.clone());
+    let mut t = Timings::default();
     let manifest = match (&a.data_dir, &a.server) {
-        (Some(dir), _) => from_data_dir(&repo, dir, &opts, progress, &mut t).await?,
+        (Some(dir), _) => {
+            let repo = opened(opening, &mut t).await?;
+            from_data_dir(&repo, dir, &opts, progress, &mut t).await?
+        }
         (None, Some(url)) => {
-            from_server(&repo, url, a.token.as_deref(), &opts, progress, &mut t).await?
+            let source = ServerSource {
+                client: reqwest::Client::new(),
+                base: url.trim_end_matches('/').to_string(),
+                token: a.token.clone(),
+            };
+            from_server(&source, opening, &opts, progress, &mut t).await?
         }
         (None, None) => bail!("give --data-dir DIR or --server URL"),
     };
     drop(bar);
     report(&manifest, started, &t, a.json)
+}
+
+type Opening = tokio::task::JoinHandle<(strata_backup::Result<Repository>, f64)>;
+
+/// The repository being opened by `opening`, and the seconds that took in `t.unlock_s`.
+async fn opened(opening: Opening, t: &mut Timings) -> anyhow::Result<Arc<Repository>> {
+    let (repo, secs) = opening.await.context("opening the repository")?;
+    t.unlock_s = secs;
+    Ok(Arc::new(repo?))
 }
 
 /// Seconds per phase, for `--json`.
@@ -175,7 +197,7 @@ impl ServerSource {
     async fn take_checked(&self) -> anyhow::Result<Snapshot> {
         let base = &self.base;
         let resp = self
-            .auth(self.client.post(format!("{base}/api/v1/snapshots")))
+            .auth(self.client.post(format!("{base}/api/v1/snapshots?version=2")))
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {base}"))?;
@@ -184,11 +206,14 @@ impl ServerSource {
             let body = resp.text().await.unwrap_or_default();
             bail!("server refused the snapshot ({status}): {}", body.trim());
         }
-        let doc: SnapshotDoc = resp
-            .json()
+        // Version 2 (compact) from servers that know it; older ones ignore the parameter and
+        // answer version 1.
+        let body = resp
+            .bytes()
             .await
-            .context("the server's snapshot answer is not valid")?;
-        let id = doc.id.clone();
+            .context("the server's snapshot answer was cut off")?;
+        let doc = AnyDoc::from_json(&body)?;
+        let id = doc.id().to_string();
         let snap = match doc.into_snapshot() {
             Ok(s) => s,
             Err(e) => {
@@ -236,20 +261,32 @@ impl SnapshotSource for ServerSource {
     }
 }
 
+/// Takes the server's snapshot while the repository opens (the key derivation runs on this
+/// machine's CPU, the snapshot on the server's), then backs it up. A repository that does not
+/// open releases the snapshot again.
 async fn from_server(
-    repo: &Arc<Repository>,
-    url: &str,
-    token: Option<&str>,
+    source: &ServerSource,
+    opening: Opening,
     opts: &BackupOptions,
     progress: Arc<Progress>,
     t: &mut Timings,
 ) -> anyhow::Result<Arc<Manifest>> {
-    let source = ServerSource {
-        client: reqwest::Client::new(),
-        base: url.trim_end_matches('/').to_string(),
-        token: token.map(str::to_string),
+    progress.set_phase("taking snapshot");
+    let take = async {
+        let clock = Instant::now();
+        let snap = source.take().await;
+        (snap, secs_since(clock))
     };
-    let (m, phases) = run_backup(&source, repo.clone(), opts, progress).await?;
+    let ((snap, snapshot_s), repo) = tokio::join!(take, opened(opening, t));
+    let snap = snap?;
+    let repo = match repo {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = source.release(&snap.id).await;
+            return Err(e);
+        }
+    };
+    let (m, phases) = run_taken(source, &snap, snapshot_s, repo, opts, progress).await?;
     t.backup = phases;
     Ok(m)
 }

@@ -5,10 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use strata_backup::snapshot_doc::SnapshotDoc;
+use strata_backup::snapshot_doc::{COMPACT_VERSION, CompactDoc, SNAPSHOT_DOC_VERSION, SnapshotDoc};
 
 use super::AppState;
 use super::error::ApiError;
+use super::params::Params;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -31,16 +32,50 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// `POST /api/v1/snapshots`: pin a snapshot for a reader on this host (`strata backup
-/// --server`). The answer is the versioned [`SnapshotDoc`]; the pin lives until `DELETE
-/// /api/v1/snapshots/{id}` or its `expires_at`, across a server restart too.
+/// `POST /api/v1/snapshots[?version=2]`: pin a snapshot for a reader on this host (`strata
+/// backup --server`). The answer is the versioned snapshot document: version 1
+/// ([`SnapshotDoc`]) unless the reader asks for the compact version 2 ([`CompactDoc`]); the
+/// pin lives until `DELETE /api/v1/snapshots/{id}` or its `expires_at`, across a server
+/// restart too. An unknown version is refused before anything is pinned.
 pub async fn take_snapshot(
     State(state): State<AppState>,
-) -> Result<(StatusCode, Json<SnapshotDoc>), ApiError> {
+    Params(params): Params,
+) -> Result<axum::response::Response, ApiError> {
+    let version = match params.get("version").map(String::as_str) {
+        None => SNAPSHOT_DOC_VERSION,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|v| [SNAPSHOT_DOC_VERSION, COMPACT_VERSION].contains(v))
+            .ok_or_else(|| {
+                let v: String = v.chars().take(32).collect();
+                ApiError::bad_request(format!(
+                    "snapshot document version '{v}' is unknown (this server writes {SNAPSHOT_DOC_VERSION} and {COMPACT_VERSION})"
+                ))
+            })?,
+    };
     let engine = state.engine.clone();
     let snap = tokio::task::spawn_blocking(move || engine.snapshot()).await??;
     tracing::info!(id = %snap.id, lsn = snap.lsn, "snapshot taken");
-    Ok((StatusCode::CREATED, Json(SnapshotDoc::from(&snap))))
+    let compact = (version == COMPACT_VERSION)
+        .then(|| CompactDoc::of(&snap))
+        .flatten();
+    let body = match compact {
+        Some(d) => serde_json::to_vec(&d),
+        None => serde_json::to_vec(&SnapshotDoc::from(&snap)),
+    };
+    match body {
+        Ok(b) => Ok((
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "application/json")],
+            b,
+        )
+            .into_response()),
+        Err(e) => {
+            let _ = state.engine.release_snapshot(&snap.id);
+            Err(ApiError::internal(format!("encoding the snapshot: {e}")))
+        }
+    }
 }
 
 pub async fn release_snapshot(
