@@ -265,7 +265,9 @@ pub fn backup_docs(data: &[u8]) {
         && let Ok(snap) = doc.into_snapshot()
         && let Some(compact) = strata_backup::snapshot_doc::CompactDoc::of(&snap)
     {
-        let mut back = compact.into_snapshot().expect("a compact form of a valid snapshot");
+        let mut back = compact
+            .into_snapshot()
+            .expect("a compact form of a valid snapshot");
         let mut want = snap;
         back.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
         want.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));

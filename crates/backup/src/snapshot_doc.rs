@@ -198,7 +198,8 @@ impl FileDoc {
         if !is_safe_rel(&self.path) {
             return Err(bad(format!("unsafe path {}", self.path.display())));
         }
-        let digest = parse_hex_digest(&self.digest).ok_or_else(|| bad(format!("bad digest for {}", self.path.display())))?;
+        let digest = parse_hex_digest(&self.digest)
+            .ok_or_else(|| bad(format!("bad digest for {}", self.path.display())))?;
         let source = match (self.local_path, self.inline_hex) {
             (Some(p), None) if p.is_absolute() => FileSource::Path(p),
             (None, Some(h)) => {

@@ -218,9 +218,15 @@ impl CompactDoc {
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in self.parts {
             if !is_safe_rel(&p.rel_dir) {
-                return Err(bad(format!("unsafe part directory {}", p.rel_dir.display())));
+                return Err(bad(format!(
+                    "unsafe part directory {}",
+                    p.rel_dir.display()
+                )));
             }
-            let src = root.as_deref().map(|r| r.join(&p.rel_dir)).unwrap_or_default();
+            let src = root
+                .as_deref()
+                .map(|r| r.join(&p.rel_dir))
+                .unwrap_or_default();
             let mut infos = Vec::with_capacity(p.files.len());
             for (nf, kind) in p
                 .files
@@ -357,7 +363,11 @@ mod tests {
     fn round_trips_through_json_with_each_part_file_once() {
         let s = snap();
         let doc = CompactDoc::of(&s).unwrap();
-        assert_eq!(doc.files.len(), 1, "only the inline manifest stays in files");
+        assert_eq!(
+            doc.files.len(),
+            1,
+            "only the inline manifest stays in files"
+        );
         assert_eq!(doc.parts[0].meta.len(), 1);
         let json = serde_json::to_string(&doc).unwrap();
         assert!(!json.contains("local_path"), "{json}");

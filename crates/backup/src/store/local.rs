@@ -17,8 +17,8 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use async_trait::async_trait;
-use futures::stream::{BoxStream, StreamExt};
 use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetResult, GetResultPayload, ObjectStore, Result};
@@ -127,7 +127,10 @@ fn large_chunks(r: GetResult) -> GetResult {
                 return Ok(None);
             }
             let n = buf.len() as u64;
-            Ok(Some((Bytes::from(buf), (Some(file), path, at + n, left - n))))
+            Ok(Some((
+                Bytes::from(buf),
+                (Some(file), path, at + n, left - n),
+            )))
         },
     );
     GetResult {

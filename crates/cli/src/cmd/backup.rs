@@ -197,7 +197,10 @@ impl ServerSource {
     async fn take_checked(&self) -> anyhow::Result<Snapshot> {
         let base = &self.base;
         let resp = self
-            .auth(self.client.post(format!("{base}/api/v1/snapshots?version=2")))
+            .auth(
+                self.client
+                    .post(format!("{base}/api/v1/snapshots?version=2")),
+            )
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {base}"))?;
