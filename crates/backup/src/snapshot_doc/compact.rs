@@ -84,7 +84,7 @@ impl NamedFile {
 }
 
 /// Where `f` is read from when it is `root/rel_path` on the server's host.
-fn under_root<'a>(f: &'a SnapshotFile) -> Option<&'a Path> {
+fn under_root(f: &SnapshotFile) -> Option<&Path> {
     match &f.source {
         FileSource::Path(p) => {
             let mut root = p.as_path();
@@ -118,10 +118,10 @@ impl CompactDoc {
             .collect();
         let mut by_dir: HashMap<&Path, Vec<usize>> = HashMap::new();
         for (i, f) in s.files.iter().enumerate() {
-            if f.kind == SnapshotFileKind::Meta {
-                if let Some(d) = f.rel_path.parent() {
-                    by_dir.entry(d).or_default().push(i);
-                }
+            if f.kind == SnapshotFileKind::Meta
+                && let Some(d) = f.rel_path.parent()
+            {
+                by_dir.entry(d).or_default().push(i);
             }
         }
         let mut covered = vec![false; s.files.len()];
