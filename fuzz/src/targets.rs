@@ -63,7 +63,7 @@ pub fn engine_decoders(data: &[u8]) {
     if data.len() < 2 {
         return;
     }
-    let (which, n, b) = (data[0] % 6, data[1] as usize * 4, &data[2..]);
+    let (which, n, b) = (data[0] % 7, data[1] as usize * 4, &data[2..]);
     match which {
         0 => {
             let mut out = Vec::new();
@@ -84,6 +84,10 @@ pub fn engine_decoders(data: &[u8]) {
         4 => {
             let mut out = Vec::new();
             let _ = enc::decode_str(b, n, &mut out);
+        }
+        6 => {
+            // A part v3 series table: read lazily and whole, the two must agree.
+            let _ = strata_engine::check_table_payload(b);
         }
         _ => {
             // A part v2 block summary: decoded, its sum rounded, and stored again the same.
@@ -428,6 +432,16 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     b.extend(s.to_bytes(lo));
                     out.push(b);
                 }
+            }
+            // A part v3 series table: the payload of the reference data dir's first index.bin.
+            let (seed, files) = seed_data_dir();
+            if let Some(f) = files.iter().find(|f| f.ends_with("index.bin"))
+                && let Ok(bytes) = std::fs::read(seed.path().join(f))
+                && bytes.len() > 20
+            {
+                let mut b = vec![6, 0];
+                b.extend_from_slice(&bytes[16..bytes.len() - 4]);
+                out.push(b);
             }
             out
         }

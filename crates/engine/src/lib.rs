@@ -45,6 +45,8 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use model::{FieldType, FieldValue, GroupSettings, Point};
+#[doc(hidden)]
+pub use part::check_table_payload;
 pub use part::summary;
 /// Parts rewritten in format v1 for the previous release (`restore --format-version 1`).
 pub use part::{rewrite_part_v1, rewrite_parts_v1};

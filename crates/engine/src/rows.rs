@@ -86,14 +86,31 @@ impl Rows {
         self.ts.is_empty()
     }
 
-    /// Rows with `from <= ts < to` (requires sorted timestamps).
-    pub fn slice_time(&self, from: i64, to: i64) -> Rows {
+    /// Rows with `from <= ts < to` (requires sorted timestamps), cut in place; columns left
+    /// without a value are dropped (as [`Rows::slice`] drops them).
+    pub fn into_time(mut self, from: i64, to: i64) -> Rows {
         let a = self.ts.partition_point(|&t| t < from);
         let b = self.ts.partition_point(|&t| t < to);
         if a == 0 && b == self.ts.len() {
-            return self.clone();
+            return self;
         }
-        self.slice(a, b)
+        fn cut<T>(v: &mut Vec<T>, a: usize, b: usize) {
+            v.truncate(b);
+            v.drain(..a);
+        }
+        cut(&mut self.ts, a, b);
+        for (_, c) in &mut self.cols {
+            match c {
+                Column::F64(v) => cut(v, a, b),
+                Column::I64(v) => cut(v, a, b),
+                Column::Bool(v) => cut(v, a, b),
+                Column::Str(v) => cut(v, a, b),
+            }
+        }
+        // As `slice`: a column left without a value is dropped.
+        self.cols
+            .retain(|(_, c)| (0..b - a).any(|i| !is_null(c, i)));
+        self
     }
 
     pub fn slice(&self, a: usize, b: usize) -> Rows {

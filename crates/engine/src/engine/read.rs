@@ -238,7 +238,7 @@ pub fn scan_summarized(
             let rows = if b.min_ts >= req.from && b.max_ts < req.to {
                 r
             } else {
-                r.slice_time(req.from, req.to)
+                r.into_time(req.from, req.to)
             };
             let prio = vec![p.meta.max_lsn; rows.len()];
             decoded.push(((si, bi), rows, prio));

@@ -21,9 +21,7 @@ pub(super) type Loaded = (Arc<SeriesTable>, RoaringBitmap);
 fn load(p: &PartReader, req: &ScanRequest) -> Result<Loaded> {
     let t = p.index()?;
     let sel = t.postings.select(&req.measure, &req.matchers);
-    for i in &sel {
-        t.blocks(i as usize)?;
-    }
+    t.load_blocks(sel.iter().map(|i| i as usize))?;
     Ok((t, sel))
 }
 

@@ -1,6 +1,6 @@
 //! Rewriting parts in format v1 for the previous release (`restore --format-version 1`, a
-//! rollback after a failed upgrade): v1 can represent everything v2 holds but the block
-//! summaries, which are derived data. `data.bin` is unchanged; `index.bin` is re-encoded
+//! rollback after a failed upgrade): v1 can represent everything v2 and v3 hold but the block
+//! summaries, which are derived data (v3 differs from v2 only in how the table is laid out). `data.bin` is unchanged; `index.bin` is re-encoded
 //! without summaries (frame version 1); `meta.bin` gets `format_version` 1 and the new
 //! index's size and BLAKE3. Meant for a restore's staging directory before its swap: a crash
 //! between the two files leaves a part that open refuses (versions differ), and the staging

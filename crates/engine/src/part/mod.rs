@@ -2,10 +2,12 @@
 //!
 //! A part is a directory `<part-id:016x>/` of three files:
 //! - `data.bin`: 16-byte header, then column chunks, each `u32 crc32c(body) | body`;
-//! - `index.bin`: framed, zstd-compressed table of series and their blocks (chunk offsets);
+//! - `index.bin`: framed table of series and their blocks (chunk offsets): since v3 the keys in
+//!   one zstd frame, the block lists in independently compressed chunks;
 //! - `meta.bin`: framed JSON with the part's identity, ranges and the file table (size and
 //!   BLAKE3 of every other file). Written last: a part without a valid `meta.bin` is incomplete.
 
+mod chunked;
 mod downgrade;
 mod exact_sum;
 mod postings;
@@ -18,7 +20,7 @@ pub use downgrade::{rewrite_part_v1, rewrite_parts_v1};
 pub use postings::Postings;
 
 pub use read::{BlockRef, PartIndex, PartReader, read_series_table, verify_part_files};
-pub use table::SeriesTable;
+pub use table::{SeriesTable, check_table_payload};
 pub use write::{PartIdentity, PartWriter, write_part};
 
 use std::path::Path;
@@ -31,8 +33,10 @@ pub const DATA_MAGIC: &[u8; 8] = b"STRATPDT";
 pub const INDEX_MAGIC: &[u8; 8] = b"STRATPIX";
 pub const META_MAGIC: &[u8; 8] = b"STRATPMT";
 /// Part format version written (`meta.bin` `format_version`, `index.bin` frame version):
-/// 2 adds per-block field summaries to the series table. Version 1 parts are still read.
-pub const VERSION: u32 = 2;
+/// 2 adds per-block field summaries to the series table; 3 stores the series keys apart from
+/// the block lists, which lie in independently compressed chunks. Versions 1 and 2 are still
+/// read.
+pub const VERSION: u32 = 3;
 /// `data.bin`'s header version: unchanged since part format v1.
 pub const DATA_VERSION: u32 = 1;
 /// `meta.bin`'s frame version (its JSON carries `format_version`).
@@ -155,5 +159,7 @@ pub fn parse_digest(hex_str: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;

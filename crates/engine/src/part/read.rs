@@ -28,7 +28,7 @@ use super::{
 };
 
 /// Largest decompressed series table accepted (guards hostile `index.bin`).
-const MAX_INDEX_BYTES: usize = 4 << 30;
+pub(super) const MAX_INDEX_BYTES: usize = 4 << 30;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkRef {
@@ -95,7 +95,8 @@ pub struct PartReader {
     /// table is parsed from it, never from the file, because a merge may delete the file while
     /// a reader of an older version still needs the table (a 500 on a query found by
     /// strata-chaos when the table was read from the file on first use).
-    index_compressed: Box<[u8]>,
+    /// Shared with the table of a v3 part, which decompresses its chunks from it.
+    index_compressed: Arc<[u8]>,
     /// The part format version (1: no block summaries).
     version: u32,
     data: Box<dyn VfsFile>,
@@ -121,6 +122,44 @@ fn chunk_ref(r: &mut ByteReader<'_>) -> Result<ChunkRef, ReadError> {
         offset,
         len: len as u32,
     })
+}
+
+/// Every series of a table with its blocks, from `index.bin`'s checked payload.
+pub(super) fn decode_entries(
+    payload: &[u8],
+    version: u32,
+    path: &Path,
+) -> Result<Vec<SeriesEntry>> {
+    let bad = |e: ReadError| Error::corrupt(path, format!("series table: {e}"));
+    if version < 3 {
+        let body = zstd::bulk::decompress(payload, MAX_INDEX_BYTES)
+            .map_err(|e| Error::corrupt(path, format!("series table: {e}")))?;
+        return parse_index(&body, version).map_err(bad);
+    }
+    let layout = super::chunked::Layout::parse(payload).map_err(bad)?;
+    let mut names = Names::default();
+    let mut out = Vec::with_capacity(layout.metas.len());
+    let mut open: Option<(u32, Vec<u8>)> = None;
+    for (meta, l) in layout.metas.into_iter().zip(&layout.lists) {
+        if open.as_ref().is_none_or(|(c, _)| *c != l.chunk) {
+            let raw =
+                super::chunked::chunk(payload, &layout.chunks[l.chunk as usize]).map_err(bad)?;
+            open = Some((l.chunk, raw));
+        }
+        let Some((_, raw)) = &open else {
+            continue;
+        };
+        let mut r = ByteReader::new(&raw[l.start..l.end]);
+        let blocks = parse_blocks(&mut r, version, &mut names).map_err(bad)?;
+        if !r.is_empty() {
+            return Err(bad(ReadError("trailing bytes after a block list")));
+        }
+        out.push(SeriesEntry {
+            meta: Arc::new(meta),
+            blocks,
+        });
+    }
+    Ok(out)
 }
 
 fn parse_index(body: &[u8], version: u32) -> Result<Vec<SeriesEntry>, ReadError> {
@@ -283,7 +322,7 @@ impl PartReader {
                 ),
             ));
         }
-        let index_compressed = index_compressed.into_boxed_slice();
+        let index_compressed: Arc<[u8]> = index_compressed.into();
         let data_path = dir.join(DATA_FILE);
         let data = vfs.open(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let len = data.size().map_err(|e| Error::io(&data_path, e))?;
@@ -326,8 +365,8 @@ impl PartReader {
             return Ok(i.clone());
         }
         let index_path = self.dir.join(INDEX_FILE);
-        let body = self.decompress_index()?;
-        let table = super::table::SeriesTable::parse(body, self.version, index_path.clone())?;
+        let table =
+            super::table::SeriesTable::load(&self.index_compressed, self.version, index_path)?;
         self.check_keys(table.metas.iter().map(|m| &**m), table.metas.len())?;
         // A concurrent scan may have loaded it too: either copy is the same table.
         Ok(self.index.get_or_init(|| Arc::new(table)).clone())
@@ -348,6 +387,16 @@ impl PartReader {
         match self.index.get() {
             Some(t) => {
                 for m in &t.metas {
+                    s.add(crate::sketch::series_hash(group, m.sid()));
+                }
+            }
+            // v3: the keys alone, no block list decompressed.
+            None if self.version >= 3 => {
+                let layout =
+                    super::chunked::Layout::parse(&self.index_compressed).map_err(|e| {
+                        Error::corrupt(self.dir.join(INDEX_FILE), format!("series table: {e}"))
+                    })?;
+                for m in &layout.metas {
                     s.add(crate::sketch::series_hash(group, m.sid()));
                 }
             }
@@ -375,16 +424,9 @@ impl PartReader {
         self.index.get()
     }
 
-    fn decompress_index(&self) -> Result<Vec<u8>> {
-        zstd::bulk::decompress(&self.index_compressed, MAX_INDEX_BYTES)
-            .map_err(|e| Error::corrupt(self.dir.join(INDEX_FILE), format!("series table: {e}")))
-    }
-
     fn load_index(&self) -> Result<PartIndex> {
         let index_path = self.dir.join(INDEX_FILE);
-        let body = self.decompress_index()?;
-        let series = parse_index(&body, self.version)
-            .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
+        let series = decode_entries(&self.index_compressed, self.version, &index_path)?;
         self.check_keys(series.iter().map(|e| &*e.meta), series.len())?;
         Ok(PartIndex { series })
     }
@@ -449,7 +491,8 @@ impl PartReader {
             if fields.is_some_and(|p| !p.iter().any(|x| **x == *f.name)) {
                 continue;
             }
-            let present: Vec<bool> = match f.presence {
+            // `None`: every row has a value.
+            let present: Option<Vec<bool>> = match f.presence {
                 Some(c) => {
                     let mut v = Vec::with_capacity(n);
                     codec::decode_bool(&self.chunk(c, "presence")?, n, &mut v)
@@ -457,10 +500,11 @@ impl PartReader {
                     if v.iter().filter(|&&p| p).count() != f.present as usize {
                         return Err(Error::corrupt(&path, "presence count mismatch"));
                     }
-                    v
+                    Some(v)
                 }
-                None => vec![true; n],
+                None => None,
             };
+            let present = present.as_deref();
             let k = f.present as usize;
             let raw = match f.values {
                 Some(c) => self.chunk(c, "value")?,
@@ -472,28 +516,28 @@ impl PartReader {
                     if k > 0 {
                         codec::decode_f64(&raw, k, &mut v).map_err(|e| bad("f64 chunk", e))?;
                     }
-                    Column::F64(spread(&present, v))
+                    Column::F64(spread(present, v))
                 }
                 TYPE_I64 => {
                     let mut v = Vec::with_capacity(k);
                     if k > 0 {
                         codec::decode_i64(&raw, k, &mut v).map_err(|e| bad("i64 chunk", e))?;
                     }
-                    Column::I64(spread(&present, v))
+                    Column::I64(spread(present, v))
                 }
                 TYPE_BOOL => {
                     let mut v = Vec::with_capacity(k);
                     if k > 0 {
                         codec::decode_bool(&raw, k, &mut v).map_err(|e| bad("bool chunk", e))?;
                     }
-                    Column::Bool(spread(&present, v))
+                    Column::Bool(spread(present, v))
                 }
                 TYPE_STR => {
                     let mut v = Vec::with_capacity(k);
                     if k > 0 {
                         codec::decode_str(&raw, k, &mut v).map_err(|e| bad("str chunk", e))?;
                     }
-                    Column::Str(spread(&present, v))
+                    Column::Str(spread(present, v))
                 }
                 _ => return Err(Error::corrupt(&path, "bad field type")),
             };
@@ -519,14 +563,14 @@ impl PartReader {
             out.push(if b.min_ts >= from && b.max_ts < to {
                 r
             } else {
-                r.slice_time(from, to)
+                r.into_time(from, to)
             });
         }
         Ok(out)
     }
 }
 
-/// `index.bin`'s frame version (1 or 2) and its checked, still compressed payload.
+/// `index.bin`'s frame version (1, 2 or 3) and its checked, still compressed payload.
 fn read_index_frame(vfs: &dyn Vfs, dir: &Path) -> Result<(u32, Vec<u8>)> {
     let path = dir.join(INDEX_FILE);
     let bytes = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
@@ -538,7 +582,14 @@ fn read_index_frame(vfs: &dyn Vfs, dir: &Path) -> Result<(u32, Vec<u8>)> {
 /// The series a part directory lists in its series table, read from `index.bin` alone (the
 /// data file may be missing or damaged): what a restore that skipped the part reports.
 pub fn read_series_table(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<Arc<SeriesMeta>>> {
-    Ok(read_series_entries(vfs, dir)?
+    let (version, frame) = read_index_frame(vfs, dir)?;
+    if version >= 3 {
+        // The keys alone (the block lists' chunks are not decompressed).
+        let layout = super::chunked::Layout::parse(&frame)
+            .map_err(|e| Error::corrupt(dir.join(INDEX_FILE), format!("series table: {e}")))?;
+        return Ok(layout.metas.into_iter().map(Arc::new).collect());
+    }
+    Ok(decode_entries(&frame, version, &dir.join(INDEX_FILE))?
         .into_iter()
         .map(|e| e.meta)
         .collect())
@@ -546,20 +597,20 @@ pub fn read_series_table(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<Arc<SeriesMeta
 
 /// The series table of a part directory, read from `index.bin` alone.
 pub(super) fn read_series_entries(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SeriesEntry>> {
-    let index_path = dir.join(INDEX_FILE);
     let (version, frame) = read_index_frame(vfs, dir)?;
-    let body = zstd::bulk::decompress(&frame, MAX_INDEX_BYTES)
-        .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))?;
-    parse_index(&body, version)
-        .map_err(|e| Error::corrupt(&index_path, format!("series table: {e}")))
+    decode_entries(&frame, version, &dir.join(INDEX_FILE))
 }
 
-fn spread<T>(present: &[bool], values: Vec<T>) -> Vec<Option<T>> {
+/// `values` at the rows `present` marks (`None`: every row).
+fn spread<T>(present: Option<&[bool]>, values: Vec<T>) -> Vec<Option<T>> {
     let mut it = values.into_iter();
-    present
-        .iter()
-        .map(|&p| if p { it.next() } else { None })
-        .collect()
+    match present {
+        Some(present) => present
+            .iter()
+            .map(|&p| if p { it.next() } else { None })
+            .collect(),
+        None => it.map(Some).collect(),
+    }
 }
 
 /// Re-read every file of a part and check sizes and BLAKE3 digests against `meta.bin`.

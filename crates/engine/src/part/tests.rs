@@ -322,7 +322,7 @@ mod summaries {
             let a = series("a");
             write_part(&RealVfs, &dir, ident(1), vec![(&a, rows)]).unwrap().unwrap();
             let p = PartReader::open(&RealVfs, &dir).unwrap();
-            prop_assert_eq!(p.format_version(), 2);
+            prop_assert_eq!(p.format_version(), VERSION);
             let idx = p.index_once().unwrap();
             let b = &idx.series[0].blocks[0];
             let f = b.fields.iter().find(|f| &*f.name == "f").unwrap();

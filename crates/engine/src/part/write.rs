@@ -14,6 +14,7 @@ use crate::rows::Rows;
 use crate::scan::Column;
 use crate::vfs::{Vfs, VfsFile};
 
+use super::chunked::TableWriter;
 use super::summary::FieldSummary;
 use super::{
     BLOCK_ROWS, DATA_FILE, DATA_MAGIC, DATA_VERSION, INDEX_FILE, INDEX_MAGIC, META_FILE,
@@ -38,7 +39,10 @@ pub struct PartWriter<'v> {
     data: BufWriter<Box<dyn VfsFile>>,
     hasher: blake3::Hasher,
     offset: u64,
+    /// The block list of the series being added.
     index: ByteWriter,
+    /// The series table (keys, chunks of block lists).
+    table: TableWriter,
     series: u64,
     rows: u64,
     blocks: u64,
@@ -63,6 +67,7 @@ impl<'v> PartWriter<'v> {
             hasher: blake3::Hasher::new(),
             offset: 0,
             index: ByteWriter::new(),
+            table: TableWriter::default(),
             series: 0,
             rows: 0,
             blocks: 0,
@@ -78,6 +83,13 @@ impl<'v> PartWriter<'v> {
         header.extend_from_slice(&0u32.to_le_bytes());
         w.put(&header)?;
         Ok(w)
+    }
+
+    /// Block lists in chunks of `n` bytes instead of [`super::chunked::CHUNK_BYTES`] (tests).
+    #[cfg(test)]
+    pub(super) fn with_chunk_bytes(mut self, n: usize) -> Self {
+        self.table = TableWriter::new(n);
+        self
     }
 
     fn put(&mut self, b: &[u8]) -> Result<()> {
@@ -115,12 +127,7 @@ impl<'v> PartWriter<'v> {
             self.measures.push(meta.measure.clone());
         }
         self.series += 1;
-        self.index.str(&meta.measure);
-        self.index.uvarint(meta.tags.len() as u64);
-        for (k, v) in &meta.tags {
-            self.index.str(k);
-            self.index.str(v);
-        }
+        self.index.buf.clear();
         let ends = block_ends(&rows.ts);
         self.index.uvarint(ends.len() as u64);
         let mut a = 0;
@@ -133,6 +140,9 @@ impl<'v> PartWriter<'v> {
             self.add_block(&block)?;
             a = e;
         }
+        self.table
+            .add(meta, &self.index.buf)
+            .map_err(|e| Error::io(self.dir.join(INDEX_FILE), e))?;
         self.last = Some(meta.clone());
         Ok(())
     }
@@ -184,12 +194,10 @@ impl<'v> PartWriter<'v> {
             .get_ref()
             .sync_all()
             .map_err(|e| Error::io(&data_path, e))?;
-        let mut body = ByteWriter::new();
-        body.uvarint(self.series);
-        body.buf.extend_from_slice(&self.index.buf);
-        let compressed = zstd::bulk::compress(&body.buf, 1)
+        let table = std::mem::take(&mut self.table)
+            .finish()
             .map_err(|e| Error::io(self.dir.join(INDEX_FILE), e))?;
-        let index_bytes = frame(INDEX_MAGIC, VERSION, &compressed);
+        let index_bytes = frame(INDEX_MAGIC, VERSION, &table);
         crate::format::write_new(self.vfs, &self.dir.join(INDEX_FILE), &index_bytes)?;
         let meta = PartMeta {
             format_version: VERSION,
