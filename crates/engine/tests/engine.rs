@@ -438,3 +438,57 @@ fn series_tables_load_on_demand() {
     assert_eq!(e.stats().series_tables_loaded, 0);
     assert_eq!(scan_all(&e, "g").len(), 3);
 }
+
+/// An aggregation scan of many series may answer them on several threads
+/// (`engine/fanout.rs`): the sink still gets them one at a time in series-key order, with the
+/// same rows as a plain scan (buckets of 1 ns: no block fits in one, every block is decoded),
+/// and a sink that stops, by `keep_going` or by refusing a series, gets no series after that.
+#[test]
+fn aggregation_scans_of_many_series_hand_them_in_order() {
+    use strata_engine::{BlockSummary, SeriesData, SummaryRequest, SummarySink};
+    struct Collect {
+        got: Vec<SeriesData>,
+        /// Stop once this many series are taken: by `keep_going` (true) or `series` (false).
+        stop_at: Option<(usize, bool)>,
+    }
+    impl SummarySink for Collect {
+        fn keep_going(&mut self) -> bool {
+            !matches!(self.stop_at, Some((n, true)) if self.got.len() >= n)
+        }
+        fn series(&mut self, s: SeriesData, _: Vec<BlockSummary>) -> bool {
+            self.got.push(s);
+            !matches!(self.stop_at, Some((n, false)) if self.got.len() >= n)
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let e = Engine::open(opts(d.path())).unwrap();
+    let t = recent();
+    for round in 0..3 {
+        let pts: Vec<Point> = (0..60)
+            .flat_map(|h| {
+                (0..20).map(move |i| pt(&format!("h{h:02}"), t + round * 100 + i, i as f64))
+            })
+            .collect();
+        e.write("g", &pts).unwrap();
+        if round < 2 {
+            e.flush().unwrap();
+        }
+    }
+    let req = all("g");
+    let plain = e.scan(&req).unwrap();
+    assert_eq!(plain.len(), 60);
+    let buckets = SummaryRequest {
+        every: Some(1),
+        only: None,
+    };
+    for stop_at in [None, Some((7, true)), Some((23, false)), Some((0, true))] {
+        let mut sink = Collect {
+            got: Vec::new(),
+            stop_at,
+        };
+        e.scan_summarized(&req, buckets, &mut sink).unwrap();
+        let n = stop_at.map_or(60, |(n, _)| n);
+        assert_eq!(sink.got.len(), n, "{stop_at:?}");
+        assert_eq!(sink.got[..], plain[..n], "{stop_at:?}");
+    }
+}

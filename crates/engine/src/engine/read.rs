@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::memtable::SeriesMeta;
 use crate::model::FieldType;
-use crate::rows::{Rows, empty_column, is_null, push_from, resolve};
+use crate::rows::{Rows, empty_column, is_null, push_from};
 use crate::scan::{
     BlockSummary, Column, Only, ScanRequest, ScanSink, SeriesData, SummaryRequest, SummarySink,
     TagMatcher,
@@ -184,100 +184,24 @@ pub fn scan_summarized(
         && plan
             .as_ref()
             .is_some_and(|p| p.buckets.only == Some(Only::Last) && p.buckets.every.is_none());
+    let scope = super::series::Scope {
+        req,
+        plan,
+        newest_first,
+        names: &names,
+        types: &field_types,
+    };
+    if let Some(threads) = super::fanout::threads(&scope, per_series.len()) {
+        return super::fanout::run(&scope, per_series, threads, sink);
+    }
     while let Some((meta, sources)) = per_series.pop_first() {
         if !sink.keep_going() {
             return Ok(());
         }
-        // Decoded blocks with their (source, block) position, put back in that order below.
-        let mut decoded: Vec<((usize, usize), Rows, Vec<u64>)> = Vec::new();
-        let mut blocks: Vec<BlockSummary> = Vec::new();
-        let mut order: Vec<(usize, usize)> = Vec::new();
-        for (si, src) in sources.iter().enumerate() {
-            if let Source::Part(_, idx, i) = src {
-                for (bi, b) in idx.blocks(*i)?.iter().enumerate() {
-                    if b.max_ts >= req.from && b.min_ts < req.to {
-                        order.push((si, bi));
-                    }
-                }
-            }
-        }
-        let mut latest = None;
-        if newest_first {
-            let mut l = super::newest::Latest::new(req.from, req.to, &names, &field_types);
-            for src in &sources {
-                if let Source::Rows(rows, _) = src {
-                    l.note_rows(rows);
-                }
-            }
-            let max_ts = |&(si, bi): &(usize, usize)| match &sources[si] {
-                Source::Part(_, idx, i) => idx.blocks(*i).map_or(i64::MAX, |b| b[bi].max_ts),
-                Source::Rows(..) => i64::MIN,
-            };
-            order.sort_by_key(|k| std::cmp::Reverse(max_ts(k)));
-            latest = Some(l);
-        }
-        for &(si, bi) in &order {
-            let Source::Part(p, idx, i) = &sources[si] else {
-                continue;
-            };
-            let b = &idx.blocks(*i)?[bi];
-            if let Some(l) = &mut latest {
-                if l.covers(b) {
-                    continue;
-                }
-                l.note_block(b);
-            }
-            if let Some(plan) = &plan
-                && let Some(answer) = plan.block(p, b, si, &sources)
-            {
-                // `None`: no value of a projected field, nothing to give.
-                blocks.extend(answer);
-                continue;
-            }
-            let r = p.read_block(b, wanted)?;
-            let rows = if b.min_ts >= req.from && b.max_ts < req.to {
-                r
-            } else {
-                r.into_time(req.from, req.to)
-            };
-            let prio = vec![p.meta.max_lsn; rows.len()];
-            decoded.push(((si, bi), rows, prio));
-            if !sink.keep_going() {
-                return Ok(());
-            }
-        }
-        decoded.sort_by_key(|(k, _, _)| *k);
-        let mut loaded: Vec<(Rows, Vec<u64>)> =
-            decoded.into_iter().map(|(_, r, p)| (r, p)).collect();
-        for src in sources {
-            if let Source::Rows(rows, prio) = src {
-                loaded.push((rows, prio));
-            }
-        }
-        let rows = match super::concat::disjoint(&loaded) {
-            Some(rows) => rows,
-            None => {
-                let refs: Vec<(&Rows, &[u64])> =
-                    loaded.iter().map(|(r, p)| (r, p.as_slice())).collect();
-                resolve(&refs)
-            }
-        };
-        drop(loaded);
-        blocks.sort_by_key(|b| b.min_ts);
-        let sd = project(&meta, rows, &names, &field_types);
-        let sd = match sd {
-            Some(sd) => sd,
-            None if blocks.is_empty() => continue,
-            None => SeriesData {
-                tags: meta.tags.clone(),
-                timestamps: Vec::new(),
-                columns: names
-                    .iter()
-                    .map(|n| (n.clone(), empty_column(field_types[n])))
-                    .collect(),
-            },
-        };
-        if !sink.series(sd, blocks) {
+        let answer = scope.answer(&meta, sources, &mut || sink.keep_going())?;
+        if let Some((sd, blocks)) = answer
+            && !sink.series(sd, blocks)
+        {
             return Ok(());
         }
     }
@@ -326,7 +250,7 @@ fn pick_rows(
 
 /// Columns in the requested order (or by name); rows where every projected field is null are
 /// dropped; a series left with no rows is omitted.
-fn project(
+pub(super) fn project(
     meta: &SeriesMeta,
     rows: Rows,
     names: &[String],
