@@ -10,10 +10,11 @@
 //! missing or bad, so the new snapshot depends on nothing it did not check. A crash at any
 //! point leaves no manifest; the next run lists the uploaded objects and reuses them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use strata_engine::backup_api::{self, FileSource, Snapshot, SnapshotFile, SnapshotFileKind};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
@@ -22,7 +23,7 @@ use crate::crypto::random_bytes;
 use crate::error::{Error, Result};
 use crate::manifest::{
     BackupKind, BackupStats, FileEntry, FileKind, MANIFEST_VERSION, Manifest, PartEntry, WalEntry,
-    is_safe_rel_path,
+    hex32, is_safe_rel_path,
 };
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -168,10 +169,11 @@ async fn recheck(repo: Arc<Repository>, job: Job, stored: u64) -> Result<Outcome
     }
 }
 
-/// What the repository holds of a snapshot's objects, with their stored sizes.
+/// What the repository holds of a snapshot's objects, with their stored sizes. (FxHash: the
+/// plan of a backup with nothing new is a few lookups per file, ~4,000 for 1,000 parts.)
 struct Known {
     parent: Option<Arc<Manifest>>,
-    stored: HashMap<String, u64>,
+    stored: FxHashMap<String, u64>,
 }
 
 /// The parent (newest snapshot of the same node) and the objects known to be stored: those
@@ -179,8 +181,9 @@ struct Known {
 /// object the repository lists.
 async fn known_objects(repo: &Repository, node_id: &str, ids: &[String]) -> Result<Known> {
     let parent = repo.newest_manifest_of(node_id).await?;
-    let mut stored: HashMap<String, u64> = HashMap::new();
+    let mut stored: FxHashMap<String, u64> = FxHashMap::default();
     if let Some(p) = &parent {
+        stored.reserve(p.files.len());
         for f in &p.files {
             stored.insert(f.object.clone(), f.stored_size);
         }
@@ -307,33 +310,32 @@ async fn backup_locked(
     lap(&mut timings.list_s);
 
     let mut files = Vec::with_capacity(snap.files.len());
-    let mut jobs: HashMap<String, Job> = HashMap::new();
-    let mut total = 0u64;
-    for (f, id) in snap.files.iter().zip(ids) {
-        let path = rel_string(&f.rel_path)?;
-        total += f.size;
-        files.push((path, f, id.clone()));
-        jobs.entry(id.clone()).or_insert_with(|| Job {
-            id,
-            file: f.clone(),
-        });
-    }
-    let mut stored: HashMap<String, u64> = HashMap::new();
+    let mut jobs: FxHashMap<String, Job> = FxHashMap::default();
+    // Stored size per object of this snapshot, as it becomes known.
+    let mut stored: FxHashMap<String, u64> = FxHashMap::default();
+    stored.reserve(snap.files.len());
     let mut stats = BackupStats {
         files: snap.files.len() as u64,
-        bytes: total,
         ..Default::default()
     };
-    if !opts.full {
-        // Already stored: nothing to read, nothing to spawn.
-        jobs.retain(|id, _| match known.stored.get(id) {
-            Some(&s) => {
-                stats.reused_objects += 1;
-                stored.insert(id.clone(), s);
-                false
+    for (f, id) in snap.files.iter().zip(ids) {
+        let path = rel_string(&f.rel_path)?;
+        stats.bytes += f.size;
+        match known.stored.get(&id) {
+            // Already stored: nothing to read, nothing to spawn (counted once per object).
+            Some(&s) if !opts.full => {
+                if stored.insert(id.clone(), s).is_none() {
+                    stats.reused_objects += 1;
+                }
             }
-            None => true,
-        });
+            _ => {
+                jobs.entry(id.clone()).or_insert_with(|| Job {
+                    id: id.clone(),
+                    file: f.clone(),
+                });
+            }
+        }
+        files.push((path, f, id));
     }
     let job_bytes: u64 = jobs.values().map(|j| j.file.size).sum();
     lap(&mut timings.plan_s);
@@ -392,7 +394,7 @@ async fn backup_locked(
         .map(|(path, f, id)| FileEntry {
             path,
             size: f.size,
-            digest: hex::encode(f.digest),
+            digest: hex32(&f.digest),
             kind: match f.kind {
                 SnapshotFileKind::Part => FileKind::Part,
                 SnapshotFileKind::Wal => FileKind::Wal,

@@ -5,7 +5,7 @@
 //!
 //! [`PartEntry::content`]: crate::manifest::PartEntry::content
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use strata_engine::backup_api::{self, Snapshot};
 
@@ -17,9 +17,10 @@ use crate::manifest::{Manifest, MeasureStats};
 pub async fn part_contents(
     snap: &Snapshot,
     parent: Option<&Manifest>,
-) -> Result<HashMap<u64, Vec<MeasureStats>>> {
-    let mut out: HashMap<u64, Vec<MeasureStats>> = HashMap::new();
-    let known: HashMap<(&str, u64), &Vec<MeasureStats>> = parent
+) -> Result<FxHashMap<u64, Vec<MeasureStats>>> {
+    let mut out: FxHashMap<u64, Vec<MeasureStats>> = FxHashMap::default();
+    out.reserve(snap.parts.len());
+    let known: FxHashMap<(&str, u64), &Vec<MeasureStats>> = parent
         .map(|m| {
             m.parts
                 .iter()

@@ -78,7 +78,7 @@ impl NamedFile {
         NamedFile {
             name: name.to_string(),
             size,
-            digest: hex::encode(digest),
+            digest: crate::manifest::hex32(digest),
         }
     }
 }
