@@ -169,31 +169,46 @@ async fn recheck(repo: Arc<Repository>, job: Job, stored: u64) -> Result<Outcome
     }
 }
 
-/// What the repository holds of a snapshot's objects, with their stored sizes. (FxHash: the
-/// plan of a backup with nothing new is a few lookups per file, ~4,000 for 1,000 parts.)
-struct Known {
-    parent: Option<Arc<Manifest>>,
-    stored: FxHashMap<String, u64>,
+/// What the repository holds of a snapshot's objects, with their stored sizes: those its
+/// parent references and, only when the snapshot has an object the parent lacks, every object
+/// the repository lists. (FxHash: the plan of a backup with nothing new is a few lookups per
+/// file, ~4,000 for 1,000 parts.)
+struct Known<'p> {
+    /// The parent's objects, borrowed from it.
+    parent: FxHashMap<&'p str, u64>,
+    listed: FxHashMap<String, u64>,
 }
 
-/// The parent (newest snapshot of the same node) and the objects known to be stored: those
-/// the parent references and, only when the snapshot has an object the parent lacks, every
-/// object the repository lists.
-async fn known_objects(repo: &Repository, node_id: &str, ids: &[String]) -> Result<Known> {
-    let parent = repo.newest_manifest_of(node_id).await?;
-    let mut stored: FxHashMap<String, u64> = FxHashMap::default();
-    if let Some(p) = &parent {
-        stored.reserve(p.files.len());
-        for f in &p.files {
-            stored.insert(f.object.clone(), f.stored_size);
-        }
+impl Known<'_> {
+    fn stored(&self, id: &str) -> Option<u64> {
+        self.parent.get(id).or_else(|| self.listed.get(id)).copied()
     }
-    if ids.iter().any(|id| !stored.contains_key(id)) {
-        for (id, o) in repo.list_objects().await? {
-            stored.insert(id, o.size);
-        }
-    }
-    Ok(Known { parent, stored })
+}
+
+/// The objects of `parent` and, when some of `ids` is not among them, the repository's.
+async fn known_objects<'p>(
+    repo: &Repository,
+    parent: Option<&'p Manifest>,
+    ids: &[String],
+) -> Result<Known<'p>> {
+    let parent: FxHashMap<&str, u64> = parent
+        .map(|p| {
+            p.files
+                .iter()
+                .map(|f| (f.object.as_str(), f.stored_size))
+                .collect()
+        })
+        .unwrap_or_default();
+    let listed = if ids.iter().all(|id| parent.contains_key(id.as_str())) {
+        FxHashMap::default()
+    } else {
+        repo.list_objects()
+            .await?
+            .into_iter()
+            .map(|(id, o)| (id, o.size))
+            .collect()
+    };
+    Ok(Known { parent, listed })
 }
 
 /// Seconds spent in each phase of the backup sequence (reported by `strata backup --json`,
@@ -232,7 +247,8 @@ pub async fn run(
 
 /// [`run`] from its second step, for a caller that took `snap` from `source` itself (in
 /// `snapshot_s` seconds), e.g. while the repository key was being derived: backs it up and
-/// releases it (also when the backup failed).
+/// releases it (also when the backup failed). The release overlaps the manifest write: by
+/// then every file of the snapshot has been read.
 pub async fn run_taken(
     source: &dyn SnapshotSource,
     snap: &Snapshot,
@@ -241,16 +257,25 @@ pub async fn run_taken(
     opts: &BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<(Arc<Manifest>, PhaseTimings)> {
-    let result = backup_timed(repo, snap, opts, progress).await;
-    let clock = std::time::Instant::now();
-    if let Err(e) = source.release(&snap.id).await {
-        tracing::warn!(snapshot = %snap.id, error = %e, "could not release the backup snapshot");
-    }
-    let release_s = clock.elapsed().as_secs_f64();
+    let (result, released) = locked(repo, snap, opts, progress, Some(source)).await;
+    let release_s = match released {
+        Some(s) => s,
+        None => release_timed(source, &snap.id).await,
+    };
     let (m, mut t) = result?;
     t.snapshot_s = snapshot_s;
     t.release_s = release_s;
     Ok((m, t))
+}
+
+/// Releases snapshot `id` of `source` (a failure is logged: the pin expires on its own);
+/// returns the seconds it took.
+async fn release_timed(source: &dyn SnapshotSource, id: &str) -> f64 {
+    let clock = std::time::Instant::now();
+    if let Err(e) = source.release(id).await {
+        tracing::warn!(snapshot = %id, error = %e, "could not release the backup snapshot");
+    }
+    clock.elapsed().as_secs_f64()
 }
 
 /// Uploads `snap` and writes its manifest. Returns the manifest written.
@@ -274,10 +299,26 @@ pub async fn backup_timed(
     opts: &BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<(Arc<Manifest>, PhaseTimings)> {
-    let lock = crate::gc::lock_backup(&repo).await?;
-    let result = backup_locked(repo, snap, opts, progress).await;
+    locked(repo, snap, opts, progress, None).await.0
+}
+
+/// [`backup_timed`] that also releases `snap` from `source`, if given, once its files are
+/// read; returns the seconds the release took when it happened.
+async fn locked(
+    repo: Arc<Repository>,
+    snap: &Snapshot,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+    source: Option<&dyn SnapshotSource>,
+) -> (Result<(Arc<Manifest>, PhaseTimings)>, Option<f64>) {
+    let lock = match crate::gc::lock_backup(&repo).await {
+        Ok(l) => l,
+        Err(e) => return (Err(e), None),
+    };
+    let mut released = None;
+    let result = backup_locked(repo, snap, opts, progress, source, &mut released).await;
     lock.release().await;
-    result
+    (result, released)
 }
 
 async fn backup_locked(
@@ -285,7 +326,10 @@ async fn backup_locked(
     snap: &Snapshot,
     opts: &BackupOptions,
     progress: Arc<Progress>,
+    source: Option<&dyn SnapshotSource>,
+    released: &mut Option<f64>,
 ) -> Result<(Arc<Manifest>, PhaseTimings)> {
+    let snap_id = snap.id.as_str();
     let mut timings = PhaseTimings::default();
     let restricted;
     let snap = if opts.groups.is_empty() {
@@ -305,8 +349,9 @@ async fn backup_locked(
         .iter()
         .map(|f| repo.object_id(&f.digest))
         .collect();
-    let known = known_objects(&repo, &snap.node_id, &ids).await?;
-    let parent = known.parent.as_ref().map(|m| m.id.clone());
+    let parent_manifest = repo.newest_manifest_of(&snap.node_id).await?;
+    let known = known_objects(&repo, parent_manifest.as_deref(), &ids).await?;
+    let parent = parent_manifest.as_ref().map(|m| m.id.clone());
     lap(&mut timings.list_s);
 
     let mut files = Vec::with_capacity(snap.files.len());
@@ -321,9 +366,9 @@ async fn backup_locked(
     for (f, id) in snap.files.iter().zip(ids) {
         let path = rel_string(&f.rel_path)?;
         stats.bytes += f.size;
-        match known.stored.get(&id) {
+        match known.stored(&id) {
             // Already stored: nothing to read, nothing to spawn (counted once per object).
-            Some(&s) if !opts.full => {
+            Some(s) if !opts.full => {
                 if stored.insert(id.clone(), s).is_none() {
                     stats.reused_objects += 1;
                 }
@@ -337,6 +382,8 @@ async fn backup_locked(
         }
         files.push((path, f, id));
     }
+    // The new parts' content (their series tables) is read while the files upload.
+    let (mut contents, computing) = crate::content::start(snap, parent_manifest.as_deref());
     let job_bytes: u64 = jobs.values().map(|j| j.file.size).sum();
     lap(&mut timings.plan_s);
     progress.start("uploading", jobs.len() as u64, job_bytes);
@@ -347,7 +394,7 @@ async fn backup_locked(
         let repo = repo.clone();
         let sem = sem.clone();
         let progress = progress.clone();
-        let existing = known.stored.get(&id).copied();
+        let existing = known.stored(&id);
         tasks.spawn(async move {
             let _permit = sem
                 .acquire_owned()
@@ -404,7 +451,7 @@ async fn backup_locked(
             object: id,
         })
         .collect();
-    let mut contents = crate::content::part_contents(snap, known.parent.as_deref()).await?;
+    contents.extend(computing.await.map_err(|e| Error::Task(e.to_string()))??);
     let parts = snap
         .parts
         .iter()
@@ -460,12 +507,25 @@ async fn backup_locked(
         groups: (!opts.groups.is_empty()).then(|| opts.groups.iter().cloned().collect()),
         schedule: opts.schedule.clone(),
     };
-    manifest.validate(&manifest.id)?;
-    progress.set_phase("writing manifest");
-    // Validated above: written and remembered as the next parent without a second check or a
-    // copy (a manifest of 1,000 parts is about a megabyte of JSON).
-    let manifest = Arc::new(manifest);
-    repo.save_validated_manifest(manifest.clone()).await?;
+    let save = async {
+        manifest.validate(&manifest.id)?;
+        progress.set_phase("writing manifest");
+        // Validated above: written and remembered as the next parent without a second check
+        // or a copy (a manifest of 1,000 parts is about a megabyte and a half of JSON).
+        let manifest = Arc::new(manifest);
+        repo.save_validated_manifest(manifest.clone()).await?;
+        Ok::<_, Error>(manifest)
+    };
+    // Every file of the snapshot has been read (uploads and part contents are done): the
+    // snapshot is released while the manifest is written.
+    let manifest = match source {
+        Some(src) => {
+            let (saved, release_s) = tokio::join!(save, release_timed(src, snap_id));
+            *released = Some(release_s);
+            saved?
+        }
+        None => save.await?,
+    };
     lap(&mut timings.manifest_s);
     progress.set_phase("done");
     Ok((manifest, timings))

@@ -12,13 +12,19 @@ use strata_engine::backup_api::{self, Snapshot};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, MeasureStats};
 
-/// Per part id: the content of every part of `snap` (parts whose files are not readable where
-/// the snapshot is are left out: their entries record no content).
-pub async fn part_contents(
-    snap: &Snapshot,
-    parent: Option<&Manifest>,
-) -> Result<FxHashMap<u64, Vec<MeasureStats>>> {
-    let mut out: FxHashMap<u64, Vec<MeasureStats>> = FxHashMap::default();
+/// Content per part id.
+pub type Contents = FxHashMap<u64, Vec<MeasureStats>>;
+
+/// The content of the parts of `snap` that work remains for.
+pub type Computing = tokio::task::JoinHandle<Result<Vec<(u64, Vec<MeasureStats>)>>>;
+
+/// The content of every part of `snap`, in two halves: what the parent already records
+/// (returned at once) and the new parts' series tables, read on a blocking thread meanwhile (a
+/// full backup of a gigabyte reads hundreds of tables: the backup uploads while they are
+/// read). Parts whose files are not readable where the snapshot is are left out: their
+/// entries record no content.
+pub fn start(snap: &Snapshot, parent: Option<&Manifest>) -> (Contents, Computing) {
+    let mut out = Contents::default();
     out.reserve(snap.parts.len());
     let known: FxHashMap<(&str, u64), &Vec<MeasureStats>> = parent
         .map(|m| {
@@ -42,19 +48,14 @@ pub async fn part_contents(
             }
         }
     }
-    if todo.is_empty() {
-        return Ok(out);
-    }
-    let computed = tokio::task::spawn_blocking(move || {
+    let computing = tokio::task::spawn_blocking(move || {
         todo.into_iter()
             .map(|(id, dir)| {
                 backup_api::part_content(&dir)
                     .map(|c| (id, c.into_iter().map(MeasureStats::from).collect()))
+                    .map_err(Error::from)
             })
-            .collect::<std::result::Result<Vec<(u64, Vec<MeasureStats>)>, _>>()
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))??;
-    out.extend(computed);
-    Ok(out)
+            .collect::<Result<Vec<(u64, Vec<MeasureStats>)>>>()
+    });
+    (out, computing)
 }

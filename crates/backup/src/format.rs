@@ -44,8 +44,6 @@ pub struct Encoder {
     /// Set once a frame did not compress: the rest of the object is stored raw without trying
     /// (parts are compressed already; zstd on them only burns CPU).
     gave_up: bool,
-    /// The frame being sealed (plaintext, then ciphertext in place).
-    scratch: Vec<u8>,
 }
 
 impl Encoder {
@@ -69,7 +67,6 @@ impl Encoder {
             compression,
             index: 0,
             gave_up: false,
-            scratch: Vec::new(),
         }
     }
 
@@ -77,40 +74,50 @@ impl Encoder {
         &self.header
     }
 
-    /// Encodes one frame (length prefix included) and appends it to `out`, through one scratch
-    /// buffer the encoder keeps: no allocation per frame once `out` has room (a backup writes
-    /// thousands of frames). `data` must be at most [`FRAME_SIZE`] bytes.
+    /// Encodes one frame (length prefix included) and appends it to `out`, sealed in place: no
+    /// allocation per frame once `out` has room (a backup writes thousands of frames), one
+    /// copy of the payload. `data` must be at most [`FRAME_SIZE`] bytes.
     pub fn frame_into(&mut self, out: &mut Vec<u8>, data: &[u8], last: bool) -> Result<()> {
-        debug_assert!(data.len() <= FRAME_SIZE);
-        let plain = &mut self.scratch;
-        plain.clear();
-        plain.push(CODEC_RAW);
-        plain.push(if last { FLAG_FINAL } else { 0 });
-        let compressed = match self.compression {
-            Compression::Zstd(level) if data.len() > 64 && !self.gave_up => {
-                zstd::bulk::compress(data, level).ok()
-            }
-            _ => None,
+        let compressed = if self.gave_up {
+            None
+        } else {
+            compress(self.compression, data)
         };
-        // Parts are compressed already: keep zstd only when it saves at least 1/32.
-        match compressed {
-            Some(c) if c.len() + c.len() / 32 < data.len() => {
-                plain[0] = CODEC_ZSTD;
-                plain.extend_from_slice(&c);
-            }
+        self.seal_into(out, data, compressed, last)
+    }
+
+    /// [`Encoder::frame_into`] of a frame whose [`compress`] the caller did (e.g. on another
+    /// thread).
+    pub fn seal_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        data: &[u8],
+        compressed: Option<Vec<u8>>,
+        last: bool,
+    ) -> Result<()> {
+        debug_assert!(data.len() <= FRAME_SIZE);
+        // The frame is built in place at the end of `out` (length, codec, flags, payload,
+        // trailer) and sealed there: the payload is copied once, from `data` or the zstd output.
+        let (codec, payload) = match &compressed {
+            // Parts are compressed already: keep zstd only when it saves at least 1/32.
+            Some(c) if c.len() + c.len() / 32 < data.len() => (CODEC_ZSTD, c.as_slice()),
             _ => {
                 self.gave_up |= data.len() > 64;
-                plain.extend_from_slice(data);
+                (CODEC_RAW, data)
             }
-        }
+        };
+        let start = out.len();
+        let plain_len = 2 + payload.len();
+        out.reserve(4 + plain_len + TAG_LEN);
+        out.extend_from_slice(&[0u8; 4]);
+        out.push(codec);
+        out.push(if last { FLAG_FINAL } else { 0 });
+        out.extend_from_slice(payload);
+        let plain = &mut out[start + 4..];
         let trailer: [u8; TAG_LEN] = match &self.cipher {
             Some(cipher) => {
                 let tag = cipher
-                    .encrypt_inout_detached(
-                        &frame_nonce(self.index),
-                        &self.aad,
-                        plain.as_mut_slice().into(),
-                    )
+                    .encrypt_inout_detached(&frame_nonce(self.index), &self.aad, plain.into())
                     .map_err(|_| Error::InvalidArgument("frame encryption failed".into()))?;
                 let mut t = [0u8; TAG_LEN];
                 t.copy_from_slice(&tag);
@@ -119,12 +126,19 @@ impl Encoder {
             None => frame_checksum(&self.aad, self.index, plain),
         };
         self.index += 1;
-        let body = plain.len() + trailer.len();
-        out.reserve(4 + body);
-        out.extend_from_slice(&(body as u32).to_le_bytes());
-        out.extend_from_slice(plain);
+        let body = (plain_len + trailer.len()) as u32;
+        out[start..start + 4].copy_from_slice(&body.to_le_bytes());
         out.extend_from_slice(&trailer);
         Ok(())
+    }
+}
+
+/// `data` compressed as `compression` says, when that is worth trying (the encoder keeps it
+/// only if it saves at least 1/32).
+pub fn compress(compression: Compression, data: &[u8]) -> Option<Vec<u8>> {
+    match compression {
+        Compression::Zstd(level) if data.len() > 64 => zstd::bulk::compress(data, level).ok(),
+        _ => None,
     }
 }
 
@@ -317,13 +331,37 @@ pub fn encode_all(
     let mut enc = Encoder::new(keys, name, compression);
     let mut out = Vec::with_capacity(crate::manifest::max_stored_size(data.len() as u64) as usize);
     out.extend_from_slice(enc.header());
-    let mut chunks = data.chunks(FRAME_SIZE).peekable();
-    if chunks.peek().is_none() {
+    if data.is_empty() {
         enc.frame_into(&mut out, &[], true)?;
+        return Ok(out);
     }
-    while let Some(c) = chunks.next() {
-        let last = chunks.peek().is_none();
-        enc.frame_into(&mut out, c, last)?;
+    // Frames compress independently: a value of several frames (a manifest of 1,000 parts is
+    // two) compresses them on as many threads, then seals them in order.
+    let chunks: Vec<&[u8]> = data.chunks(FRAME_SIZE).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let compressed: Vec<Option<Vec<u8>>> = if chunks.len() > 1 && threads > 1 {
+        chunks
+            .chunks(threads)
+            .flat_map(|group| {
+                std::thread::scope(|s| {
+                    let running: Vec<_> = group
+                        .iter()
+                        .map(|c| s.spawn(move || compress(compression, c)))
+                        .collect();
+                    // A thread that panicked leaves its frame raw (still a valid frame).
+                    running
+                        .into_iter()
+                        .map(|h| h.join().ok().flatten())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect()
+    } else {
+        chunks.iter().map(|c| compress(compression, c)).collect()
+    };
+    let n = chunks.len();
+    for (i, (c, z)) in chunks.into_iter().zip(compressed).enumerate() {
+        enc.seal_into(&mut out, c, z, i + 1 == n)?;
     }
     Ok(out)
 }

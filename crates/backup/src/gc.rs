@@ -245,17 +245,26 @@ impl LockDoc {
 async fn live_locks(repo: &Repository, kind: LockKind, own: &Path) -> Result<Vec<Path>> {
     let now = now_ns();
     let mut out = Vec::new();
-    for p in list(repo, "locks").await? {
+    let mut listed = repo.store().list(Some(&Path::from("locks")));
+    while let Some(meta) = listed.try_next().await? {
+        let p = meta.location;
         if &p == own || is_abandoned(repo, &p) {
             continue;
         }
         match get_doc::<LockDoc>(repo, &p).await {
             Ok(Some(l)) if l.kind == kind && l.is_live(&p, now) => out.push(p),
             Ok(_) => {}
-            // An unreadable lock is taken as held: safer for both sides.
+            // An unreadable lock is taken as held (safer for both sides) until it is as old as
+            // a lock that was never refreshed: locks are written without fsync (see the local
+            // store), so a power cut can leave one empty.
             Err(e) => {
-                tracing::warn!(lock = %p, error = %e, "unreadable repository lock");
-                out.push(p);
+                let age = now.saturating_sub(meta.last_modified.timestamp_nanos_opt().unwrap_or(0));
+                if age > LOCK_STALE.as_nanos() as i64 {
+                    tracing::warn!(lock = %p, error = %e, "ignoring an unreadable stale repository lock");
+                } else {
+                    tracing::warn!(lock = %p, error = %e, "unreadable repository lock");
+                    out.push(p);
+                }
             }
         }
     }

@@ -398,16 +398,17 @@ impl Repository {
         let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
         let mut stored = enc.header().len() as u64;
         w.write(enc.header());
-        let mut frame = Vec::with_capacity(max_stored_size(FRAME_SIZE as u64) as usize);
         for i in 0..frames {
-            frame.clear();
+            // Each frame is handed over as it is (`put`, not `write`: no copy into the upload's
+            // buffer).
+            let mut frame = Vec::with_capacity(max_stored_size(FRAME_SIZE as u64) as usize);
             if let Err(e) = read_frame(i, &mut enc, &mut frame).await {
                 let _ = w.abort().await;
                 return Err(e);
             }
             stored += frame.len() as u64;
             w.wait_for_capacity(2).await?;
-            w.write(&frame);
+            w.put(bytes::Bytes::from(frame));
         }
         if hasher.finalize().as_bytes() != digest {
             let _ = w.abort().await;

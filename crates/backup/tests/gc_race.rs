@@ -97,6 +97,41 @@ async fn a_running_backup_defers_deletion_of_its_parents_objects() {
     e.close().unwrap();
 }
 
+/// Locks are written without fsync, so a power cut can leave one empty. An unreadable lock
+/// holds deletions off like a live backup's, until its file is older than the lock timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_lock_holds_deletions_off_until_it_is_stale() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("repo");
+    let repo = repo_in(&root).await;
+    let e = open(&t.path().join("data"));
+    ingest(&e, "g", base_ts(), 2_000, 3);
+    let m = backup_engine(&repo, &e).await;
+    repo.delete_manifest(&m.id).await.unwrap();
+    std::fs::create_dir_all(root.join("locks")).unwrap();
+    let torn = root.join("locks/backup-00000000deadbeef");
+    std::fs::write(&torn, b"").unwrap();
+    for _ in 0..2 {
+        let r = gc::collect(&repo, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            r.objects_removed, 0,
+            "deleted under an unreadable lock: {r:?}"
+        );
+        assert!(r.deferred.is_some(), "{r:?}");
+    }
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&torn)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let r = gc::collect(&repo, Duration::ZERO).await.unwrap();
+    assert!(r.objects_removed > 0 && r.deferred.is_none(), "{r:?}");
+    assert!(repo.list_objects().await.unwrap().is_empty());
+    e.close().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marks_wait_out_the_grace_and_pins_are_kept() {
     let t = tempfile::tempdir().unwrap();
