@@ -3,6 +3,7 @@
 //! alternating repetitions, against VictoriaMetrics and restic, and reports medians, min/max
 //! and pair-by-pair Strata/peer ratios as JSON and Markdown.
 
+mod cache;
 mod datagen;
 mod lineproto;
 mod load;
@@ -125,6 +126,11 @@ struct Args {
     spool_dir: Option<PathBuf>,
     #[arg(long)]
     keep_work: bool,
+    /// Before each timed backup and restore (every system): sync, drop the page cache and read
+    /// the source back (needs root). On a VM, writing into pages the guest has not touched
+    /// lately can cost seconds per gigabyte, so otherwise the run order decides the times
+    #[arg(long)]
+    drop_caches: bool,
     /// Write the JSON report here
     #[arg(long)]
     json: Option<PathBuf>,
@@ -401,6 +407,7 @@ fn run(mut args: Args) -> Result<(), String> {
         },
         pace: Duration::from_secs_f64(batch_rows as f64 * conns as f64 / paced_rate as f64),
         keep_work: args.keep_work,
+        drop_caches: args.drop_caches,
     };
 
     let with_strata = args.systems.iter().any(|s| s == "strata");

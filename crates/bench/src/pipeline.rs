@@ -65,6 +65,8 @@ pub struct Plan {
     /// Per connection: one body every `pace` in the paced (latency) loads.
     pub pace: Duration,
     pub keep_work: bool,
+    /// `--drop-caches`: [`crate::cache::settle`] before each timed backup and restore.
+    pub drop_caches: bool,
 }
 
 /// Everything one repetition of one system produced.

@@ -30,6 +30,9 @@ impl Pipeline<'_> {
     ) -> Result<(Measured, Metrics), String> {
         let bytes = du(&r.data_dir, t.disk_excludes());
         let before = du(repo, &[]);
+        if self.plan.drop_caches {
+            crate::cache::settle(&[&r.data_dir]);
+        }
         let cpu0 = cpu_seconds(r.server.pid()).unwrap_or(0.0);
         let m = t.backup(r, repo)?;
         let server_cpu = cpu_seconds(r.server.pid()).unwrap_or(0.0) - cpu0;
@@ -203,6 +206,9 @@ impl Pipeline<'_> {
     ) {
         let dst = dir.join("restored");
         let _ = std::fs::remove_dir_all(&dst);
+        if self.plan.drop_caches && have_full {
+            crate::cache::settle(&[repo_on]);
+        }
         match have_full.then(|| t.restore(repo_on, &dst)) {
             Some(Ok(m)) => {
                 let bytes = du(&dst, t.disk_excludes());
