@@ -144,7 +144,8 @@ fn resuming(
         }
     });
     GetResult {
-        payload: GetResultPayload::Stream(stream.boxed()),
+        // Fused: `GetResult::bytes` polls once more after the end of an empty object.
+        payload: GetResultPayload::Stream(stream.fuse().boxed()),
         meta,
         range,
         attributes,
