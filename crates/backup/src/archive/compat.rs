@@ -1,8 +1,9 @@
 //! `restore --format-version N`: the data directory a restore writes, for the release that
 //! will open it. 2 (default) is this release. 1 is the previous release (rollback after a
 //! failed upgrade): the WAL is rewritten in format 1 (the same records without their commit
-//! times) and every part in part format 1 (without the per-block summaries of part format 2,
-//! which are derived data; `data.bin` is untouched). A snapshot holds nothing else v1 cannot
+//! times) and every part in part format 1 (without the per-block summaries of part formats 2
+//! and 3 and the chunked series table of format 3, which are derived data; `data.bin` is
+//! untouched). A snapshot holds nothing else v1 cannot
 //! represent; a future format change adds its refusals here.
 
 use strata_engine::backup_api::StagedDir;
