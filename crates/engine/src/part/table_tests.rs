@@ -1,44 +1,11 @@
 //! Part format v3's series table: keys apart, block lists in chunks read per series.
 
+use super::tests::{ident, rows, series};
 use super::*;
 use crate::memtable::SeriesMeta;
 use crate::rows::Rows;
 use crate::scan::Column;
 use crate::vfs::RealVfs;
-
-fn series(host: &str) -> SeriesMeta {
-    SeriesMeta {
-        measure: "cpu".into(),
-        tags: vec![("host".into(), host.into())],
-    }
-}
-
-fn ident(id: u64) -> PartIdentity {
-    PartIdentity {
-        part_id: id,
-        group: "g".into(),
-        segment: 0,
-        shard: 0,
-        min_lsn: 1,
-        max_lsn: 9,
-    }
-}
-
-fn rows(n: usize) -> Rows {
-    Rows {
-        ts: (0..n as i64).map(|i| i * 10).collect(),
-        cols: vec![
-            (
-                "f".into(),
-                Column::F64((0..n).map(|i| (i % 3 != 0).then_some(i as f64)).collect()),
-            ),
-            (
-                "s".into(),
-                Column::Str((0..n).map(|i| Some(format!("v{i}"))).collect()),
-            ),
-        ],
-    }
-}
 
 /// Series with one block list each of about `CHUNK_BYTES / 8` bytes: a table of `n` of them
 /// spans several chunks.

@@ -4,14 +4,14 @@ use crate::rows::Rows;
 use crate::scan::Column;
 use crate::vfs::RealVfs;
 
-fn series(host: &str) -> SeriesMeta {
+pub(super) fn series(host: &str) -> SeriesMeta {
     SeriesMeta {
         measure: "cpu".into(),
         tags: vec![("host".into(), host.into())],
     }
 }
 
-fn ident(id: u64) -> PartIdentity {
+pub(super) fn ident(id: u64) -> PartIdentity {
     PartIdentity {
         part_id: id,
         group: "g".into(),
@@ -22,7 +22,7 @@ fn ident(id: u64) -> PartIdentity {
     }
 }
 
-fn rows(n: usize) -> Rows {
+pub(super) fn rows(n: usize) -> Rows {
     Rows {
         ts: (0..n as i64).map(|i| i * 10).collect(),
         cols: vec![
